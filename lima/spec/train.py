@@ -1,0 +1,78 @@
+"""`spec.train`: LIMA's fine-tuning recipe (paper Section 3, "Training LIMA")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lima.spec.base import SpecModel
+
+
+class TrainSpec(SpecModel):
+    """Fine-tuning hyper-parameters; every default is the paper's value for LIMA 65B."""
+
+    epochs: int = Field(default=15, ge=1)
+    """Passes over the training set (paper: 15)."""
+
+    lr: float = Field(default=1e-5, gt=0)
+    """Initial learning rate (paper: 1e-5)."""
+
+    final_lr: float = Field(default=1e-6, ge=0)
+    """Learning rate at the last step; the decay is linear (paper: 1e-6)."""
+
+    warmup_steps: int = Field(default=0, ge=0)
+    """Warm-up steps (paper: none)."""
+
+    adam_beta1: float = Field(default=0.9, gt=0, lt=1)
+    """AdamW beta1 (paper: 0.9)."""
+
+    adam_beta2: float = Field(default=0.95, gt=0, lt=1)
+    """AdamW beta2 (paper: 0.95)."""
+
+    weight_decay: float = Field(default=0.1, ge=0)
+    """AdamW weight decay (paper: 0.1)."""
+
+    global_batch_size: int = Field(default=32, ge=1)
+    """Examples per optimizer step = micro_batch_size x gradient accumulation x workers
+    (paper: 32; 64 for the smaller models)."""
+
+    micro_batch_size: int = Field(default=1, ge=1)
+    """Examples per worker per forward pass; gradient accumulation is derived."""
+
+    context_length: int = Field(default=2048, ge=16)
+    """Texts longer than this are trimmed (paper: 2048 tokens)."""
+
+    residual_dropout: float = Field(default=0.3, ge=0, lt=1)
+    """Dropout on the residual stream of the top layer, rising linearly from 0 at the bottom
+    (paper: 0.3; 0.2 for the smaller models)."""
+
+    grad_clip: float = Field(default=1.0, gt=0)
+    """Gradient norm clipping."""
+
+    zero_stage: Literal[2, 3] = 3
+    """DeepSpeed ZeRO stage."""
+
+    offload_optimizer: bool = False
+    """Keep optimizer state in CPU memory (DeepSpeed ZeRO-Offload)."""
+
+    packing: bool = True
+    """Group examples of similar length so padding stays small (examples never attend to each other)."""
+
+    eligible_epochs: list[int] = Field(default_factory=lambda: [5, 6, 7, 8, 9, 10])
+    """Epochs whose consolidated model is kept for dev-set selection (paper: "between the 5th
+    and the 10th epochs")."""
+
+    max_failures: int = Field(default=2, ge=0)
+    """Worker failures tolerated; each one resumes from the latest epoch checkpoint."""
+
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSpec:
+        if self.final_lr > self.lr:
+            raise ValueError(f"final_lr ({self.final_lr}) must be <= lr ({self.lr})")
+        bad = [e for e in self.eligible_epochs if not 1 <= e <= self.epochs]
+        if bad:
+            raise ValueError(f"eligible_epochs {bad} are outside 1..epochs ({self.epochs})")
+        return self

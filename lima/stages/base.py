@@ -1,0 +1,83 @@
+"""What a stage is: a declared name, code version, inputs, config slice and a run function.
+
+A stage reads its inputs' artifacts (materialised locally on demand), writes files into
+`ctx.output_dir`, and returns a small JSON summary. The runner publishes the folder as one
+content-addressed artifact; the stage never talks to the store about its own output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lima.settings import Settings
+from lima.spec import Experiment, StageResources
+from lima.store import ArtifactStore, Manifest
+
+log = logging.getLogger("lima.stage")
+
+
+class ProgressSink(Protocol):
+    """Where a stage reports progress; the CLI draws a rich bar, tests collect calls."""
+
+    def __call__(
+        self, *, completed: float | None = None, total: float | None = None, note: str | None = None
+    ) -> None: ...
+
+
+def _no_progress(**_: Any) -> None:
+    return None
+
+
+@dataclass
+class StageContext:
+    experiment: Experiment
+    settings: Settings
+    store: ArtifactStore
+    inputs: dict[str, Manifest]
+    output_dir: Path
+    scratch_dir: Path
+    key: str
+    stage: str
+    progress: ProgressSink = _no_progress
+    _fetched: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def spec(self):  # noqa: ANN201 - ExperimentSpec
+        return self.experiment.spec
+
+    @property
+    def resources(self) -> StageResources:
+        return getattr(self.experiment.spec.resources, self.stage, StageResources())
+
+    def input_dir(self, name: str, paths: list[str] | None = None) -> Path:
+        """A local folder holding the named input artifact (downloaded and verified once)."""
+        manifest = self.inputs[name]
+        dest = self.scratch_dir / "inputs" / name / manifest.key
+        self.store.fetch(manifest, dest, paths)
+        self._fetched[name] = dest
+        return dest
+
+    def input_file(self, name: str, path: str) -> Path:
+        return self.input_dir(name, [path]) / path
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A node of the experiment DAG."""
+
+    name: str
+    version: str
+    """Bump when the code changes what the stage outputs: it is part of the artifact key."""
+
+    inputs: tuple[str, ...]
+    """Names of the stages whose artifacts this stage reads."""
+
+    config: Callable[[Experiment], Any]
+    """The part of the spec that determines the output (JSON-serialisable)."""
+
+    run: Callable[[StageContext], dict[str, Any] | None]
+    description: str = ""

@@ -1,0 +1,245 @@
+"""Content-addressed artifacts with a manifest written last.
+
+Layout under `<prefix>/`:
+
+    artifacts/<stage>/<key>/objects/<attempt>/<path>   the files of one publishing attempt
+    artifacts/<stage>/<key>/manifest.json              written last; without it the artifact does not exist
+    runs/<experiment>/<run-id>.json                    what `lima run` did (stages, cache hits, timings)
+    cache/<namespace>/<hash>.json                      small memoised results (e.g. judge verdicts)
+
+Each attempt uploads into its own folder, and the manifest points at exactly one attempt, so two
+writers racing on the same key can never mix their files: readers see one complete attempt or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from lima.errors import IntegrityError, StoreError
+from lima.store.backends import Backend, sha256_file
+
+TRACKED_PACKAGES = (
+    "lima-run", "torch", "transformers", "deepspeed", "ray", "tokenizers", "datasketch",
+    "sentence-transformers", "minio", "pydantic",
+)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class ObjectEntry:
+    path: str
+    """Path inside the artifact (`train.jsonl`, `epoch-5/model.safetensors`)."""
+    sha256: str
+    size: int
+    key: str
+    """Full object key in the store."""
+
+
+@dataclass
+class InputRef:
+    stage: str
+    key: str
+    digest: str
+    uri: str
+
+
+@dataclass
+class Manifest:
+    stage: str
+    key: str
+    code_version: str
+    config: dict[str, Any]
+    inputs: list[InputRef]
+    objects: list[ObjectEntry]
+    started_at: str
+    ended_at: str
+    duration_s: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
+    host: str = ""
+    attempt: str = ""
+    uri: str = ""
+
+    @property
+    def digest(self) -> str:
+        """Digest of the artifact's content: every object's path and sha256."""
+        return sha256_text(canonical_json(sorted((o.path, o.sha256) for o in self.objects)))
+
+    @property
+    def size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    def object(self, path: str) -> ObjectEntry:
+        for entry in self.objects:
+            if entry.path == path:
+                return entry
+        raise StoreError(f"artifact {self.uri} has no object {path!r}")
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "digest": self.digest}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        raw = json.loads(text)
+        raw.pop("digest", None)
+        raw["inputs"] = [InputRef(**i) for i in raw["inputs"]]
+        raw["objects"] = [ObjectEntry(**o) for o in raw["objects"]]
+        return cls(**raw)
+
+
+def artifact_key(stage: str, code_version: str, config: Any, input_digests: dict[str, str]) -> str:
+    """The content address of a stage's output."""
+    material = canonical_json(
+        {"stage": stage, "version": code_version, "config": config, "inputs": input_digests}
+    )
+    return sha256_text(material)[:32]
+
+
+class ArtifactStore:
+    """Publishes, finds and fetches artifacts on a Backend."""
+
+    def __init__(self, backend: Backend, prefix: str = "lima") -> None:
+        self.backend = backend
+        self.prefix = prefix.strip("/")
+
+    def _k(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+
+    def artifact_prefix(self, stage: str, key: str) -> str:
+        return self._k("artifacts", stage, key)
+
+    def uri(self, stage: str, key: str) -> str:
+        return self.backend.uri(self.artifact_prefix(stage, key))
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def manifest(self, stage: str, key: str) -> Manifest | None:
+        raw = self.backend.get_bytes(self._k("artifacts", stage, key, "manifest.json"))
+        return Manifest.from_json(raw) if raw is not None else None
+
+    def publish(
+        self,
+        stage: str,
+        key: str,
+        local_dir: Path,
+        *,
+        code_version: str,
+        config: dict[str, Any],
+        inputs: list[InputRef],
+        started_at: str,
+        summary: dict[str, Any] | None = None,
+        duration_s: float = 0.0,
+    ) -> Manifest:
+        """Upload every file of `local_dir`, then the manifest. Returns the manifest that won."""
+        attempt = uuid.uuid4().hex[:12]
+        objects = []
+        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+            relative = path.relative_to(local_dir).as_posix()
+            object_key = self._k("artifacts", stage, key, "objects", attempt, relative)
+            digest = sha256_file(path)
+            self.backend.put_file(object_key, path)
+            objects.append(ObjectEntry(relative, digest, path.stat().st_size, object_key))
+        manifest = Manifest(
+            stage=stage, key=key, code_version=code_version, config=config, inputs=inputs,
+            objects=objects, started_at=started_at, ended_at=now_iso(), duration_s=duration_s,
+            summary=summary or {}, packages=package_versions(), host=socket.gethostname(),
+            attempt=attempt, uri=self.uri(stage, key),
+        )
+        manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        if not self.backend.put_if_absent(manifest_key, manifest.to_json().encode()):
+            # Someone published the same content address first: theirs is the one result.
+            self.backend.delete_prefix(self._k("artifacts", stage, key, "objects", attempt))
+            winner = self.manifest(stage, key)
+            if winner is None:
+                raise StoreError(f"manifest vanished during publish: {manifest.uri}")
+            return winner
+        return manifest
+
+    def fetch(self, manifest: Manifest, dest: Path, paths: list[str] | None = None) -> Path:
+        """Download (all or some) objects of an artifact into `dest`, verifying sha256."""
+        for entry in manifest.objects:
+            if paths is not None and entry.path not in paths:
+                continue
+            target = dest / entry.path
+            if target.is_file() and target.stat().st_size == entry.size:
+                if sha256_file(target) == entry.sha256:
+                    continue  # already materialised by an earlier fetch
+            self.backend.get_file(entry.key, target, entry.sha256)
+        return dest
+
+    def read_object(self, manifest: Manifest, path: str) -> bytes:
+        entry = manifest.object(path)
+        data = self.backend.get_bytes(entry.key)
+        if data is None:
+            raise StoreError(f"object missing: {self.backend.uri(entry.key)}")
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(f"digest mismatch for {self.backend.uri(entry.key)}")
+        return data
+
+    def artifacts(self, stage: str | None = None) -> Iterator[Manifest]:
+        root = self._k("artifacts", stage) if stage else self._k("artifacts")
+        for object_key in self.backend.list(root + "/"):
+            if object_key.endswith("/manifest.json"):
+                raw = self.backend.get_bytes(object_key)
+                if raw is not None:
+                    yield Manifest.from_json(raw)
+
+    # -- small cached values ----------------------------------------------------------------------
+
+    def cache_get(self, namespace: str, material: Any) -> Any | None:
+        raw = self.backend.get_bytes(self._cache_key(namespace, material))
+        return json.loads(raw) if raw is not None else None
+
+    def cache_put(self, namespace: str, material: Any, value: Any) -> None:
+        self.backend.put_bytes(self._cache_key(namespace, material), canonical_json(value).encode())
+
+    def _cache_key(self, namespace: str, material: Any) -> str:
+        return self._k("cache", namespace, sha256_text(canonical_json(material)) + ".json")
+
+    # -- run records ------------------------------------------------------------------------------
+
+    def record_run(self, experiment: str, run_id: str, record: dict[str, Any]) -> None:
+        self.backend.put_bytes(
+            self._k("runs", experiment, f"{run_id}.json"),
+            json.dumps(record, indent=2, sort_keys=True, default=str).encode(),
+        )
+
+    def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        root = self._k("runs", experiment) if experiment else self._k("runs")
+        records = []
+        for object_key in self.backend.list(root + "/"):
+            raw = self.backend.get_bytes(object_key)
+            if raw is not None:
+                records.append(json.loads(raw))
+        return sorted(records, key=lambda r: r.get("started_at", ""))
