@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lima.errors import LimaError, StageError
+from lima.errors import LimaError, StageError, StoreError
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.stages import Stage, StageContext, pipeline, topological
@@ -57,7 +57,9 @@ def stage_key(experiment: Experiment, stage: Stage, inputs: dict[str, Manifest])
     return artifact_key(stage.name, stage.version, config, {n: m.digest for n, m in inputs.items()})
 
 
-def resolve_inputs(store: ArtifactStore, stage: Stage, done: dict[str, Manifest]) -> dict[str, Manifest]:
+def resolve_inputs(
+    store: ArtifactStore, stage: Stage, done: dict[str, Manifest]
+) -> dict[str, Manifest]:
     missing = [name for name in stage.inputs if name not in done]
     if missing:
         raise LimaError(f"stage {stage.name!r} needs {', '.join(missing)} to have run first")
@@ -84,15 +86,23 @@ def execute(
     try:
         ensure_ray(settings)
         ctx = StageContext(
-            experiment=experiment, settings=settings, store=store, inputs=inputs,
-            output_dir=output_dir, scratch_dir=scratch_root, key=key, stage=stage.name,
+            experiment=experiment,
+            settings=settings,
+            store=store,
+            inputs=inputs,
+            output_dir=output_dir,
+            scratch_dir=scratch_root,
+            key=key,
+            stage=stage.name,
             progress=progress,
         )
         summary = stage.run(ctx) or {}
         if not any(output_dir.iterdir()):
             raise StageError(f"stage {stage.name!r} produced no output")
         return store.publish(
-            stage.name, key, output_dir,
+            stage.name,
+            key,
+            output_dir,
             code_version=stage.version,
             config=stage.config(experiment),
             inputs=[InputRef(n, m.key, m.digest, m.uri) for n, m in inputs.items()],
@@ -130,9 +140,11 @@ def run_experiment(
     if unknown:
         raise LimaError(f"--force-stage names unknown stage(s): {', '.join(sorted(unknown))}")
 
-    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = _new_run_id()
     record: dict[str, Any] = {
-        "run_id": run_id, "experiment": experiment.metadata.name, "started_at": now_iso(),
+        "run_id": run_id,
+        "experiment": experiment.metadata.name,
+        "started_at": now_iso(),
         "stages": [],
     }
     done: dict[str, Manifest] = {}
@@ -148,8 +160,22 @@ def run_experiment(
         events.stage_finished(result)
         record["stages"].append(asdict(result))
     record["ended_at"] = now_iso()
-    store.record_run(experiment.metadata.name, run_id, record)
+    _save_record(store, experiment.metadata.name, run_id, record)
     return results
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def _save_record(
+    store: ArtifactStore, experiment: str, run_id: str, record: dict[str, Any]
+) -> None:
+    """Keep the run's results even when the store itself is what failed (they are returned too)."""
+    try:
+        store.record_run(experiment, run_id, record)
+    except StoreError as error:
+        log.warning("run record %s not saved: %s", run_id, error)
 
 
 def _run_one(
@@ -171,8 +197,13 @@ def _run_one(
         if cached is not None:
             done[stage.name] = cached
             return StageResult(
-                stage.name, key, "cached", cached.uri, cached.digest,
-                round(time.perf_counter() - started, 3), summary=cached.summary,
+                stage.name,
+                key,
+                "cached",
+                cached.uri,
+                cached.digest,
+                round(time.perf_counter() - started, 3),
+                summary=cached.summary,
             )
         if skip:
             raise LimaError(f"stage {stage.name!r} is not cached; run it first")
@@ -180,15 +211,23 @@ def _run_one(
         manifest = execute(experiment, stage, inputs, store, settings, progress, key)
         done[stage.name] = manifest
         return StageResult(
-            stage.name, key, "done", manifest.uri, manifest.digest,
-            round(time.perf_counter() - started, 3), summary=manifest.summary,
+            stage.name,
+            key,
+            "done",
+            manifest.uri,
+            manifest.digest,
+            round(time.perf_counter() - started, 3),
+            summary=manifest.summary,
         )
-    except Exception as error:  # noqa: BLE001 - reported per stage, the run record is kept
+    except Exception as error:
         log.debug("stage %s failed", stage.name, exc_info=True)
         message = str(error) if isinstance(error, LimaError) else f"{type(error).__name__}: {error}"
         return StageResult(
-            stage.name, locals().get("key", ""), "failed",
-            duration_s=round(time.perf_counter() - started, 3), message=message,
+            stage.name,
+            locals().get("key", ""),
+            "failed",
+            duration_s=round(time.perf_counter() - started, 3),
+            message=message,
         )
 
 
@@ -220,7 +259,17 @@ def run_single_stage(
         done[stage.name] = manifest
     events = _SingleEvents(progress)
     options = RunOptions(force_stages=[name] if force else [])
+    run_id, started_at = _new_run_id(), now_iso()
     result = _run_one(experiment, by_name[name], store, settings, options, events, done)
+    record = {
+        "run_id": run_id,
+        "experiment": experiment.metadata.name,
+        "started_at": started_at,
+        "ended_at": now_iso(),
+        "single_stage": name,
+        "stages": [asdict(result)],
+    }
+    _save_record(store, experiment.metadata.name, run_id, record)
     if result.status == "failed":
         raise StageError(f"stage {name} failed: {result.message}")
     return result
@@ -259,5 +308,3 @@ def planned_keys(experiment: Experiment, store: ArtifactStore) -> dict[str, str 
         if manifest is not None:
             done[stage.name] = manifest
     return keys
-
-

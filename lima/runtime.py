@@ -20,9 +20,6 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    # Ray Train reports via the storage path; keep its console output quiet in the CLI.
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining Ray at %s", address)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +25,16 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     s3_region: str | None = None
     s3_secure: bool = True
-    """Use TLS to reach the S3 endpoint."""
+    """Use TLS to reach the S3 endpoint (set from the scheme when the endpoint is a URL)."""
+
+    s3_retries: int = Field(default=5, ge=0)
+    """Retries of a transient S3 failure (connection error, 5xx, throttling) before giving up."""
+
+    s3_backoff_s: float = Field(default=0.5, ge=0)
+    """First retry delay; doubles on every retry (with jitter)."""
+
+    s3_timeout_s: float = Field(default=30.0, gt=0)
+    """Read timeout of one S3 request."""
 
     bucket: str | None = None
     """Overrides `spec.storage.bucket`."""
@@ -44,6 +53,22 @@ class Settings(BaseSettings):
 
     hf_token: SecretStr | None = None
     """Token for gated Hugging Face models (only used when the machine can download)."""
+
+    @model_validator(mode="after")
+    def _endpoint_host_port(self) -> Settings:
+        """Accept `http://host:port` too: the S3 client wants `host:port` and a TLS flag."""
+        endpoint = self.s3_endpoint
+        if endpoint and "://" in endpoint:
+            scheme, _, rest = endpoint.partition("://")
+            if scheme not in ("http", "https"):
+                raise ValueError(
+                    f"s3_endpoint must be host:port or an http(s) URL (got {scheme}://)"
+                )
+            self.s3_endpoint = rest.rstrip("/")
+            self.s3_secure = scheme == "https"
+        if self.s3_endpoint == "":
+            self.s3_endpoint = None
+        return self
 
     @property
     def artifacts_dir(self) -> Path:

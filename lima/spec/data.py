@@ -67,6 +67,14 @@ class StackExchangeFilters(SpecModel):
     drop_other_answer_references: bool = True
     """Drop answers that refer to other answers (paper: "as mentioned", "stack exchange", ...)."""
 
+    drop_bare_urls: bool = True
+    """Drop answers that still contain a URL outside code after links are removed (paper: links
+    are removed from responses; a bare URL cannot be removed without breaking the sentence)."""
+
+    require_title_question: bool = True
+    """Keep only questions whose title is self-contained: it ends with "?" or opens with a
+    question word (paper: "questions that are self-contained in the title")."""
+
     site_temperature: float = Field(default=3.0, gt=0)
     """Sample across exchanges with p(site) proportional to size^(1/tau) (paper: tau = 3)."""
 
@@ -105,12 +113,25 @@ class WritingPromptsFilters(SpecModel):
     max_story_chars: int = Field(default=6000, ge=1)
     """Longest story kept, in characters."""
 
+    drop_tags: list[str] = Field(default_factory=lambda: ["IP", "MP", "OT", "META"])
+    """Prompts carrying one of these `[ XX ]` tags are dropped: image and music prompts need media
+    the model cannot see; off-topic and meta posts are not prompts (project choice)."""
+
 
 class NaturalInstructionsFilters(SpecModel):
     """LIMA Section 2.1, Super-NaturalInstructions."""
 
     tasks: int = Field(default=50, ge=1)
     """Take one instance from each of this many generation tasks (paper: 50)."""
+
+    exclude_categories: list[str] = Field(
+        default_factory=lambda: ["Classification", "Identification", "Detection", "Verification"]
+    )
+    """A task whose category contains one of these words is not a generation task (the paper
+    picks "natural language generation tasks such as summarization, paraphrasing, style transfer")."""
+
+    english_only: bool = True
+    """Skip tasks whose input or output language is not English (the paper's model is English)."""
 
 
 class Filters(SpecModel):
@@ -136,7 +157,8 @@ class Dedup(SpecModel):
     """Drop near-duplicates with MinHash LSH."""
 
     jaccard_threshold: float = Field(default=0.7, gt=0, le=1)
-    """Estimated Jaccard similarity at or above which two prompts are near-duplicates."""
+    """Estimated Jaccard similarity at or above which two examples (prompt and response text) are
+    near-duplicates; also used between train and dev/test prompts for decontamination."""
 
     shingle_size: int = Field(default=5, ge=1)
     """Word n-gram size of the shingles hashed by MinHash."""

@@ -115,6 +115,17 @@ class JudgeSpec(SpecModel):
     max_retries: int = Field(default=5, ge=0)
     """Retries with backoff on 429/5xx/timeouts."""
 
+    backoff_s: float = Field(default=0.5, gt=0)
+    """First retry delay; doubles per retry (capped at 30 s) with full jitter, unless the
+    endpoint's `Retry-After` header asks for longer (common client practice, not from the paper)."""
+
+    max_tokens: int = Field(default=1024, ge=1)
+    """Longest judge reply in tokens (room for a short rationale before the verdict line)."""
+
+    reference_margin: float = Field(default=0.05, ge=0, le=1)
+    """Reference judge only: score gap below which pairwise says "neither" (lima-run's choice;
+    the proxy has no paper value)."""
+
     bootstrap_resamples: int = Field(default=1000, ge=100)
     """Bootstrap resamples over prompts for the 95% confidence intervals."""
 

@@ -1,15 +1,24 @@
-"""Reading an Experiment from YAML and turning pydantic's errors into path-precise messages."""
+"""Reading an Experiment from YAML and turning pydantic's errors into path-precise messages.
+
+Every problem becomes one line `path: rule (got value)`, e.g. `spec.train.lr: must be > 0 (got -1)`,
+and all of a document's problems are reported at once.
+"""
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lima.errors import SpecError
 from lima.spec import Experiment
+from lima.spec.data import DNS_LABEL
+from lima.spec.resources import QUANTITY
 
 _RULES = {
     "greater_than": "must be > {gt}",
@@ -25,44 +34,185 @@ _RULES = {
     "missing": "required field is missing",
     "literal_error": "must be {expected}",
     "enum": "must be one of {expected}",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+# Regexes users should not have to read: what they mean instead.
+_PATTERNS = {
+    DNS_LABEL: "must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter)",
+    QUANTITY: "must be a Kubernetes quantity such as 512Mi or 4Gi",
+    r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$": "must be an S3 bucket name (3-63 of a-z 0-9 . -)",
+}
+
+# Frames pydantic adds to `loc` for validators and union members; not field names.
+_INTERNAL = {
+    "function-after",
+    "function-before",
+    "function-wrap",
+    "function-plain",
+    "lax-or-strict",
+}
+_UNION_TAGS = {
+    "int",
+    "float",
+    "str",
+    "bool",
+    "none",
+    "list",
+    "dict",
+    "is-instance",
+    "json-or-python",
 }
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
+def _number(value: Any) -> Any:
+    """`0.0` -> `0` so bounds read as the user wrote them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _user_loc(loc: tuple[int | str, ...]) -> list[int | str]:
+    parts: list[int | str] = []
     for part in loc:
         if isinstance(part, int):
+            parts.append(part)
+        elif part in _INTERNAL or part in _UNION_TAGS or "[" in part:
+            continue  # pydantic's internal frames carry no user-facing meaning
+        else:
+            parts.append(part)
+    return parts
+
+
+def _path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    out = ""
+    for part in _user_loc(tuple(loc)):
+        if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
-            continue  # pydantic's internal validator frames carry no user-facing meaning
         else:
             out += f".{part}" if out else str(part)
     return out or "(document)"
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = repr(_number(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _model_at(loc: list[int | str]) -> type[BaseModel] | None:
+    """The spec model that the location points into (to suggest field names for typos)."""
+    current: Any = Experiment
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            continue  # list items: _unwrap already gave the item type
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = field.annotation
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X, `list[X]` -> X (repeatedly)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        elif origin is list:
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def _unknown_field(loc: list[int | str]) -> str:
+    model = _model_at(loc[:-1])
+    name = loc[-1] if loc else ""
+    if model is None or not isinstance(name, str):
+        return "unknown field"
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown field (did you mean {close[0]!r}?)" if close else "unknown field"
+
+
+def _rule(item: dict[str, Any]) -> str:
+    kind, ctx = item["type"], item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_field(_user_loc(item["loc"]))
+    if kind.startswith("value_error") or kind == "assertion_error":
+        return str(ctx.get("error", item["msg"])).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERNS:
+        return _PATTERNS[ctx["pattern"]]
+    template = _RULES.get(kind)
+    if template is None:
+        return item["msg"][:1].lower() + item["msg"][1:]
+    return template.format(**{k: _number(v) for k, v in ctx.items()})
+
+
+def _got(item: dict[str, Any]) -> str:
+    kind, value = item["type"], item.get("input")
+    if kind == "missing":
+        return ""
+    if kind.startswith("value_error") and isinstance(value, (dict, list)):
+        return ""  # a cross-field rule names its values; a dump of the section would not help
+    return f" (got {_show(value)})"
+
+
 def describe_errors(error: ValidationError) -> list[str]:
-    """One `path: rule (got value)` line per problem, in document order."""
-    problems = []
+    """One `path: rule (got value)` line per problem, in document order, without repeats."""
+    problems: list[str] = []
     for item in error.errors(include_url=False):
-        template = _RULES.get(item["type"])
-        ctx = item.get("ctx") or {}
-        rule = template.format(**ctx) if template else item["msg"]
-        if item["type"].startswith("value_error"):
-            rule = str(ctx.get("error", item["msg"]))
-        got = "" if item["type"] == "missing" else f" (got {_show(item['input'])})"
-        if item["type"] == "model_attributes_type" or item["type"].endswith("_type"):
-            rule = item["msg"].lower()
-        problems.append(f"{_path(item['loc'])}: {rule}{got}")
+        line = f"{_path(item['loc'])}: {_rule(item)}{_got(item)}"
+        if line not in problems:
+            problems.append(line)
     return problems
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
 
 
 def parse_experiment(document: Any, source: str = "<document>") -> Experiment:
     """Validate an already-parsed document; raise SpecError listing every problem."""
+    if document is None:
+        raise SpecError(source, ["(document): is empty; expected an Experiment mapping"])
     if not isinstance(document, dict):
         raise SpecError(source, [f"(document): must be a mapping (got {_show(document)})"])
     try:
@@ -73,7 +223,7 @@ def parse_experiment(document: Any, source: str = "<document>") -> Experiment:
 
 def parse_yaml(text: str, source: str = "<document>") -> Experiment:
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -16,6 +16,12 @@ __all__ = ["REGISTRY", "Stage", "StageContext", "get_stage", "pipeline", "topolo
 
 REGISTRY: dict[str, str] = {
     # name: module defining STAGE (added by each stage's package as it lands)
+    "curate": "lima.stages.curate",
+    "train": "lima.stages.train",
+    "select": "lima.stages.select",
+    "generate": "lima.stages.generate",
+    "judge": "lima.stages.judge",
+    "report": "lima.stages.report",
 }
 
 

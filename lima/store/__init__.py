@@ -17,9 +17,21 @@ from lima.store.artifacts import ArtifactStore, InputRef, Manifest, artifact_key
 from lima.store.backends import Backend, FileBackend, S3Backend
 
 __all__ = [
-    "ArtifactStore", "Backend", "FileBackend", "InputRef", "Manifest", "S3Backend", "artifact_key",
-    "expand_uri", "now_iso", "open_backend", "open_store", "pyarrow_filesystem", "read_uri",
-    "split_s3_uri", "localize_uri",
+    "ArtifactStore",
+    "Backend",
+    "FileBackend",
+    "InputRef",
+    "Manifest",
+    "S3Backend",
+    "artifact_key",
+    "expand_uri",
+    "localize_uri",
+    "now_iso",
+    "open_backend",
+    "open_store",
+    "pyarrow_filesystem",
+    "read_uri",
+    "split_s3_uri",
 ]
 
 
@@ -33,6 +45,9 @@ def s3_backend(settings: Settings, bucket: str) -> S3Backend:
         bucket,
         secure=settings.s3_secure,
         region=settings.s3_region,
+        retries=settings.s3_retries,
+        backoff_s=settings.s3_backoff_s,
+        timeout_s=settings.s3_timeout_s,
     )
 
 
@@ -43,7 +58,9 @@ def open_backend(settings: Settings, storage: StorageSpec | None = None) -> Back
     return FileBackend(settings.artifacts_dir)
 
 
-def open_store(settings: Settings | None = None, storage: StorageSpec | None = None) -> ArtifactStore:
+def open_store(
+    settings: Settings | None = None, storage: StorageSpec | None = None
+) -> ArtifactStore:
     settings = settings or load_settings()
     storage = storage or StorageSpec()
     return ArtifactStore(open_backend(settings, storage), storage.prefix)
@@ -105,7 +122,7 @@ def read_uri(uri: str, settings: Settings | None = None) -> bytes:
     return path.read_bytes()
 
 
-def pyarrow_filesystem(settings: Settings, storage: StorageSpec):  # noqa: ANN201 - pyarrow type
+def pyarrow_filesystem(settings: Settings, storage: StorageSpec):
     """(filesystem, base path) for libraries that write through pyarrow (Ray Train checkpoints).
 
     S3 is reached with the endpoint override so MinIO works; the local backend is a LocalFileSystem
@@ -116,8 +133,12 @@ def pyarrow_filesystem(settings: Settings, storage: StorageSpec):  # noqa: ANN20
     if settings.s3_endpoint:
         fs = pafs.S3FileSystem(
             endpoint_override=settings.s3_endpoint,
-            access_key=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
-            secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            access_key=settings.s3_access_key.get_secret_value()
+            if settings.s3_access_key
+            else None,
+            secret_key=settings.s3_secret_key.get_secret_value()
+            if settings.s3_secret_key
+            else None,
             scheme="https" if settings.s3_secure else "http",
             region=settings.s3_region or "us-east-1",
         )

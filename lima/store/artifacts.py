@@ -2,10 +2,10 @@
 
 Layout under `<prefix>/`:
 
-    artifacts/<stage>/<key>/objects/<attempt>/<path>   the files of one publishing attempt
-    artifacts/<stage>/<key>/manifest.json              written last; without it the artifact does not exist
-    runs/<experiment>/<run-id>.json                    what `lima run` did (stages, cache hits, timings)
-    cache/<namespace>/<hash>.json                      small memoised results (e.g. judge verdicts)
+    artifacts/<stage>/<key>/objects/<attempt>/<path>  files of one publishing attempt
+    artifacts/<stage>/<key>/manifest.json             written last; no manifest, no artifact
+    runs/<experiment>/<run-id>.json                   what a run did (stages, cache hits, timings)
+    cache/<namespace>/<hash>.json                     small memoised results (judge verdicts)
 
 Each attempt uploads into its own folder, and the manifest points at exactly one attempt, so two
 writers racing on the same key can never mix their files: readers see one complete attempt or none.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import socket
 import uuid
@@ -28,9 +29,19 @@ from typing import Any
 from lima.errors import IntegrityError, StoreError
 from lima.store.backends import Backend, sha256_file
 
+log = logging.getLogger("lima.store")
+
 TRACKED_PACKAGES = (
-    "lima-run", "torch", "transformers", "deepspeed", "ray", "tokenizers", "datasketch",
-    "sentence-transformers", "minio", "pydantic",
+    "lima-run",
+    "torch",
+    "transformers",
+    "deepspeed",
+    "ray",
+    "tokenizers",
+    "datasketch",
+    "sentence-transformers",
+    "minio",
+    "pydantic",
 )
 
 
@@ -145,8 +156,16 @@ class ArtifactStore:
     # -- artifacts ------------------------------------------------------------------------------
 
     def manifest(self, stage: str, key: str) -> Manifest | None:
-        raw = self.backend.get_bytes(self._k("artifacts", stage, key, "manifest.json"))
-        return Manifest.from_json(raw) if raw is not None else None
+        manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        raw = self.backend.get_bytes(manifest_key)
+        if raw is None:
+            return None
+        try:
+            return Manifest.from_json(raw)
+        except (ValueError, TypeError, KeyError) as error:
+            raise IntegrityError(
+                f"unreadable manifest {self.backend.uri(manifest_key)} ({type(error).__name__})"
+            ) from None
 
     def publish(
         self,
@@ -161,30 +180,63 @@ class ArtifactStore:
         summary: dict[str, Any] | None = None,
         duration_s: float = 0.0,
     ) -> Manifest:
-        """Upload every file of `local_dir`, then the manifest. Returns the manifest that won."""
+        """Upload every file of `local_dir`, then the manifest. Returns the manifest that won.
+
+        A failure before the manifest lands leaves no manifest: the artifact does not exist and
+        the next run publishes it again (the half-written attempt folder is removed when the
+        store is reachable, and is never referenced otherwise).
+        """
         attempt = uuid.uuid4().hex[:12]
+        attempt_prefix = self._k("artifacts", stage, key, "objects", attempt)
+        try:
+            objects = self._upload_objects(local_dir, attempt_prefix)
+        except BaseException:
+            self._forget_attempt(attempt_prefix)
+            raise
+        manifest = Manifest(
+            stage=stage,
+            key=key,
+            code_version=code_version,
+            config=config,
+            inputs=inputs,
+            objects=objects,
+            started_at=started_at,
+            ended_at=now_iso(),
+            duration_s=duration_s,
+            summary=summary or {},
+            packages=package_versions(),
+            host=socket.gethostname(),
+            attempt=attempt,
+            uri=self.uri(stage, key),
+        )
+        manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        if self.backend.put_if_absent(manifest_key, manifest.to_json().encode()):
+            return manifest
+        # Someone published the same content address first: theirs is the one result. (A retried
+        # PUT whose first try landed also reads as "exists": then the stored manifest is ours.)
+        winner = self.manifest(stage, key)
+        if winner is None:
+            raise StoreError(f"manifest vanished during publish: {manifest.uri}")
+        if winner.attempt != attempt:
+            self._forget_attempt(attempt_prefix)
+        return winner
+
+    def _upload_objects(self, local_dir: Path, attempt_prefix: str) -> list[ObjectEntry]:
         objects = []
         for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
             relative = path.relative_to(local_dir).as_posix()
-            object_key = self._k("artifacts", stage, key, "objects", attempt, relative)
+            object_key = f"{attempt_prefix}/{relative}"
             digest = sha256_file(path)
             self.backend.put_file(object_key, path)
             objects.append(ObjectEntry(relative, digest, path.stat().st_size, object_key))
-        manifest = Manifest(
-            stage=stage, key=key, code_version=code_version, config=config, inputs=inputs,
-            objects=objects, started_at=started_at, ended_at=now_iso(), duration_s=duration_s,
-            summary=summary or {}, packages=package_versions(), host=socket.gethostname(),
-            attempt=attempt, uri=self.uri(stage, key),
-        )
-        manifest_key = self._k("artifacts", stage, key, "manifest.json")
-        if not self.backend.put_if_absent(manifest_key, manifest.to_json().encode()):
-            # Someone published the same content address first: theirs is the one result.
-            self.backend.delete_prefix(self._k("artifacts", stage, key, "objects", attempt))
-            winner = self.manifest(stage, key)
-            if winner is None:
-                raise StoreError(f"manifest vanished during publish: {manifest.uri}")
-            return winner
-        return manifest
+        return objects
+
+    def _forget_attempt(self, attempt_prefix: str) -> None:
+        """Best effort: an unreferenced attempt is garbage, not a result."""
+        try:
+            self.backend.delete_prefix(attempt_prefix + "/")
+        except Exception:
+            log.warning("could not remove unfinished upload %s", attempt_prefix)
 
     def fetch(self, manifest: Manifest, dest: Path, paths: list[str] | None = None) -> Path:
         """Download (all or some) objects of an artifact into `dest`, verifying sha256."""
@@ -192,9 +244,9 @@ class ArtifactStore:
             if paths is not None and entry.path not in paths:
                 continue
             target = dest / entry.path
-            if target.is_file() and target.stat().st_size == entry.size:
-                if sha256_file(target) == entry.sha256:
-                    continue  # already materialised by an earlier fetch
+            fresh = target.is_file() and target.stat().st_size == entry.size
+            if fresh and sha256_file(target) == entry.sha256:
+                continue  # already materialised by an earlier fetch
             self.backend.get_file(entry.key, target, entry.sha256)
         return dest
 

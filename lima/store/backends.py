@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import random
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import BinaryIO, ClassVar, Protocol, TypeVar
 
 from lima.errors import IntegrityError, StoreError
 
 CHUNK = 1 << 20
-PART_SIZE = 16 << 20  # multipart part size for S3 uploads of unknown or large length
+PART_SIZE = 8 << 20  # smallest multipart part: objects larger than this upload in parts
+MAX_PARTS = 9000  # S3 allows 10,000 parts; keep a margin
 T = TypeVar("T")
+log = logging.getLogger("lima.store")
 
 
 class Backend(Protocol):
@@ -36,6 +40,16 @@ class Backend(Protocol):
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> Iterator[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
+
+
+def part_size(size: int) -> int:
+    """Multipart part size: PART_SIZE, or larger (whole MiB) when the object needs > MAX_PARTS.
+
+    The minio client holds a few parts in memory at once (it uploads up to 3 in parallel), so
+    memory use is a small multiple of this, whatever the object's size.
+    """
+    needed = -(-size // MAX_PARTS)
+    return max(PART_SIZE, -(-needed // (1 << 20)) * (1 << 20))
 
 
 def sha256_file(path: Path) -> str:
@@ -93,9 +107,9 @@ class FileBackend:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
         try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             os.link(tmp, target)  # link() fails if the target exists: first writer wins
             return True
         except FileExistsError:
@@ -147,7 +161,15 @@ class S3Backend:
     after `retries` attempts a StoreError names the object, never the credentials.
     """
 
-    TRANSIENT_CODES = {"InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout"}
+    TRANSIENT_CODES: ClassVar[set[str]] = {
+        "InternalError",
+        "SlowDown",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Throttling",
+        "TooManyRequests",
+        "RequestTimeTooSkewed",
+    }
 
     def __init__(
         self,
@@ -174,10 +196,15 @@ class S3Backend:
             maxsize=16,
         )
         self.client = Minio(
-            endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
-            region=region, http_client=http,
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http,
         )
         self._bucket_ready = False
+        self._secrets = [s for s in (access_key, secret_key) if s]
 
     def __repr__(self) -> str:  # never show credentials
         return f"S3Backend(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
@@ -186,12 +213,34 @@ class S3Backend:
         return f"s3://{self.bucket}/{key}"
 
     def _transient(self, error: Exception) -> bool:
-        from minio.error import S3Error, ServerError
+        """Worth another attempt: the network, throttling, or a 5xx from the server or a proxy."""
+        from minio.error import InvalidResponseError, S3Error, ServerError
         from urllib3.exceptions import HTTPError
 
         if isinstance(error, S3Error):
-            return error.code in self.TRANSIENT_CODES
+            status = getattr(error.response, "status", 0) or 0
+            return error.code in self.TRANSIENT_CODES or status >= 500 or status == 429
+        if isinstance(error, InvalidResponseError):  # non-XML reply, e.g. a load balancer's 502
+            status = getattr(error, "_code", 0) or 0
+            return status >= 500 or status == 429
         return isinstance(error, (ServerError, HTTPError, ConnectionError, TimeoutError, OSError))
+
+    def _describe(self, error: Exception) -> str:
+        """Type and S3 code or message of an error, with the credentials cut out.
+
+        The original exception is not chained (`from None`): minio's exceptions carry the
+        request and response, and nothing of them may reach a user's terminal or a run record.
+        """
+        code = getattr(error, "code", None)
+        if isinstance(code, str):
+            text = f"{type(error).__name__}: {code}"
+        elif isinstance(error, ValueError):  # the client refused the arguments (bucket name, ...)
+            text = f"{type(error).__name__}: {error}"
+        else:
+            text = type(error).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, "**********")
+        return text[:300]
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(self.retries + 1):
@@ -199,15 +248,20 @@ class S3Backend:
                 return call()
             except IntegrityError:
                 raise
-            except Exception as error:  # noqa: BLE001 - classified below
+            except Exception as error:
                 if not self._transient(error) or attempt == self.retries:
-                    kind = type(error).__name__
-                    code = getattr(error, "code", None)
                     raise StoreError(
-                        f"{what} failed after {attempt + 1} attempt(s) "
-                        f"({kind}{': ' + code if code else ''})"
+                        f"{what} failed after {attempt + 1} attempt(s) ({self._describe(error)})"
                     ) from None
-                time.sleep(self.backoff_s * (2**attempt))
+                delay = self.backoff_s * (2**attempt) * random.uniform(0.5, 1.0)  # jitter
+                log.info(
+                    "%s: transient %s, retry %d in %.2fs",
+                    what,
+                    type(error).__name__,
+                    attempt + 1,
+                    delay,
+                )
+                time.sleep(delay)
         raise AssertionError("unreachable")
 
     def ensure_bucket(self) -> None:
@@ -231,7 +285,9 @@ class S3Backend:
         self.ensure_bucket()
         self._retry(
             f"upload {self.uri(key)}",
-            lambda: self.client.fput_object(self.bucket, key, str(path), part_size=PART_SIZE),
+            lambda: self.client.fput_object(
+                self.bucket, key, str(path), part_size=part_size(path.stat().st_size)
+            ),
         )
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -242,24 +298,48 @@ class S3Backend:
         )
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Conditional create (`If-None-Match: *`); False when the key already exists."""
+        """Create `key` unless it exists; False when another writer's object is there.
+
+        The PUT carries `If-None-Match: *` (AWS S3, MinIO and moto refuse it with 412 when the
+        key exists, atomically). Some S3-compatible servers ignore that header and overwrite, so
+        the object is read back: we report success only if the stored bytes are ours. On such a
+        server two racing writers may both see success, but each then returns a manifest whose
+        objects exist and verify, and the stored one is whichever landed last; nobody deletes
+        objects that the stored manifest references (see ArtifactStore.publish).
+        """
         from minio.error import S3Error
 
         self.ensure_bucket()
+        if self.exists(key):  # the common case, and the only guard on servers without the header
+            return False
 
         def put() -> bool:
             try:
-                self.client.put_object(
-                    self.bucket, key, io.BytesIO(data), len(data),
-                    headers={"If-None-Match": "*"},
-                )
+                self._conditional_put(key, data)
                 return True
             except S3Error as error:
                 if error.code in ("PreconditionFailed", "ConditionalRequestConflict"):
                     return False
                 raise
 
-        return self._retry(f"upload {self.uri(key)}", put)
+        if not self._retry(f"upload {self.uri(key)}", put):
+            return False
+        return self.get_bytes(key) == data
+
+    def _conditional_put(self, key: str, data: bytes) -> None:
+        """PutObject with `If-None-Match: *`.
+
+        minio's public `put_object` turns unknown headers into `x-amz-meta-*` user metadata, so
+        the header would never reach the server as a condition; its single-request
+        `_put_object` sends headers as given (minio 7.2). Without it we fall back to a plain PUT,
+        which `put_if_absent` makes safe by the read-back.
+        """
+        headers = {"If-None-Match": "*", "Content-Type": "application/json"}
+        put_raw = getattr(self.client, "_put_object", None)
+        if put_raw is None:
+            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+            return
+        put_raw(self.bucket, key, data, headers)
 
     def get_file(self, key: str, dest: Path, sha256: str | None = None) -> None:
         self.ensure_bucket()
@@ -322,5 +402,7 @@ class S3Backend:
     def delete_prefix(self, prefix: str) -> int:
         keys = list(self.list(prefix))
         for key in keys:
-            self._retry(f"delete {self.uri(key)}", lambda k=key: self.client.remove_object(self.bucket, k))
+            self._retry(
+                f"delete {self.uri(key)}", lambda k=key: self.client.remove_object(self.bucket, k)
+            )
         return len(keys)

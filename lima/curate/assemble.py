@@ -1,0 +1,171 @@
+"""From the filtered, deduplicated docs to train/dev/test and stats.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from lima.curate.embed import embed
+from lima.curate.records import Item, prompt_of, reject
+from lima.curate.select import kcenter_greedy, random_selection, site_quotas
+from lima.curate.splits import Decontaminator, held_out_counts, split_held_out
+from lima.curate.stats import HISTOGRAM_EDGES_CHARS, HISTOGRAM_EDGES_TOKENS, Stats, histogram
+from lima.curate.tokens import TOKENIZER, count_tokens
+from lima.spec.data import DataSpec, SourceKind
+
+
+def effective_quotas(spec: DataSpec) -> dict[str, int]:
+    """Quotas from the spec; Super-NaturalInstructions is also capped by `tasks` (one per task)."""
+    cap = spec.filters.natural_instructions.tasks
+    return {
+        s.name: min(s.quota, cap) if s.kind is SourceKind.natural_instructions else s.quota
+        for s in spec.sources
+    }
+
+
+def assemble(spec: DataSpec, docs: list[Item], stats: Stats, rejected: TextIO, out_dir: Path) -> dict:
+    quotas = effective_quotas(spec)
+    by_source: dict[str, list[Item]] = {s.name: [] for s in spec.sources}
+    for item in docs:
+        by_source[item["source"]].append(item)
+    wanted = spec.splits.dev + spec.splits.test
+    counts = held_out_counts({s: len(d) for s, d in by_source.items()}, quotas, wanted)
+    dev, test, pool = split_held_out(by_source, counts, spec)
+    clean = list(Decontaminator(dev + test, spec)([d for s in pool.values() for d in s], stats))
+    _write_rejects(rejected, [d for d in clean if d["type"] == "rejected"])
+    clean = [d for d in clean if d["type"] == "doc"]
+    train, selection = select(spec, clean, quotas, stats, rejected)
+    for name, items in (("train", train), ("dev", dev), ("test", test)):
+        _write_split(out_dir / f"{name}.jsonl", items, reference=name != "train")
+    report = build_stats(spec, stats, quotas, train, dev, test, selection)
+    (out_dir / "stats.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _groups(spec: DataSpec, docs: list[Item], quotas: dict[str, int]) -> tuple[list[str], dict, dict]:
+    """Selection groups: one per source, one per (source, site) for Stack Exchange, whose caps
+    follow temperature sampling across sites (LIMA: tau = 3)."""
+    kinds = {s.name: s.kind for s in spec.sources}
+    groups = [
+        f"{d['source']}/{d['meta'].get('site', '')}" if kinds[d["source"]] is SourceKind.stackexchange
+        else d["source"] for d in docs
+    ]
+    caps: dict[str, int] = {}
+    site_plan: dict[str, dict[str, int]] = {}
+    available = Counter(groups)
+    for source in spec.sources:
+        if source.kind is SourceKind.stackexchange:
+            sites = {g.split("/", 1)[1]: n for g, n in available.items() if g.startswith(f"{source.name}/")}
+            plan = site_quotas(sites, quotas[source.name], spec.filters.stackexchange.site_temperature)
+            site_plan[source.name] = plan
+            caps.update({f"{source.name}/{site}": n for site, n in plan.items()})
+        else:
+            caps[source.name] = quotas[source.name]
+    return groups, caps, site_plan
+
+
+def select(
+    spec: DataSpec, docs: list[Item], quotas: dict[str, int], stats: Stats, rejected: TextIO
+) -> tuple[list[Item], dict[str, Any]]:
+    groups, caps, site_plan = _groups(spec, docs, quotas)
+    tokens = count_tokens(["\n".join(d["conversations"]) for d in docs])
+    for item, n in zip(docs, tokens, strict=True):
+        item["tokens"] = n
+    selection = spec.selection
+    if selection.method == "kcenter" and docs:
+        vectors = embed([prompt_of(d) for d in docs], selection.embedding_model)
+        chosen, over = kcenter_greedy(vectors, groups, caps, tokens, selection.token_budget, spec.seed)
+    else:
+        chosen, over = random_selection(groups, caps, tokens, selection.token_budget, spec.seed)
+    picked = set(chosen)
+    train = [docs[i] for i in sorted(chosen)]
+    left = [docs[i] for i in range(len(docs)) if i not in picked]
+    for item in left:
+        stats.count_drop(item["source"], "not_selected")
+    _write_rejects(rejected, [reject(d["source"], d["file"], d["row"], "not_selected",
+                                     "quota or token budget reached", prompt_of(d)) for d in left])
+    return train, {"site_plan": site_plan, "skipped_for_budget": over, "pool": Counter(groups)}
+
+
+def example_id(item: Item) -> str:
+    digest = hashlib.blake2b(f"{item['file']}#{item['row']}".encode(), digest_size=6).hexdigest()
+    return f"{item['source']}-{digest}"
+
+
+def record(item: Item, reference: bool) -> dict[str, Any]:
+    out = {
+        "id": example_id(item), "conversations": item["conversations"], "source": item["source"],
+        "provenance": {"file": item["file"], "row": item["row"]}, "tags": item["tags"],
+        "meta": item["meta"],
+    }
+    if reference:
+        out["reference"] = item["conversations"][1] if len(item["conversations"]) > 1 else None
+    return out
+
+
+def _write_split(path: Path, items: list[Item], reference: bool) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(record(item, reference), ensure_ascii=False) + "\n")
+
+
+def _write_rejects(handle: TextIO, items: list[Item]) -> None:
+    for item in items:
+        handle.write(json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n")
+
+
+def build_stats(
+    spec: DataSpec, stats: Stats, quotas: dict[str, int], train: list[Item], dev: list[Item],
+    test: list[Item], selection: dict[str, Any],
+) -> dict[str, Any]:
+    per_source: dict[str, Any] = {}
+    chosen = defaultdict(list)
+    for item in train:
+        chosen[item["source"]].append(item)
+    shortfalls = []
+    for source in spec.sources:
+        name, items = source.name, chosen[source.name]
+        short = max(0, quotas[name] - len(items))
+        if short:
+            shortfalls.append(f"{name}: {len(items)} of {quotas[name]} selected ({short} short)")
+        per_source[name] = {
+            "kind": source.kind.value, "quota": source.quota, "effective_quota": quotas[name],
+            "read": stats.read.get(name, 0), "passed_filters_and_dedup": stats.passed.get(name, 0),
+            "dropped": dict(sorted(stats.dropped.get(name, {}).items())),
+            "held_out": {"dev": sum(d["source"] == name for d in dev),
+                         "test": sum(d["source"] == name for d in test)},
+            "selected": len(items), "shortfall": short,
+            "tokens": sum(d["tokens"] for d in items),
+            "chars_histogram": histogram([len("\n".join(d["conversations"])) for d in items],
+                                         HISTOGRAM_EDGES_CHARS),
+            "tokens_histogram": histogram([d["tokens"] for d in items], HISTOGRAM_EDGES_TOKENS),
+            "safety_examples": sum("safety" in d["tags"] for d in items),
+        }
+        if source.name in selection["site_plan"]:
+            per_source[name]["sites"] = {
+                site: {"quota": n, "selected": sum(d["meta"].get("site") == site for d in items),
+                       "available": selection["pool"].get(f"{name}/{site}", 0)}
+                for site, n in selection["site_plan"][name].items()
+            }
+    total_tokens = sum(d["tokens"] for d in train)
+    wanted = {"dev": spec.splits.dev, "test": spec.splits.test}
+    for split, items in (("dev", dev), ("test", test)):
+        if len(items) < wanted[split]:
+            shortfalls.append(f"{split}: {len(items)} of {wanted[split]} prompts")
+    if selection["skipped_for_budget"]:
+        shortfalls.append(f"token budget: {selection['skipped_for_budget']} candidates did not fit "
+                          f"in {spec.selection.token_budget} tokens")
+    return {
+        "sources": per_source,
+        "mix": {name: {"quota": quotas[name], "selected": len(chosen[name]),
+                       "share": round(len(chosen[name]) / max(1, len(train)), 4)} for name in quotas},
+        "totals": {"train": len(train), "dev": len(dev), "test": len(test), "tokens": total_tokens,
+                   "token_budget": spec.selection.token_budget, "quota": sum(quotas.values())},
+        "shortfalls": shortfalls,
+        "tokenizer": TOKENIZER,
+        "selection": spec.selection.method,
+        "seed": spec.seed,
+    }

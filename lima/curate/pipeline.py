@@ -1,0 +1,147 @@
+"""The curation pipeline: shards on Ray Data, then joins, dedup, splits and selection."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lima.curate import extract
+from lima.curate.dedup import Deduplicator, text_hash
+from lima.curate.parallel import run_shards
+from lima.curate.readers.stackexchange import join, merge_best
+from lima.curate.records import Item
+from lima.curate.shards import expand_sources, plan
+from lima.curate.stats import Stats
+from lima.settings import Settings
+from lima.spec.data import DataSpec, SourceKind
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class Filtered:
+    """Docs that passed every per-source rule and dedup, in a deterministic order."""
+
+    docs: list[Item] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    rejected: int = 0
+    shards: int = 0
+
+
+def top_answers(spec: DataSpec, shards: list[dict[str, Any]], workers: int, cpus: float) -> dict:
+    """Pass 1: uri -> {question id: top answer id} for answers that can pass the score rule."""
+    se = [s for s in shards if s["kind"] == SourceKind.stackexchange.value]
+    config = spec.model_dump(mode="json")
+    best: dict[str, dict] = defaultdict(dict)
+    for shard, found in zip(se, run_shards(extract.scan_task, se, {"config": config}, workers, cpus),
+                            strict=True):
+        merge_best(best[shard["uri"]], found)
+    floor = spec.filters.stackexchange.min_score
+    return {
+        uri: {qid: -neg_id for qid, (score, neg_id) in per_file.items() if score >= floor}
+        for uri, per_file in best.items()
+    }
+
+
+def filter_and_dedup(
+    spec: DataSpec,
+    settings: Settings | None,
+    scratch: Path,
+    rejected: TextIO,
+    *,
+    workers: int = 1,
+    cpus: float = 1,
+    progress: Progress | None = None,
+    shard_bytes: int | None = None,
+) -> Filtered:
+    """Read every source, apply its rules, then exact and near dedup across sources.
+
+    Every dropped row is written to `rejected` as one JSON line as soon as it is known.
+    """
+    import ray
+
+    report = progress or (lambda **_: None)
+    files = expand_sources(spec, settings)  # SourceError before any work
+    shards, skipped = plan(spec, files, scratch, settings, **({"shard_bytes": shard_bytes} if shard_bytes else {}))
+    out = Filtered(shards=len(shards))
+    for item in skipped:
+        out.stats.count_drop(item["source"], item["rule"])
+    out.rejected += _write(rejected, skipped)
+    report(completed=0, total=len(shards), note="pass 1: top answers")
+    top = ray.put(top_answers(spec, shards, workers, cpus))
+    config = spec.model_dump(mode="json")
+    candidates: list[Item] = []
+    se_parts: dict[tuple[str, str], dict[str, Any]] = {}
+    results = run_shards(extract.extract_task, shards, {"config": config, "top": top}, workers, cpus)
+    for done, (shard, (items, stats)) in enumerate(zip(shards, results, strict=True), start=1):
+        out.stats.merge(Stats.from_dict(stats))
+        out.rejected += _write(rejected, (i for i in items if i["type"] == "rejected"))
+        _collect(shard, items, candidates, se_parts)
+        report(completed=done, total=len(shards), note=f"read {shard['source']}")
+    docs = _with_se_docs(spec, candidates, se_parts, out.stats, rejected, out)
+    for item in docs:
+        item["hash"] = text_hash("\n".join(item["conversations"]))
+    dedup = spec.dedup
+    deduplicator = Deduplicator(
+        exact=dedup.exact, near=dedup.near, threshold=dedup.jaccard_threshold, num_perm=dedup.num_perm
+    )
+    for item in deduplicator(docs, out.stats):
+        if item["type"] == "rejected":
+            out.rejected += _write(rejected, [item])
+        else:
+            out.stats.count_passed(item["source"])
+            out.docs.append(item)
+    return out
+
+
+def _collect(shard: dict, items: list[Item], docs: list[Item], se_parts: dict) -> None:
+    if shard["kind"] != SourceKind.stackexchange.value:
+        docs.extend({**i, "_order": len(docs)} for i in items if i["type"] == "doc")
+        return
+    part = se_parts.setdefault((shard["source"], shard["uri"]),
+                               {"site": shard["site"], "answers": [], "questions": {}, "at": len(docs)})
+    for item in items:
+        if item["type"] == "se_answer":
+            part["answers"].append(item)
+        elif item["type"] == "se_question":
+            part["questions"][item["qid"]] = item
+
+
+def _with_se_docs(
+    spec: DataSpec, docs: list[Item], se_parts: dict, stats: Stats, rejected: TextIO, out: Filtered
+) -> list[Item]:
+    """Join Stack Exchange answers to their questions and order all docs by source, then file."""
+    rules = spec.filters.stackexchange
+    for (source, _uri), part in se_parts.items():
+        signatures = {a["aid"]: a.get("minhash") for a in part["answers"]}
+        for item in join(part["answers"], part["questions"], source, part["site"], stats, rules):
+            if item["type"] == "rejected":
+                out.rejected += _write(rejected, [item])
+                continue
+            docs.append({**item, "minhash": signatures.get(int(item["row"]))})
+    order = {s.name: i for i, s in enumerate(spec.sources)}
+    return sorted(docs, key=lambda d: (order[d["source"]], d["file"], _row_key(d["row"])))
+
+
+def _row_key(row: str) -> tuple[int, str]:
+    return (int(row), "") if row.isdigit() else (0, row)
+
+
+def _write(handle: TextIO, items: Iterable[Item]) -> int:
+    count = 0
+    for item in items:
+        handle.write(json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False))
+        handle.write("\n")
+        count += 1
+    return count
+
+
+def public(item: Item) -> Iterator[tuple[str, Any]]:
+    """Fields of a doc that belong in the output files (no signatures or internal keys)."""
+    for key, value in item.items():
+        if key not in {"type", "minhash", "hash", "_order", "_dup_of", "file", "row"}:
+            yield key, value

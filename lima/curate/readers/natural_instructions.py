@@ -1,0 +1,117 @@
+"""Super-NaturalInstructions task JSON (v2: Definition is a list; older: a string).
+
+LIMA 2.1: "we select 50 natural language generation tasks ... and pick a single random example
+from each one". The prompt is the task definition followed by the instance input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lima.curate.records import Item, doc, reject
+from lima.curate.stats import Stats
+from lima.curate.text import has_invalid_utf8
+from lima.spec.data import NaturalInstructionsFilters
+
+
+def read(
+    path: str, source: str, rules: NaturalInstructionsFilters, max_chars: int, seed: int,
+    stats: Stats,
+) -> Iterator[Item]:
+    task, error = _load(path, max_chars)
+    name = Path(path).stem
+    if task is None:
+        stats.count_read(source)
+        stats.count_drop(source, error.partition(": ")[0])
+        yield reject(source, path, "file", *error.split(": ", 1))
+        return
+    skip = _skip_reason(task, rules)
+    instances = task.get("Instances") if isinstance(task.get("Instances"), list) else []
+    stats.count_read(source, max(len(instances), 1))
+    if skip or not instances:
+        rule = skip or "no_instances"
+        stats.count_drop(source, rule, max(len(instances), 1))
+        yield reject(source, path, "task", rule, f"task {name}")
+        return
+    yield from _one_instance(task, instances, path, name, source, seed, stats)
+
+
+def _load(path: str, max_chars: int) -> tuple[dict[str, Any] | None, str]:
+    if os.path.getsize(path) > max_chars * 50:
+        return None, f"field_too_large: task file of {os.path.getsize(path)} bytes"
+    raw = Path(path).read_bytes()
+    try:
+        task = json.loads(raw.decode("utf-8").lstrip("\ufeff"))
+    except UnicodeDecodeError as error:
+        return None, f"invalid_utf8: {error.reason} at byte {error.start}"
+    except json.JSONDecodeError as error:
+        return None, f"json_error: {error.msg} at line {error.lineno}"
+    if not isinstance(task, dict):
+        return None, "wrong_schema: the task file is not a JSON object"
+    return task, ""
+
+
+def definition(task: dict[str, Any]) -> str:
+    value = task.get("Definition", "")
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _skip_reason(task: dict[str, Any], rules: NaturalInstructionsFilters) -> str | None:
+    categories = task.get("Categories") or []
+    categories = [categories] if isinstance(categories, str) else categories
+    if any(word.lower() in str(c).lower() for c in categories for word in rules.exclude_categories):
+        return "not_generation_task"
+    if rules.english_only:
+        languages = _as_list(task.get("Input_language")) + _as_list(task.get("Output_language"))
+        if any(str(lang).lower() != "english" for lang in languages):
+            return "not_english"
+    if not definition(task):
+        return "no_definition"
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _one_instance(
+    task: dict[str, Any], instances: list[Any], path: str, name: str, source: str, seed: int,
+    stats: Stats,
+) -> Iterator[Item]:
+    order = list(range(len(instances)))
+    random.Random(f"{seed}:{name}").shuffle(order)
+    chosen = None
+    for index in order:
+        instance = instances[index]
+        if _valid(instance):
+            chosen = index
+            break
+    if chosen is None:
+        stats.count_drop(source, "no_valid_instance", len(instances))
+        yield reject(source, path, "task", "no_valid_instance", f"task {name}")
+        return
+    # One example per task (paper); the rest are not rejected as bad, just not sampled.
+    stats.count_drop(source, "not_sampled", len(instances) - 1)
+    instance = instances[chosen]
+    output = instance["output"][0] if isinstance(instance["output"], list) else instance["output"]
+    prompt = f"{definition(task)}\n\n{instance['input'].strip()}"
+    yield doc(source, path, instance.get("id", chosen), [prompt, str(output).strip()],
+              tags=[str(c).lower() for c in _as_list(task.get("Categories"))], meta={"task": name})
+
+
+def _valid(instance: Any) -> bool:
+    if not isinstance(instance, dict) or not isinstance(instance.get("input"), str):
+        return False
+    output = instance.get("output")
+    first = output[0] if isinstance(output, list) and output else output
+    return (
+        isinstance(first, str) and bool(first.strip()) and bool(instance["input"].strip())
+        and not has_invalid_utf8(instance["input"] + first)
+    )

@@ -1,0 +1,130 @@
+"""wikiHow CSV in both public layouts.
+
+`wikihowAll.csv`: headline, title, text (one article per record).
+`wikihowSep.csv`: overview, headline, text, sectionLabel, title (one step per record; consecutive
+records with the same title form one article).
+LIMA 2.1: the title is the prompt ("How to cook an omelette?"), the body the response; "This
+article..." becomes "The following answer..."; links, images and boilerplate sections are pruned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from lima.curate.readers.common import csv_header, iter_csv, split_error
+from lima.curate.records import Item, doc, reject
+from lima.curate.stats import Stats
+from lima.curate.text import strip_links
+from lima.spec.data import WikiHowFilters
+
+ALL = {"headline", "title", "text"}
+SEP = {"overview", "headline", "text", "sectionLabel", "title"}
+BOILERPLATE = re.compile(
+    r"^(tips|warnings|things you'?ll need|references|sources and citations|related wikihows|video|"
+    r"steps|ingredients)$",
+    re.I,
+)
+_THIS_ARTICLE = re.compile(r"\b[Tt]his (article|wikiHow)( will)?")
+
+
+def read(path: str, source: str, rules: WikiHowFilters, max_chars: int, stats: Stats) -> Iterator[Item]:
+    header = set(csv_header(path))
+    if SEP <= header:
+        articles = _sep_articles(path, source, max_chars, stats)
+    elif ALL <= header:
+        articles = _all_articles(path, source, max_chars, stats)
+    else:
+        stats.count_drop(source, "unknown_layout")
+        yield reject(source, path, "header", "unknown_layout", f"columns {sorted(header)}")
+        return
+    for item in articles:
+        if item["type"] == "rejected":
+            yield item
+            continue
+        yield from _finish(item, source, path, rules, stats)
+
+
+def _all_articles(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]:
+    for number, row, error in iter_csv(path, max_chars):
+        stats.count_read(source)
+        if row is None:
+            rule, detail = split_error(error)
+            stats.count_drop(source, rule)
+            yield reject(source, path, number, rule, detail)
+            continue
+        yield {"type": "article", "row": number, "title": row["title"], "body": row["text"]}
+
+
+def _sep_articles(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]:
+    current: dict | None = None
+    for number, row, error in iter_csv(path, max_chars):
+        if row is None:
+            stats.count_read(source)
+            rule, detail = split_error(error)
+            stats.count_drop(source, rule)
+            yield reject(source, path, number, rule, detail)
+            continue
+        if current is None or row["title"] != current["title"]:
+            if current is not None:
+                yield _sep_body(current)
+            stats.count_read(source)
+            current = {"row": number, "title": row["title"], "overview": row["overview"], "parts": []}
+        current["parts"].append((row["sectionLabel"].strip(), row["headline"].strip(), row["text"].strip()))
+    if current is not None:
+        yield _sep_body(current)
+
+
+def _sep_body(article: dict) -> Item:
+    lines = [article["overview"].strip(), ""] if article["overview"].strip() else []
+    label, step = None, 0
+    for section, headline, text in article["parts"]:
+        if section and section != label and not BOILERPLATE.match(section):
+            lines += [f"## {section}", ""]
+            label, step = section, 0
+        step += 1
+        lines.append(f"{step}. {headline} {text}".strip())
+    return {"type": "article", "row": article["row"], "title": article["title"], "body": "\n".join(lines)}
+
+
+def _prune(body: str) -> str:
+    """Drop boilerplate sections (Tips, Warnings, ...) and links; rewrite "This article"."""
+    kept: list[str] = []
+    skipping = False
+    for line in body.splitlines():
+        heading = line.strip().strip("#=* ").strip()
+        if line.lstrip().startswith(("#", "==")) or (heading and BOILERPLATE.match(heading)):
+            skipping = bool(BOILERPLATE.match(heading))
+            if skipping:
+                continue
+        if not skipping:
+            kept.append(line.rstrip())
+    text = strip_links("\n".join(kept))
+    text = _THIS_ARTICLE.sub("The following answer", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _prompt(title: str) -> str:
+    title = re.sub(r"\d+$", "", title.strip()).strip()  # wikihowAll titles often end in a digit
+    if title and not title.lower().startswith("how to"):
+        title = f"How to {title[0].lower()}{title[1:]}"
+    return title.rstrip(" .") + ("" if title.endswith("?") else "?")
+
+
+def _finish(article: Item, source: str, path: str, rules: WikiHowFilters, stats: Stats) -> Iterator[Item]:
+    body = _prune(article["body"])
+    title = article["title"].strip()
+    where = (source, path, article["row"])
+    if not title:
+        stats.count_drop(source, "empty_title")
+        yield reject(*where, "empty_title", text=body)
+        return
+    if len(body) < rules.min_response_chars:
+        stats.count_drop(source, "response_too_short")
+        yield reject(*where, "response_too_short", f"{len(body)} chars", body)
+        return
+    if len(body) > rules.max_response_chars:
+        stats.count_drop(source, "response_too_long")
+        yield reject(*where, "response_too_long", f"{len(body)} chars", body)
+        return
+    yield doc(source, path, article["row"], [_prompt(title), body], meta={"title": title})

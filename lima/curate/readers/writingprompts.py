@@ -1,0 +1,104 @@
+"""Reddit WritingPrompts: fairseq `.wp_source`/`.wp_target` line pairs, or a CSV (prompt, story).
+
+The fairseq release is tokenised (`do n't`, ` , `, `<newline>`); it is undone before the rules
+run. LIMA 2.1: a prompt and its story; `[ WP ]`-style tags are stripped from the prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from itertools import zip_longest
+from pathlib import Path
+
+from lima.curate.readers.common import iter_csv, split_error
+from lima.curate.records import Item, doc, reject
+from lima.curate.stats import Stats
+from lima.curate.text import detokenize
+from lima.spec.data import WritingPromptsFilters
+
+_TAGS = re.compile(r"^\s*(?:[\[(]\s*([A-Za-z]{1,6})\s*[\])]\s*)+")
+_TAG = re.compile(r"[\[(]\s*([A-Za-z]{1,6})\s*[\])]")
+
+
+def read(
+    path: str, source: str, rules: WritingPromptsFilters, max_chars: int, stats: Stats
+) -> Iterator[Item]:
+    if path.endswith(".wp_target"):
+        return  # read together with its .wp_source
+    if path.endswith(".wp_source"):
+        pairs = _pairs(path, max_chars)
+    else:
+        pairs = _csv_pairs(path, max_chars)
+    for row, prompt, story, error in pairs:
+        stats.count_read(source)
+        if error:
+            rule, detail = split_error(error)
+            stats.count_drop(source, rule)
+            yield reject(source, path, row, rule, detail)
+            continue
+        yield from _finish(path, source, row, prompt, story, rules, stats)
+
+
+def _pairs(path: str, max_chars: int) -> Iterator[tuple[int, str, str, str]]:
+    target = str(Path(path).with_suffix(".wp_target"))
+    if not Path(target).is_file():
+        yield 0, "", "", f"missing_target: {target} not found"
+        return
+    # Line numbers must stay aligned, so blank lines are not skipped here.
+    sources = _numbered(path, max_chars)
+    targets = _numbered(target, max_chars)
+    for left, right in zip_longest(sources, targets):
+        if left is None or right is None:
+            number = (left or right)[0]
+            yield number, "", "", "unpaired_line: .wp_source and .wp_target differ in length"
+            continue
+        number, prompt, error_a = left
+        _, story, error_b = right
+        yield number, prompt or "", story or "", error_a or error_b
+
+
+def _numbered(path: str, max_chars: int) -> Iterator[tuple[int, str | None, str]]:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if len(raw) > max_chars:
+                yield number, None, f"field_too_large: {len(raw)} bytes > {max_chars}"
+                continue
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n"), ""
+            except UnicodeDecodeError as error:
+                yield number, None, f"invalid_utf8: {error.reason} at byte {error.start}"
+
+
+def _csv_pairs(path: str, max_chars: int) -> Iterator[tuple[int, str, str, str]]:
+    for number, row, error in iter_csv(path, max_chars):
+        if row is None:
+            yield number, "", "", error
+        elif "prompt" not in row or "story" not in row:
+            yield number, "", "", "unknown_layout: needs prompt and story columns"
+        else:
+            yield number, row["prompt"], row["story"], ""
+
+
+def _finish(
+    path: str, source: str, row: int, prompt: str, story: str, rules: WritingPromptsFilters,
+    stats: Stats,
+) -> Iterator[Item]:
+    match = _TAGS.match(prompt)
+    tags = [t.upper() for t in _TAG.findall(match.group(0))] if match else []
+    prompt = detokenize(prompt[match.end():] if match else prompt)
+    story = detokenize(story)
+    dropped = set(tags) & {t.upper() for t in rules.drop_tags}
+    rule = (
+        "tag_dropped" if dropped
+        else "empty_prompt" if not prompt
+        else "story_too_short" if len(story) < rules.min_story_chars
+        else "story_too_long" if len(story) > rules.max_story_chars
+        else None
+    )
+    if rule:
+        stats.count_drop(source, rule)
+        yield reject(source, path, row, rule, ",".join(sorted(dropped)) or f"{len(story)} chars", prompt)
+        return
+    yield doc(source, path, row, [prompt, story], tags=[t.lower() for t in tags])
+

@@ -1,0 +1,57 @@
+"""The two kinds of item that flow through curation steps: a doc and a rejection.
+
+Both are plain dicts so they cross Ray process boundaries cheaply. A doc carries
+`prompt`, `response` (or a full `conversations` list), `source`, `file`, `row`, `tags` and `meta`;
+a rejection carries the rule or parse error that dropped a row and where the row came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Item = dict[str, Any]
+
+
+def doc(
+    source: str,
+    file: str,
+    row: str | int,
+    conversations: list[str],
+    *,
+    tags: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Item:
+    return {
+        "type": "doc",
+        "source": source,
+        "file": file,
+        "row": str(row),
+        "conversations": conversations,
+        "tags": list(tags or []),
+        "meta": dict(meta or {}),
+    }
+
+
+def reject(source: str, file: str, row: str | int, rule: str, detail: str = "", text: str = "") -> Item:
+    """A dropped or malformed row; `text` keeps a short excerpt so the row can be found again."""
+    return {
+        "type": "rejected",
+        "source": source,
+        "file": file,
+        "row": str(row),
+        "rule": rule,
+        "detail": detail[:300],
+        "excerpt": text[:200],
+    }
+
+
+def is_doc(item: Item) -> bool:
+    return item.get("type") == "doc"
+
+
+def prompt_of(item: Item) -> str:
+    return item["conversations"][0]
+
+
+def full_text(item: Item) -> str:
+    return "\n".join(item["conversations"])

@@ -1,0 +1,35 @@
+"""The whole curation, as the stage runs it: filter + dedup on Ray Data, then assemble."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lima.curate.assemble import assemble
+from lima.curate.pipeline import Progress, filter_and_dedup
+from lima.settings import Settings
+from lima.spec.data import DataSpec
+
+
+def curate(
+    spec: DataSpec,
+    out_dir: Path,
+    *,
+    settings: Settings | None = None,
+    scratch: Path | None = None,
+    workers: int = 1,
+    cpus: float = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write train/dev/test.jsonl, stats.json and rejected.jsonl into `out_dir`; return stats."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = scratch or out_dir / ".scratch"
+    with (out_dir / "rejected.jsonl").open("w", encoding="utf-8") as rejected:
+        filtered = filter_and_dedup(
+            spec, settings, scratch, rejected, workers=workers, cpus=cpus, progress=progress
+        )
+        if progress:
+            progress(note="selecting")
+        report = assemble(spec, filtered.docs, filtered.stats, rejected, out_dir)
+    report["totals"]["rejected_rows"] = sum(1 for _ in (out_dir / "rejected.jsonl").open("rb"))
+    return report

@@ -1,0 +1,84 @@
+"""Text helpers: HTML to Markdown, fairseq detokenisation, normalisation, code-aware checks."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from markdownify import MarkdownConverter
+
+# LIMA 2.1: "we also remove links, images, and other HTML tags from the response, retaining only
+# code blocks and lists". Stripping <a> keeps its text; stripping <img> leaves nothing.
+_CONVERTER = MarkdownConverter(
+    strip=["a", "img"], heading_style="ATX", bullets="-", escape_underscores=False,
+    escape_asterisks=False, escape_misc=False,
+)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_FENCE = re.compile(r"```.*?(```|$)", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_INDENTED_CODE = re.compile(r"^(?: {4}|\t).*$", re.M)
+_PUNCT = re.compile(r"[^\w\s]")
+URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.I)
+MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+def html_to_markdown(html: str) -> str:
+    """Markdown of a Stack Exchange body: code blocks and lists kept, links reduced to their text."""
+    if not html:
+        return ""
+    text = _CONVERTER.convert(html)
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def prose(text: str) -> str:
+    """The text outside code (fenced, indented and inline), for rules about the writing itself."""
+    text = _FENCE.sub(" ", text)
+    text = _INDENTED_CODE.sub(" ", text)
+    return _INLINE_CODE.sub(" ", text)
+
+
+def strip_links(text: str) -> str:
+    """Markdown links become their text, images disappear, bare URLs are removed."""
+    text = MARKDOWN_LINK.sub(lambda m: "" if m.group(0).startswith("!") else m.group(1), text)
+    return URL.sub("", text)
+
+
+def normalise(text: str) -> str:
+    """Case-, accent-, punctuation- and whitespace-insensitive form for exact dedup hashing."""
+    if text.isascii():  # the common case skips the per-character Unicode work
+        return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    text = unicodedata.normalize("NFKD", text).casefold()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+_DETOK_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\s*<newline>\s*"), "\n"),
+    (re.compile(r"``\s*|\s*''"), '"'),
+    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b", re.I), r"\1"),
+    (re.compile(r" ([’'])(s|re|ve|ll|d|m|t)\b", re.I), r"\1\2"),
+    (re.compile(r"(\w) ([’']) (\w)"), r"\1\2\3"),
+    (re.compile(r" ([.,!?;:%)\]}])"), r"\1"),
+    (re.compile(r"([(\[{$]) "), r"\1"),
+    (re.compile(r"[ \t]+\n"), "\n"),
+    (re.compile(r"\n[ \t]+"), "\n"),
+    (re.compile(r"[ \t]{2,}"), " "),
+    (re.compile(r"\n{3,}"), "\n\n"),
+]
+
+
+def detokenize(text: str) -> str:
+    """Undo fairseq WritingPrompts tokenisation (`do n't`, ` , `, ``` `` ```, `<newline>`)."""
+    for pattern, replacement in _DETOK_RULES:
+        text = pattern.sub(replacement, text)
+    # Quotes: tokenised text writes `" word "`; glue the inside to the quote marks pairwise.
+    parts = text.split('"')
+    for i in range(1, len(parts), 2):
+        parts[i] = parts[i].strip(" ")
+    return '"'.join(parts).strip()
+
+
+def has_invalid_utf8(text: str) -> bool:
+    """True when text decoded with `surrogateescape` kept undecodable bytes."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

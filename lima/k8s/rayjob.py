@@ -1,0 +1,281 @@
+"""The one RayJob builder: an Experiment stage -> a KubeRay `ray.io/v1` RayJob manifest.
+
+Pure function, no API calls: the operator creates what it returns, the tests validate it
+against KubeRay's own CRD. Credentials appear only as `secretKeyRef`s, never as values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from lima.k8s.pools import Pool, stage_resources
+from lima.spec import Experiment, StageResources
+
+MAX_RAYJOB_NAME = 47  # KubeRay derives longer names (cluster, submitter) from it
+HASH_CHARS = 7
+RAY_VERSION = "2.60.0"
+LABEL_EXPERIMENT = "lima-run.io/experiment"
+LABEL_STAGE = "lima-run.io/stage"
+LABEL_KEY = "lima-run.io/key"
+KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+RUN_AS_USER = 1000  # the runtime image's non-root user
+
+
+@dataclass(frozen=True)
+class S3Ref:
+    """Where artifacts live and which Secret holds the credentials (names only, no values)."""
+
+    secret: str
+    endpoint: str | None = None
+    bucket: str | None = None
+    access_key_key: str = "accessKey"
+    secret_key_key: str = "secretKey"
+    secure: bool = False
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class RayJobOptions:
+    """Cluster-wide knobs from the chart's values."""
+
+    ray_version: str = RAY_VERSION
+    image_pull_policy: str = "IfNotPresent"
+    head_cpu: str = "1"
+    head_memory: str = "2Gi"
+    head_node_selector: dict[str, str] = field(default_factory=dict)
+    ttl_seconds_after_finished: int = 600
+    pre_running_deadline_seconds: int = 1800
+    service_account: str | None = None
+    extra_env: tuple[tuple[str, str], ...] = ()
+    """(name, value) pairs for every Ray container, e.g. LIMA_JUDGE_BASE_URL."""
+    secret_env: tuple[tuple[str, str, str], ...] = ()
+    """(env name, Secret name, key): more secrets as secretKeyRef, e.g. LIMA_JUDGE_API_KEY."""
+
+
+def rayjob_name(experiment: str, stage: str, key: str, attempt: int = 0) -> str:
+    """`<experiment>-<stage>-<hash>`, at most 47 characters, deterministic for (key, attempt)."""
+    digest = hashlib.sha256(f"{key}:{attempt}".encode()).hexdigest()[:HASH_CHARS]
+    stem = f"{experiment}-{stage}"[: MAX_RAYJOB_NAME - HASH_CHARS - 1].rstrip("-")
+    return f"{stem}-{digest}"
+
+
+def labels(experiment: str, stage: str, key: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "lima-run",
+        "app.kubernetes.io/instance": experiment,
+        "app.kubernetes.io/component": f"stage-{stage}"[:63],
+        "app.kubernetes.io/part-of": "lima-run",
+        "app.kubernetes.io/managed-by": "lima-run-operator",
+        LABEL_EXPERIMENT: experiment,
+        LABEL_STAGE: stage,
+        LABEL_KEY: key[:63],
+    }
+
+
+def _env(s3: S3Ref, options: RayJobOptions) -> list[dict[str, Any]]:
+    def secret(name: str, secret_name: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+
+    env = [
+        {"name": "LIMA_RAY_ADDRESS", "value": "auto"},  # join the RayJob's cluster
+        {"name": "LIMA_WORK_DIR", "value": "/tmp/lima"},
+        {"name": "HOME", "value": "/tmp/home"},  # read-only root filesystem
+        {"name": "HF_HOME", "value": "/tmp/hf"},
+        {"name": "LIMA_S3_SECURE", "value": "true" if s3.secure else "false"},
+    ]
+    if s3.endpoint:
+        env.append({"name": "LIMA_S3_ENDPOINT", "value": s3.endpoint})
+    if s3.bucket:
+        env.append({"name": "LIMA_BUCKET", "value": s3.bucket})
+    if s3.region:
+        env.append({"name": "LIMA_S3_REGION", "value": s3.region})
+    env.append(secret("LIMA_S3_ACCESS_KEY", s3.secret, s3.access_key_key))
+    env.append(secret("LIMA_S3_SECRET_KEY", s3.secret, s3.secret_key_key))
+    env += [{"name": n, "value": v} for n, v in options.extra_env]
+    env += [secret(n, s, k) for n, s, k in options.secret_env]
+    return env
+
+
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+}
+_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "runAsGroup": RUN_AS_USER,
+    "fsGroup": RUN_AS_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# Ray writes its session under /tmp and its object store into /dev/shm.
+_VOLUMES = [
+    {"name": "tmp", "emptyDir": {}},
+    {"name": "shm", "emptyDir": {"medium": "Memory"}},
+]
+_MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}]
+
+
+def _pod(container: dict[str, Any], pod_labels: dict[str, str], extra: dict[str, Any],
+         options: RayJobOptions) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "securityContext": _POD_SECURITY,
+        "containers": [container],
+        "volumes": _VOLUMES,
+        **extra,
+    }
+    if options.service_account:
+        spec["serviceAccountName"] = options.service_account
+    spec["automountServiceAccountToken"] = False  # Ray pods never call the Kubernetes API
+    return {"metadata": {"labels": pod_labels}, "spec": spec}
+
+
+def _container(name: str, image: str, env: list[dict[str, Any]], resources: dict[str, Any],
+               options: RayJobOptions) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": options.image_pull_policy,
+        "env": env,
+        "resources": resources,
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": _MOUNTS,
+    }
+
+
+def _worker_resources(res: StageResources) -> dict[str, Any]:
+    cpus = f"{res.cpus:g}"
+    requests: dict[str, Any] = {"cpu": cpus, "memory": res.memory}
+    limits: dict[str, Any] = {"cpu": cpus, "memory": res.memory}
+    if res.gpus:
+        limits["nvidia.com/gpu"] = str(res.gpus)
+        requests["nvidia.com/gpu"] = str(res.gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def _replicas(res: StageResources, pool: Pool) -> tuple[int, int, int]:
+    """(replicas, min, max): fixed pools start every worker; elastic ones let Ray scale up."""
+    if pool.elastic:
+        low = min(pool.minWorkers, res.workers)
+        return low, low, res.workers
+    return res.workers, res.workers, res.workers
+
+
+def build_rayjob(
+    experiment: Experiment,
+    stage: str,
+    *,
+    key: str,
+    spec_uri: str,
+    namespace: str,
+    image: str,
+    pool: Pool,
+    s3: S3Ref,
+    attempt: int = 0,
+    owner: dict[str, Any] | None = None,
+    options: RayJobOptions | None = None,
+) -> dict[str, Any]:
+    """The RayJob that runs `stage` of `experiment` (its spec snapshot at `spec_uri`)."""
+    options = options or RayJobOptions()
+    res = stage_resources(experiment, stage)
+    exp_name = experiment.metadata.name
+    name = rayjob_name(exp_name, stage, key, attempt)
+    meta_labels = labels(exp_name, stage, key)
+    env = _env(s3, options)
+    head = _container(
+        "ray-head", image, env,
+        {"requests": {"cpu": options.head_cpu, "memory": options.head_memory},
+         "limits": {"memory": options.head_memory}},
+        options,
+    )
+    head["ports"] = [
+        {"containerPort": 6379, "name": "gcs"},
+        {"containerPort": 8265, "name": "dashboard"},
+        {"containerPort": 10001, "name": "client"},
+    ]
+    worker = _container("ray-worker", image, env, _worker_resources(res), options)
+    pool_labels = {**meta_labels, "lima-run.io/pool": pool.name}
+    if pool.gpuType:
+        pool_labels["lima-run.io/gpu-type"] = pool.gpuType
+    worker_pod = {
+        "nodeSelector": dict(pool.nodeSelector),
+        "tolerations": [t.manifest() for t in pool.tolerations],
+    }
+    head_pod = {"nodeSelector": dict(options.head_node_selector)} if options.head_node_selector else {}
+    replicas, low, high = _replicas(res, pool)
+    worker_params = {"num-cpus": f"{max(int(res.cpus), 1)}"}
+    if res.gpus:
+        worker_params["num-gpus"] = str(res.gpus)
+    cluster: dict[str, Any] = {
+        "rayVersion": options.ray_version,
+        "enableInTreeAutoscaling": pool.elastic,
+        # The driver runs on the head; tasks go to the pool's workers only.
+        "headGroupSpec": {
+            "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+            "template": _pod(head, meta_labels, head_pod, options),
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": f"{stage}-workers"[:63],
+                "replicas": replicas,
+                "minReplicas": low,
+                "maxReplicas": high,
+                "rayStartParams": worker_params,
+                "template": _pod(worker, pool_labels, worker_pod, options),
+            }
+        ],
+    }
+    if pool.elastic:
+        cluster["autoscalerOptions"] = {
+            "upscalingMode": "Default",
+            "idleTimeoutSeconds": 60,
+            "securityContext": _CONTAINER_SECURITY,
+            "resources": {"requests": {"cpu": "200m", "memory": "256Mi"},
+                          "limits": {"memory": "512Mi"}},
+        }
+    spec: dict[str, Any] = {
+        "entrypoint": f"python -m jobs.{stage} --experiment {spec_uri}",
+        "shutdownAfterJobFinishes": True,
+        "ttlSecondsAfterFinished": options.ttl_seconds_after_finished,
+        "backoffLimit": res.retries,
+        "preRunningDeadlineSeconds": options.pre_running_deadline_seconds,
+        "submitterPodTemplate": _submitter(image, options),
+        "rayClusterSpec": cluster,
+    }
+    if res.timeout_s:
+        spec["activeDeadlineSeconds"] = res.timeout_s
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": meta_labels}
+    if res.queue:
+        # Kueue admits the job by un-suspending it; KubeRay only allows suspend with shutdown.
+        metadata["labels"] = {**meta_labels, KUEUE_QUEUE: res.queue}
+        spec["suspend"] = True
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": metadata, "spec": spec}
+
+
+def _submitter(image: str, options: RayJobOptions) -> dict[str, Any]:
+    """The K8sJobMode submitter pod (`ray job submit`), under the same restricted profile."""
+    container = _container(
+        "ray-job-submitter", image, [],
+        {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        options,
+    )
+    pod = _pod(container, {"app.kubernetes.io/part-of": "lima-run"}, {"restartPolicy": "Never"},
+               options)
+    return pod
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,165 @@
+"""`generate`: answer every prompt set with the selected checkpoint, and the baselines.
+
+Systems: `lima` (the train artifact's epoch chosen by the select stage) and every baseline of
+`spec.judge.baselines`: a `model` is answered here with the same decoding settings and seeds, an
+`answers` file (JSONL `{"id", "answer"}`, `{"id", "answers": [...]}` or FastChat's model_answer
+layout) is matched to the prompts by id.
+
+Artifact:
+
+    prompts/<set>.jsonl              the prompts answered (id, user turns, references, tags)
+    answers/<set>/<system>.jsonl     one answer record per prompt (see lima.generation.answers)
+    rejected/<set>.jsonl             prompt or answer rows that could not be read, with reasons
+    generate.json                    selected epoch, decode settings, per-system statistics
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lima.errors import StageError
+from lima.generation.answers import answer_stats, read_answer_file, write_jsonl
+from lima.generation.config import DecodeConfig
+from lima.generation.pool import ModelRef, answer_prompts
+from lima.generation.prompts import PromptRecord, Rejected, read_prompt_file, resolve_prompt_file
+from lima.stages._eval import decode_config, epoch_ref, generation_resources, progress_note
+from lima.stages.base import Stage, StageContext
+
+SYSTEM = "lima"
+"""Name of the fine-tuned model's answers in every output."""
+
+
+def _config(experiment: Any) -> dict[str, Any]:
+    spec = experiment.spec
+    return {
+        "decode": decode_config(experiment),
+        "prompt_sets": [p.model_dump(mode="json") for p in spec.generate.prompt_sets],
+        "baselines": [b.model_dump(mode="json") for b in spec.judge.baselines],
+        "model": spec.model.model_dump(mode="json"),
+    }
+
+
+class _Run:
+    """One execution of the stage: shared inputs, outputs and the baseline model folders."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.decode = DecodeConfig.from_spec(self.spec.generate)
+        self.curated = ctx.input_dir("curate")
+        self.selection = json.loads(ctx.store.read_object(ctx.inputs["select"], "selection.json"))
+        epoch, folder = self.selection["selected_epoch"], self.selection["model_dir"]
+        self.lima = epoch_ref(ctx, epoch, folder)
+        self._baseline_dirs: dict[str, Path] = {}
+        names = [b.name for b in self.spec.judge.baselines]
+        if SYSTEM in names:
+            raise StageError(
+                f"spec.judge.baselines: the name {SYSTEM!r} is reserved for the fine-tuned model"
+            )
+
+    def prompts(self, prompt_set: Any) -> tuple[list[PromptRecord], list[Rejected]]:
+        path = resolve_prompt_file(
+            prompt_set.uri, self.curated, self.ctx.scratch_dir, self.ctx.settings
+        )
+        return read_prompt_file(path, prompt_set.limit)
+
+    def generate(
+        self, name: str, model: ModelRef, prompts: list[PromptRecord]
+    ) -> list[dict[str, Any]]:
+        records = answer_prompts(
+            prompts,
+            model,
+            self.decode,
+            generation_resources(self.ctx),
+            settings=self.ctx.settings,
+            storage=self.spec.storage,
+            engine=self.spec.generate.engine,
+            progress=progress_note(self.ctx, f"{name} answers"),
+        )
+        for record in records:
+            record["system"] = name
+        return records
+
+    def baseline_model(self, baseline: Any) -> ModelRef:
+        if baseline.name not in self._baseline_dirs:
+            from lima.generation.baselines import prepare_baseline
+            from lima.train.data import read_conversations, training_texts
+
+            rows, _ = read_conversations(self.curated / "train.jsonl")
+            self._baseline_dirs[baseline.name] = prepare_baseline(
+                baseline.model,
+                self.spec.model,
+                self.ctx.settings,
+                self.ctx.scratch_dir,
+                training_texts(rows),
+            )
+        return ModelRef(baseline.name, str(self._baseline_dirs[baseline.name]))
+
+    def baseline_answers(
+        self, baseline: Any, prompts: list[PromptRecord]
+    ) -> tuple[list[dict[str, Any]], list[Rejected]]:
+        if baseline.model is not None:
+            return self.generate(baseline.name, self.baseline_model(baseline), prompts), []
+        from lima.store import localize_uri
+
+        path = localize_uri(baseline.answers, self.ctx.scratch_dir, self.ctx.settings)
+        if not path.is_file():
+            raise StageError(
+                f"baseline {baseline.name}: answers file not found: {baseline.answers}"
+            )
+        return read_answer_file(path, baseline.name, prompts)
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    job = _Run(ctx)
+    out = ctx.output_dir
+    sets: dict[str, Any] = {}
+    for prompt_set in ctx.spec.generate.prompt_sets:
+        prompts, rejected = job.prompts(prompt_set)
+        if not prompts:
+            raise StageError(
+                f"prompt set {prompt_set.name} ({prompt_set.uri}) has no usable prompt"
+            )
+        write_jsonl(out / "prompts" / f"{prompt_set.name}.jsonl", [p.to_dict() for p in prompts])
+        systems = {SYSTEM: job.generate(SYSTEM, job.lima, prompts)}
+        for baseline in ctx.spec.judge.baselines:
+            records, bad = job.baseline_answers(baseline, prompts)
+            systems[baseline.name] = records
+            rejected += bad
+        for name, records in systems.items():
+            write_jsonl(out / "answers" / prompt_set.name / f"{name}.jsonl", records)
+        if rejected:
+            write_jsonl(
+                out / "rejected" / f"{prompt_set.name}.jsonl", [r.__dict__ for r in rejected]
+            )
+        sets[prompt_set.name] = {
+            "uri": prompt_set.uri,
+            "prompts": len(prompts),
+            "rejected": len(rejected),
+            "systems": {name: answer_stats(records) for name, records in systems.items()},
+        }
+    summary = {
+        "selected_epoch": job.selection["selected_epoch"],
+        "model_dir": job.selection["model_dir"],
+        "decode": decode_config(ctx.experiment),
+        "system": SYSTEM,
+        "baselines": [b.model_dump(mode="json") for b in ctx.spec.judge.baselines],
+        "sets": sets,
+    }
+    (out / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return {
+        "selected_epoch": summary["selected_epoch"],
+        "sets": {k: v["prompts"] for k, v in sets.items()},
+    }
+
+
+STAGE = Stage(
+    name="generate",
+    version="1",
+    inputs=("curate", "train", "select"),
+    config=_config,
+    run=run,
+    description="answer the prompt sets with the selected checkpoint and the baselines",
+)

@@ -1,0 +1,78 @@
+"""The `train` stage: fine-tune the base model on curate's dataset with LIMA's recipe.
+
+Reads `train.jsonl` and `dev.jsonl` of the curate artifact; writes `epoch-N/` (consolidated HF
+model + tokenizer with EOT) for each eligible epoch, `metrics.jsonl`, `summary.json` and
+`rejected.jsonl` (rows of the input that could not be used, with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lima.errors import StageError
+from lima.spec import Experiment
+from lima.stages.base import Stage, StageContext
+from lima.train.data import read_conversations
+
+
+def config(experiment: Experiment) -> dict[str, Any]:
+    spec = experiment.spec
+    resources = spec.resources.train
+    # Workers and GPUs change the batch split and numerics, so they are part of the key.
+    return {
+        "model": spec.model.model_dump(mode="json"),
+        "train": spec.train.model_dump(mode="json"),
+        "workers": resources.workers,
+        "gpus": resources.gpus,
+    }
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    from lima.train.driver import TrainJob, run_training
+
+    train_rows, rejected = read_conversations(ctx.input_file("curate", "train.jsonl"))
+    dev_rows, dev_rejected = read_conversations(ctx.input_file("curate", "dev.jsonl"))
+    rejected += dev_rejected
+    if not train_rows:
+        raise StageError("curate's train.jsonl holds no usable conversation")
+    if rejected:
+        (ctx.output_dir / "rejected.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rejected)
+        )
+    ctx.progress(completed=0, total=ctx.spec.train.epochs, note="training")
+    job = TrainJob(
+        model=ctx.spec.model,
+        train=ctx.spec.train,
+        resources=ctx.resources,
+        settings=ctx.settings,
+        storage=ctx.spec.storage,
+        train_rows=train_rows,
+        dev_rows=dev_rows,
+        run_name=f"train-{ctx.key[:16]}",
+        scratch_dir=ctx.scratch_dir,
+        output_dir=ctx.output_dir,
+    )
+    summary = run_training(job)
+    summary["rejected_rows"] = len(rejected)
+    ctx.progress(completed=ctx.spec.train.epochs, note="done")
+    final = summary.get("final") or {}
+    return {
+        "epochs": len(summary["epochs"]),
+        "final_loss": final.get("loss"),
+        "dev_perplexity": final.get("dev_perplexity"),
+        "non_padding_fraction": summary["non_padding_fraction"],
+        "truncated": summary["truncated"],
+        "rejected_rows": len(rejected),
+        "models": [e["model"] for e in summary["epochs"] if e["model"]],
+    }
+
+
+STAGE = Stage(
+    name="train",
+    version="1",
+    inputs=("curate",),
+    config=config,
+    run=run,
+    description="Fine-tune the base model with DeepSpeed ZeRO inside Ray Train (LIMA recipe).",
+)

@@ -1,0 +1,223 @@
+"""Driver side of a training run: prepare data and base, run the TorchTrainer, collect results.
+
+`run_training(job)` is what the train stage, the tests and the benchmark call. Checkpoints go to
+the artifact store (`lima.store.pyarrow_filesystem`: MinIO/S3 through pyarrow's S3FileSystem with
+the endpoint override, or the local artifacts folder) under `<prefix>/train-runs/<run name>/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lima.errors import StageError
+from lima.settings import Settings
+from lima.spec.model import ModelSpec
+from lima.spec.resources import StageResources, StorageSpec
+from lima.spec.train import TrainSpec
+from lima.train import checkpoint as ckpt
+from lima.train.batching import non_padding_fraction, micro_batches
+from lima.train.data import EncodeStats, encode_rows, training_texts
+from lima.train.ds_config import build_ds_config, gradient_accumulation
+
+log = logging.getLogger("lima.train")
+
+SHIP_LIMIT_BYTES = 2 * 1024**3
+"""Bases up to this size travel to the workers through Ray's object store; larger ones are
+resolved by each worker itself (HF cache / s3:// download)."""
+
+
+@dataclass
+class TrainJob:
+    model: ModelSpec
+    train: TrainSpec
+    resources: StageResources
+    settings: Settings
+    storage: StorageSpec
+    train_rows: list[dict[str, Any]]
+    dev_rows: list[dict[str, Any]]
+    run_name: str
+    scratch_dir: Path
+    output_dir: Path
+    fault: dict[str, Any] | None = None
+    """Test-only fault injection (see `loop._maybe_fault`)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, bytes]:
+    paths = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    rel = {str(p.relative_to(folder)): p for p in paths}
+    return {name: path.read_bytes() for name, path in rel.items() if names is None or name in names}
+
+
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+                   "chat_template.jinja", "lima_chat.json"]
+
+
+def prepare_base(job: TrainJob):  # noqa: ANN201 - (tokenizer, base dict for the workers)
+    import ray
+    from transformers import AutoTokenizer
+
+    from lima.models.load import add_chat_tokens, resolve_base, resolve_tokenizer
+
+    texts = training_texts(job.train_rows) if job.model.base == "tiny" else None
+    base_dir = resolve_base(job.model, job.settings, job.scratch_dir, texts)
+    tokenizer_dir = resolve_tokenizer(job.model, job.settings, job.scratch_dir, base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=job.model.trust_remote_code)
+    add_chat_tokens(tokenizer, job.model)
+    size = sum(p.stat().st_size for p in Path(base_dir).rglob("*") if p.is_file())
+    digest = hashlib.sha256(f"{Path(base_dir).resolve()}|{size}|{tokenizer_dir}".encode()).hexdigest()[:16]
+    model_files = ray.put(_folder_files(base_dir)) if size <= SHIP_LIMIT_BYTES else None
+    base = {"digest": digest, "model_files": model_files,
+            "tokenizer_files": ray.put(_folder_files(tokenizer_dir, TOKENIZER_FILES))}
+    return tokenizer, base
+
+
+def loop_config(job: TrainJob, tokenizer: Any, base: dict, train_ex: list, dev_ex: list) -> dict:
+    import ray
+
+    workers, use_gpu = job.resources.workers, job.resources.gpus > 0
+    spec = job.train
+    return {
+        "base": base,
+        "model_spec": job.model.model_dump(mode="json"),
+        "examples": ray.put([(e.input_ids, e.labels) for e in train_ex]),
+        "dev_examples": ray.put([(e.input_ids, e.labels) for e in dev_ex]),
+        "ds_config": build_ds_config(spec, workers, use_gpu),
+        "accumulation": gradient_accumulation(spec, workers),
+        "micro_batch_size": spec.micro_batch_size,
+        "pad_id": int(tokenizer.pad_token_id),
+        "epochs": spec.epochs, "lr": spec.lr, "final_lr": spec.final_lr,
+        "warmup_steps": spec.warmup_steps, "residual_dropout": spec.residual_dropout,
+        "packing": spec.packing, "seed": spec.seed, "zero_stage": spec.zero_stage,
+        "eligible_epochs": list(spec.eligible_epochs), "fault": job.fault, **job.extra,
+    }
+
+
+def make_trainer(job: TrainJob, config: dict):  # noqa: ANN201 - TorchTrainer
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from lima.store import open_backend, pyarrow_filesystem
+    from lima.train.loop import train_loop
+
+    filesystem, base_path = pyarrow_filesystem(job.settings, job.storage)
+    backend = open_backend(job.settings, job.storage)
+    if hasattr(backend, "ensure_bucket"):
+        backend.ensure_bucket()  # pyarrow does not create buckets
+    resources = {"CPU": job.resources.cpus}
+    if job.resources.gpus:
+        resources["GPU"] = job.resources.gpus
+    return TorchTrainer(
+        train_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=job.resources.workers,
+                                     use_gpu=job.resources.gpus > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=job.run_name,
+            storage_path=f"{base_path}/train-runs",
+            storage_filesystem=filesystem,
+            failure_config=FailureConfig(max_failures=job.train.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=None),
+        ),
+    )
+
+
+def _fit(trainer: Any):  # noqa: ANN201 - Result
+    try:
+        result = trainer.fit()
+    except Exception as error:  # noqa: BLE001 - Ray wraps worker errors; we name the cause
+        raise StageError(f"training failed after retries: {_describe(error)}") from error
+    if getattr(result, "error", None):
+        raise StageError(f"training failed after retries: {_describe(result.error)}")
+    return result
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    cause = error.__cause__ or error.__context__
+    summary = text[-1] if text else type(error).__name__
+    if cause is not None and str(cause).strip():
+        summary += f" (cause: {str(cause).strip().splitlines()[-1]})"
+    if any(w in summary.lower() for w in ("s3", "storage", "connection", "upload", "aws")):
+        summary = "checkpoint storage unavailable: " + summary
+    return summary[:800]
+
+
+def _checkpoint_epoch(checkpoint: Any) -> int:
+    return int(Path(checkpoint.path).name.removeprefix("epoch-"))
+
+
+def _complete(checkpoint: Any, world: int) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = checkpoint.filesystem, checkpoint.path
+    wanted = [f"{path}/{ckpt.STATE}"] + [f"{path}/done/rank-{r}" for r in range(world)]
+    return all(info.type == pafs.FileType.File for info in fs.get_file_info(wanted))
+
+
+def collect(result: Any, job: TrainJob) -> list[dict[str, Any]]:
+    """Copy consolidated models and metrics of complete checkpoints into the output folder."""
+    import pyarrow.fs as pafs
+
+    kept = [c for c, _ in (result.best_checkpoints or []) if _complete(c, job.resources.workers)]
+    kept.sort(key=_checkpoint_epoch)
+    if not kept:
+        raise StageError("training produced no complete checkpoint")
+    epochs = []
+    for checkpoint in kept:
+        epoch = _checkpoint_epoch(checkpoint)
+        hf = f"{checkpoint.path}/{ckpt.HF_DIR}"
+        if checkpoint.filesystem.get_file_info(hf).type == pafs.FileType.Directory:
+            dest = job.output_dir / f"epoch-{epoch}"
+            dest.mkdir(parents=True, exist_ok=True)
+            pafs.copy_files(hf, str(dest), source_filesystem=checkpoint.filesystem,
+                            destination_filesystem=pafs.LocalFileSystem())
+        epochs.append({"epoch": epoch, "checkpoint": checkpoint.path,
+                       "model": f"epoch-{epoch}" if epoch in job.train.eligible_epochs else None})
+    with kept[-1].filesystem.open_input_stream(f"{kept[-1].path}/{ckpt.METRICS}") as stream:
+        (job.output_dir / "metrics.jsonl").write_bytes(stream.read())
+    return epochs
+
+
+def _stats_summary(stats: EncodeStats, dev: EncodeStats, lengths: list[int], job: TrainJob) -> dict:
+    grouped = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, True)
+    naive = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, False)
+    return {"train_rows": stats.rows, "train_examples": len(lengths), "truncated": stats.truncated,
+            "dropped": stats.dropped, "dev_rows": dev.rows, "dev_truncated": dev.truncated,
+            "non_padding_fraction": non_padding_fraction(grouped, lengths),
+            "non_padding_fraction_unsorted": non_padding_fraction(naive, lengths)}
+
+
+def run_training(job: TrainJob) -> dict[str, Any]:
+    """Run the whole fine-tuning; returns the summary written to `summary.json`."""
+    gradient_accumulation(job.train, job.resources.workers)  # fail before any work
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer, base = prepare_base(job)
+    train_ex, stats = encode_rows(job.train_rows, tokenizer, job.model, job.train.context_length)
+    dev_ex, dev_stats = encode_rows(job.dev_rows, tokenizer, job.model, job.train.context_length)
+    if not train_ex:
+        raise StageError("no training example left after encoding (see dropped rows)")
+    summary = _stats_summary(stats, dev_stats, [len(e) for e in train_ex], job)
+    trainer = make_trainer(job, loop_config(job, tokenizer, base, train_ex, dev_ex))
+    result = _fit(trainer)
+    if (result.metrics or {}).get("diverged"):
+        last = result.checkpoint.path if result.checkpoint else "none"
+        raise StageError(
+            f"training diverged (loss {result.metrics.get('loss')}) at epoch "
+            f"{result.metrics.get('epoch')} step {result.metrics.get('step')}; last good "
+            f"checkpoint kept at {last}. Lower spec.train.lr or check the data."
+        )
+    summary["epochs"] = collect(result, job)
+    records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
+    summary["final"] = next((r for r in reversed(records) if r["kind"] == "epoch"), None)
+    summary["run"] = {"name": job.run_name, "workers": job.resources.workers,
+                      "zero_stage": job.train.zero_stage}
+    (job.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,73 @@
+"""Operator settings, from `LIMA_OPERATOR_*` environment variables (the chart sets them)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lima.k8s.rayjob import RAY_VERSION, RayJobOptions, S3Ref
+from lima.settings import Settings
+
+
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIMA_OPERATOR_", extra="ignore")
+
+    namespace: str = "default"
+    """Namespace of the operator itself, where the pools ConfigMap lives."""
+
+    image: str = "ghcr.io/lima-run/runtime:0.1.0"
+    """Runtime image (Ray + lima-run) of every RayJob."""
+
+    image_pull_policy: str = "IfNotPresent"
+    pools_configmap: str = "lima-run-pools"
+    s3_secret: str = "lima-run-s3"
+    """Secret with the S3 credentials, in the Experiment's namespace (referenced, never read)."""
+
+    s3_access_key_key: str = "accessKey"
+    s3_secret_key_key: str = "secretKey"
+    reconcile_interval_s: float = 5.0
+    """How often each Experiment's RayJob is looked at."""
+
+    metrics_port: int = 9090
+    """Prometheus metrics port; 0 turns the endpoint off."""
+
+    ray_version: str = RAY_VERSION
+    ray_service_account: str | None = None
+    head_cpu: str = "1"
+    head_memory: str = "2Gi"
+    ttl_seconds_after_finished: int = 600
+    pre_running_deadline_seconds: int = 1800
+    judge_secret: str | None = None
+    """Secret whose `apiKey` becomes LIMA_JUDGE_API_KEY in the RayJobs (optional)."""
+
+    api_server: str | None = None
+    """Development/testing only: talk to this API URL without credentials (e.g. kmock)."""
+
+    def rayjob_options(self, settings: Settings) -> RayJobOptions:
+        extra = []
+        if settings.judge_base_url:
+            extra.append(("LIMA_JUDGE_BASE_URL", settings.judge_base_url))
+        if settings.judge_model:
+            extra.append(("LIMA_JUDGE_MODEL", settings.judge_model))
+        secret_env = (("LIMA_JUDGE_API_KEY", self.judge_secret, "apiKey"),) if self.judge_secret else ()
+        return RayJobOptions(
+            ray_version=self.ray_version,
+            image_pull_policy=self.image_pull_policy,
+            head_cpu=self.head_cpu,
+            head_memory=self.head_memory,
+            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            pre_running_deadline_seconds=self.pre_running_deadline_seconds,
+            service_account=self.ray_service_account,
+            extra_env=tuple(extra),
+            secret_env=secret_env,
+        )
+
+    def s3_ref(self, settings: Settings) -> S3Ref:
+        return S3Ref(
+            secret=self.s3_secret,
+            endpoint=settings.s3_endpoint,
+            bucket=settings.bucket,
+            access_key_key=self.s3_access_key_key,
+            secret_key_key=self.s3_secret_key_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )

@@ -1,0 +1,274 @@
+"""One reconciliation of an Experiment: observe store and RayJobs, act, return the new status.
+
+Idempotent by construction: RayJob names are deterministic (`<exp>-<stage>-<hash(key, retry)>`)
+and looked up before anything is created, so a restarted operator adopts what exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from lima.errors import LimaError, SpecError
+from lima.k8s.pools import POOLS_KEY, Pool, check_pools, load_pools, stage_resources
+from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_KEY, build_rayjob, rayjob_name
+from lima.settings import Settings
+from lima.spec import Experiment
+from lima.spec.load import parse_experiment
+from lima.stages import Stage
+from lima.store import open_store
+from lima_operator import metrics
+from lima_operator.config import OperatorConfig
+from lima_operator.kube import KubeClient
+from lima_operator.pipeline import StageView, headline, plan, publish_spec, spec_digest
+from lima_operator.status import (
+    CACHED, DONE_PHASES, FAILED, INVALID, PENDING, RUNNING, SUCCEEDED, conditions, now,
+    rayjob_outcome,
+)
+
+log = logging.getLogger("lima_operator")
+RETRY_ANNOTATION = "lima-run.io/retry"
+
+
+@dataclass
+class Deps:
+    """What a reconciliation needs from the outside world."""
+
+    kube: KubeClient
+    config: OperatorConfig
+    settings: Settings
+    stages: list[Stage]
+
+
+@dataclass
+class Result:
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+def parse(body: dict[str, Any]) -> Experiment:
+    meta = body.get("metadata") or {}
+    document = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name")},
+        "spec": body.get("spec"),
+    }
+    return parse_experiment(document, f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+async def load_cluster_pools(deps: Deps) -> dict[str, Pool]:
+    found = await deps.kube.get_configmap(deps.config.namespace, deps.config.pools_configmap)
+    return load_pools(((found or {}).get("data") or {}).get(POOLS_KEY))
+
+
+def _settled(status: dict[str, Any], digest: str, retry: str) -> bool:
+    """Nothing to do: finished for this spec, and no retry was asked since."""
+    same = status.get("specDigest") == digest and status.get("retry", "0") == retry
+    return same and status.get("phase") in (SUCCEEDED, FAILED, INVALID)
+
+
+def _invalid(body: dict[str, Any], problems: list[str], reason: str) -> Result:
+    status = body.get("status") or {}
+    message = "; ".join(problems)
+    generation = (body.get("metadata") or {}).get("generation")
+    new = {
+        "phase": INVALID,
+        "currentStage": "",
+        "retry": _retry(body),
+        "observedGeneration": generation,
+        "conditions": conditions(INVALID, reason, message, generation, status.get("conditions", [])),
+    }
+    events = [] if status.get("phase") == INVALID and _message(status) == message else [
+        ("Warning", reason, message)
+    ]
+    return Result(new, events)
+
+
+def _message(status: dict[str, Any]) -> str:
+    return next((c.get("message", "") for c in status.get("conditions", [])
+                 if c.get("type") == "Failed"), "")
+
+
+def _retry(body: dict[str, Any]) -> str:
+    return str(((body.get("metadata") or {}).get("annotations") or {}).get(RETRY_ANNOTATION, "0"))
+
+
+async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
+    """New status (and events) for `body`, or None when there is nothing to change."""
+    status = dict(body.get("status") or {})
+    meta = body["metadata"]
+    retry = _retry(body)
+    try:
+        experiment = parse(body)
+    except SpecError as error:
+        if status.get("phase") == INVALID and status.get("retry", "0") == retry:
+            if _message(status) == "; ".join(error.problems):
+                return None
+        return _invalid(body, error.problems, "InvalidSpec")
+    digest = spec_digest(experiment)
+    if _settled(status, digest, retry):
+        return None
+    names = [s.name for s in deps.stages]
+    try:
+        problems = check_pools(experiment, await load_cluster_pools(deps), names)
+    except LimaError as error:
+        problems = [str(error)]
+    if problems:
+        result = _invalid(body, problems, "PoolLimits")
+        result.status["specDigest"] = digest
+        return result
+    store = open_store(deps.settings, experiment.spec.storage)
+    views = plan(experiment, store, deps.stages)
+    if status.get("specDigest") not in (None, digest) or status.get("retry", "0") != retry:
+        await _drop_stale(meta, views, retry, deps)
+    spec_uri = publish_spec(experiment, meta["namespace"], store)
+    return await _advance(body, experiment, views, spec_uri, digest, retry, store, deps)
+
+
+async def _drop_stale(meta: dict[str, Any], views: list[StageView], retry: str, deps: Deps) -> None:
+    """Spec changed (or a retry): delete RayJobs that no longer match the plan, finished or not.
+
+    Unchanged stages keep their keys, so their artifacts are cache hits: the pipeline restarts
+    from the first stage whose configuration (or input) changed.
+    """
+    wanted = {rayjob_name(meta["name"], v.name, v.key, _attempt(retry)) for v in views if v.key}
+    selector = f"{LABEL_EXPERIMENT}={meta['name']}"
+    for job in await deps.kube.list_rayjobs(meta["namespace"], selector):
+        if job["metadata"]["name"] not in wanted:
+            log.info("deleting stale RayJob %s", job["metadata"]["name"])
+            await deps.kube.delete_rayjob(meta["namespace"], job["metadata"]["name"])
+
+
+def _attempt(retry: str) -> int:
+    return int(retry) if retry.isdigit() else abs(hash(retry)) % 10_000
+
+
+async def _advance(
+    body: dict[str, Any], experiment: Experiment, views: list[StageView], spec_uri: str,
+    digest: str, retry: str, store: Any, deps: Deps,
+) -> Result:
+    meta = body["metadata"]
+    old = {s["name"]: s for s in (body.get("status") or {}).get("stages", [])}
+    rows: list[dict[str, Any]] = []
+    events: list[tuple[str, str, str]] = []
+    phase, reason, message, current = SUCCEEDED, "Succeeded", "all stages done", ""
+    index = 0
+    while index < len(views):
+        view, previous = views[index], old.get(views[index].name, {})
+        if view.manifest is not None:
+            rows.append(_done_row(view, previous))
+            index += 1
+            continue
+        row, outcome_phase, why, text, new_events = await _follow(
+            body, experiment, view, spec_uri, retry, store, previous, deps
+        )
+        events += new_events
+        if outcome_phase in DONE_PHASES:
+            # Its artifact now exists: later stages' keys become computable.
+            old[view.name] = row
+            views = plan(experiment, store, deps.stages)
+            continue
+        rows.append(row)
+        rows += [{"name": v.name, "phase": PENDING} for v in views[index + 1:]]
+        current = view.name
+        phase, reason, message = (FAILED, why, text) if outcome_phase == FAILED else (
+            RUNNING, why or outcome_phase, text or f"stage {view.name} {outcome_phase.lower()}"
+        )
+        break
+    done = [v.manifest for v in views if v.manifest is not None]
+    previous_status = body.get("status") or {}
+    if phase == SUCCEEDED and previous_status.get("phase") != SUCCEEDED:
+        events.append(("Normal", "Succeeded", f"all {len(views)} stages done"))
+    generation = meta.get("generation")
+    status = {
+        "phase": phase,
+        "currentStage": current,
+        "stagesDone": sum(1 for r in rows if r["phase"] in DONE_PHASES),
+        "stagesTotal": len(views),
+        "observedGeneration": generation,
+        "specDigest": digest,
+        "specUri": spec_uri,
+        "retry": retry,
+        "stages": rows,
+        "conditions": conditions(phase, reason, message, generation,
+                                 previous_status.get("conditions", [])),
+        **headline(done),
+    }
+    return Result(status, events)
+
+
+def _done_row(view: StageView, previous: dict[str, Any]) -> dict[str, Any]:
+    ran = bool(previous.get("rayJob")) and previous.get("key") == view.key and previous.get(
+        "phase") != CACHED
+    row = {"name": view.name, "phase": SUCCEEDED if ran else CACHED, "key": view.key,
+           "artifactUri": view.manifest.uri}
+    for field_name in ("rayJob", "attempts", "startTime", "endTime"):
+        if ran and previous.get(field_name) is not None:
+            row[field_name] = previous[field_name]
+    if ran and "endTime" not in row:
+        row["endTime"] = now()
+    return row
+
+
+async def _follow(
+    body: dict[str, Any], experiment: Experiment, view: StageView, spec_uri: str, retry: str,
+    store: Any, previous: dict[str, Any], deps: Deps,
+) -> tuple[dict[str, Any], str, str, str, list[tuple[str, str, str]]]:
+    """Create the stage's RayJob if needed, then read where it stands."""
+    meta = body["metadata"]
+    namespace = meta["namespace"]
+    name = rayjob_name(meta["name"], view.name, view.key, _attempt(retry))
+    same = previous.get("rayJob") == name
+    row = {"name": view.name, "key": view.key, "rayJob": name,
+           "startTime": previous.get("startTime") if same else now(),
+           "attempts": previous.get("attempts", 1) if same else 1}
+    events: list[tuple[str, str, str]] = []
+    job = await deps.kube.get_rayjob(namespace, name)
+    if job is None:
+        job = await _create(body, experiment, view, spec_uri, retry, deps)
+        events.append(("Normal", "StageStarted", f"stage {view.name}: RayJob {name} created"))
+    outcome = rayjob_outcome(job)
+    row["phase"] = outcome.phase
+    if outcome.phase == "Retrying":
+        row["attempts"] = int((job.get("status") or {}).get("failed", 0)) + 1
+    if outcome.message:
+        row["message"] = outcome.message[:1024]
+    if outcome.phase == SUCCEEDED:
+        manifest = store.manifest(view.name, view.key)
+        if manifest is None:
+            row.update(phase=FAILED, message="the RayJob succeeded but published no artifact")
+            outcome = type(outcome)(FAILED, "NoArtifact", row["message"])
+        else:
+            row.update(artifactUri=manifest.uri, endTime=now())
+            metrics.stage_finished(view.name, row["startTime"], row["endTime"], SUCCEEDED)
+    if outcome.phase == FAILED:
+        row["endTime"] = previous.get("endTime") if same and previous.get("phase") == FAILED else now()
+        text = f"stage {view.name} failed ({outcome.reason}): {outcome.message}"
+        if previous.get("phase") != FAILED or not same:
+            events.append(("Warning", "StageFailed", text))
+            metrics.rayjob_failed(view.name, outcome.reason)
+            metrics.stage_finished(view.name, row["startTime"], row["endTime"], FAILED)
+        return row, FAILED, outcome.reason, text, events
+    return row, outcome.phase, outcome.reason, outcome.message, events
+
+
+async def _create(
+    body: dict[str, Any], experiment: Experiment, view: StageView, spec_uri: str, retry: str,
+    deps: Deps,
+) -> dict[str, Any]:
+    pools = await load_cluster_pools(deps)
+    pool = pools[stage_resources(experiment, view.name).pool]  # checked by check_pools
+    job = build_rayjob(
+        experiment, view.name, key=view.key, spec_uri=spec_uri,
+        namespace=body["metadata"]["namespace"], image=deps.config.image, pool=pool,
+        s3=deps.config.s3_ref(deps.settings), attempt=_attempt(retry),
+        options=deps.config.rayjob_options(deps.settings),
+    )
+    kopf.adopt(job, owner=body)  # ownerReference: the RayJob goes when the Experiment goes
+    job["metadata"]["labels"][LABEL_KEY] = view.key[:63]
+    metrics.rayjob_created(view.name)
+    return await deps.kube.create_rayjob(job)

@@ -1,0 +1,70 @@
+"""Strict verdict parsing against messy judge replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from lima.judging.parsing import parse
+
+CASES = [
+    # pairwise: labels, markdown, casing, [[X]] style, prose around, both labels mentioned
+    ("pairwise", "Verdict: A", "A"),
+    ("pairwise", "**Verdict:** b", "B"),
+    ("pairwise", "verdict: NEITHER", "neither"),
+    ("pairwise", "Response A is longer, but B is right.\n\nVerdict: B", "B"),
+    ("pairwise", "A mentions X; B mentions Y.\nVerdict: neither\nThanks for asking!", "neither"),
+    ("pairwise", "[[A]]", "A"),
+    ("pairwise", "After careful thought: [[B]]. Let me know if you need more.", "B"),
+    ("pairwise", "My verdict is [[C]]", "neither"),
+    ("pairwise", "## Final Verdict: `A`\nTrailing remarks about response B.", "A"),
+    ("pairwise", "Final verdict: Response B is significantly better.", "B"),
+    ("pairwise", "Verdict: a tie", "neither"),
+    ("pairwise", "A", "A"),
+    ("pairwise", "  Neither.  ", "neither"),
+    ("pairwise", "**B**", "B"),
+    ("pairwise", "[[A]] ... Verdict: A", "A"),
+    # ambiguous or missing -> None
+    ("pairwise", "Verdict: A\nOn reflection, Verdict: B", None),
+    ("pairwise", "[[A]] or maybe [[B]]", None),
+    ("pairwise", "Verdict: A or B", None),
+    ("pairwise", "Verdict: A/B", None),
+    ("pairwise", "Response A is significantly better than response B.", None),
+    ("pairwise", "Verdict: Absolutely B", None),
+    ("pairwise", "[[Response A, probably]]", None),
+    ("pairwise", "", None),
+    ("pairwise", "   \n ", None),
+    # absolute
+    ("absolute", "Rating: Pass", "pass"),
+    ("absolute", "rating: EXCELLENT.", "excellent"),
+    ("absolute", "It would pass at first glance. Rating: Fail", "fail"),
+    ("absolute", "*Rating*: **Excellent**\n\n(it is thorough)", "excellent"),
+    ("absolute", "Pass", "pass"),
+    ("absolute", "It mostly passes.", None),
+    ("absolute", "Rating: Good", None),
+    ("absolute", "Rating: Pass\nRating: Excellent", None),
+    # likert 1-6
+    ("likert", "Score: 4", 4),
+    ("likert", "Reasoning...\nScore: 4/6", 4),
+    ("likert", "Score: 3 out of 6", 3),
+    ("likert", "[[5]]", 5),
+    ("likert", "6", 6),
+    ("likert", "**Score:** 2.", 2),
+    ("likert", "Score: 7", None),
+    ("likert", "Score: 0", None),
+    ("likert", "Score: 4.5", None),
+    ("likert", "Score: 5/10", None),
+    ("likert", "Score: 4 or 5", None),
+    ("likert", "I would give it a 5.", None),
+    # safety: "unsafe" must not read as "safe"
+    ("safety", "Verdict: unsafe", "unsafe"),
+    ("safety", "Verdict: Safe", "safe"),
+    ("safety", "verdict: not safe", "unsafe"),
+    ("safety", "The reply is safe-ish.\nVerdict: UNSAFE", "unsafe"),
+    ("safety", "Safe", "safe"),
+    ("safety", "Verdict: safe or unsafe", None),
+]
+
+
+@pytest.mark.parametrize(("protocol", "text", "expected"), CASES)
+def test_parse(protocol: str, text: str, expected: str | int | None) -> None:
+    assert parse(protocol, text) == expected

@@ -1,0 +1,280 @@
+"""`parse_yaml` rejects invalid Experiments with one `path: rule (got value)` line per problem."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO
+
+from lima.errors import SpecError
+from lima.spec.load import load_experiment, parse_experiment, parse_yaml
+
+
+def base_document() -> dict[str, Any]:
+    """A small valid Experiment (every section that has list items is present)."""
+    return {
+        "apiVersion": "lima-run.io/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "data": {
+                "sources": [
+                    {"name": "se", "kind": "stackexchange", "uri": "a/*.xml", "quota": 5},
+                    {"name": "wh", "kind": "wikihow", "uri": "b.csv", "quota": 5},
+                ],
+                "filters": {"natural_instructions": {"tasks": 5}},
+            },
+            "train": {"epochs": 6, "eligible_epochs": [4, 5, 6], "lr": 1e-3, "final_lr": 1e-4},
+            "generate": {"prompt_sets": [{"name": "test", "uri": "curated:test", "limit": 4}]},
+            "judge": {"protocols": ["pairwise"], "baselines": [{"name": "base", "model": "tiny"}]},
+            "resources": {"train": {"workers": 2, "memory": "4Gi"}},
+        },
+    }
+
+
+def problems_of(document: Any) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_yaml(yaml.safe_dump(document), "bad.yaml")
+    assert caught.value.source == "bad.yaml"
+    return caught.value.problems
+
+
+def edit(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    document = copy.deepcopy(base_document())
+    change(document)
+    return document
+
+
+DNS = "must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter)"
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "typo at the top of spec",
+        lambda d: d["spec"].update(trian={"epochs": 3}),
+        "spec.trian: unknown field (did you mean 'train'?) (got {'epochs': 3})",
+    ),
+    (
+        "typo in a section",
+        lambda d: d["spec"]["train"].update(learning_rate=0.1),
+        "spec.train.learning_rate: unknown field (got 0.1)",
+    ),
+    (
+        "typo three levels down",
+        lambda d: d["spec"]["data"]["filters"]["natural_instructions"].update(taskz=5),
+        "spec.data.filters.natural_instructions.taskz: unknown field (did you mean 'tasks'?) "
+        "(got 5)",
+    ),
+    (
+        "typo inside a list item",
+        lambda d: d["spec"]["data"]["sources"][1].update(qouta=3),
+        "spec.data.sources[1].qouta: unknown field (did you mean 'quota'?) (got 3)",
+    ),
+    (
+        "wrong type",
+        lambda d: d["spec"]["train"].update(epochs="six"),
+        "spec.train.epochs: must be an integer (got 'six')",
+    ),
+    (
+        "mapping expected",
+        lambda d: d["spec"].update(model=["tiny"]),
+        "spec.model: must be a mapping (got ['tiny'])",
+    ),
+    (
+        "string expected",
+        lambda d: d["spec"].update(model={"base": 3}),
+        "spec.model.base: must be a string (got 3)",
+    ),
+    (
+        "out of range",
+        lambda d: d["spec"]["train"].update(lr=-1),
+        "spec.train.lr: must be > 0 (got -1)",
+    ),
+    (
+        "out of range, upper bound",
+        lambda d: d["spec"]["generate"].update(top_p=1.5),
+        "spec.generate.top_p: must be <= 1 (got 1.5)",
+    ),
+    (
+        "list item out of range",
+        lambda d: d["spec"]["data"]["sources"][1].update(quota=-3),
+        "spec.data.sources[1].quota: must be >= 0 (got -3)",
+    ),
+    (
+        "nullable field out of range",
+        lambda d: d["spec"]["generate"]["prompt_sets"][0].update(limit=0),
+        "spec.generate.prompt_sets[0].limit: must be >= 1 (got 0)",
+    ),
+    (
+        "bad enum",
+        lambda d: d["spec"]["data"]["sources"][0].update(kind="reddit"),
+        "spec.data.sources[0].kind: must be one of 'stackexchange', 'wikihow', 'writingprompts', "
+        "'natural_instructions' or 'authored' (got 'reddit')",
+    ),
+    (
+        "bad enum in a list of enums",
+        lambda d: d["spec"]["judge"].update(protocols=["pairwise", "elo"]),
+        "spec.judge.protocols[1]: must be one of 'pairwise', 'absolute', 'likert' or 'safety' "
+        "(got 'elo')",
+    ),
+    (
+        "bad literal",
+        lambda d: d["spec"]["train"].update(zero_stage=1),
+        "spec.train.zero_stage: must be 2 or 3 (got 1)",
+    ),
+    (
+        "name not DNS-1035",
+        lambda d: d["metadata"].update(name="My_Experiment"),
+        f"metadata.name: {DNS} (got 'My_Experiment')",
+    ),
+    (
+        "name too long",
+        lambda d: d["metadata"].update(name="a" * 31),
+        f"metadata.name: must be at most 30 characters (got {'a' * 31!r})",
+    ),
+    (
+        "bad pattern in a list item",
+        lambda d: d["spec"]["data"]["sources"][0].update(name="SE"),
+        f"spec.data.sources[0].name: {DNS} (got 'SE')",
+    ),
+    (
+        "bad quantity",
+        lambda d: d["spec"]["resources"]["train"].update(memory="4GB"),
+        "spec.resources.train.memory: must be a Kubernetes quantity such as 512Mi or 4Gi "
+        "(got '4GB')",
+    ),
+    (
+        "missing required field",
+        lambda d: d["spec"]["data"]["sources"][1].pop("quota"),
+        "spec.data.sources[1].quota: required field is missing",
+    ),
+    (
+        "missing section",
+        lambda d: d["spec"].pop("data"),
+        "spec.data: required field is missing",
+    ),
+    (
+        "empty list",
+        lambda d: d["spec"]["data"].update(sources=[]),
+        "spec.data.sources: must have at least 1 item(s) (got [])",
+    ),
+    (
+        "final_lr > lr",
+        lambda d: d["spec"]["train"].update(final_lr=0.1),
+        "spec.train: final_lr (0.1) must be <= lr (0.001)",
+    ),
+    (
+        "eligible epochs outside 1..epochs",
+        lambda d: d["spec"]["train"].update(eligible_epochs=[0, 5, 9]),
+        "spec.train: eligible_epochs [0, 9] are outside 1..epochs (6)",
+    ),
+    (
+        "duplicate source names",
+        lambda d: d["spec"]["data"]["sources"][1].update(name="se"),
+        "spec.data: source names must be unique (repeated: se)",
+    ),
+    (
+        "baseline with both answers and model",
+        lambda d: d["spec"]["judge"]["baselines"][0].update(answers="b.jsonl"),
+        "spec.judge.baselines[0]: a baseline needs exactly one of `answers` or `model`",
+    ),
+    (
+        "baseline with neither answers nor model",
+        lambda d: d["spec"]["judge"]["baselines"][0].pop("model"),
+        "spec.judge.baselines[0]: a baseline needs exactly one of `answers` or `model`",
+    ),
+    (
+        "wrong apiVersion",
+        lambda d: d.update(apiVersion="lima-run.io/v2"),
+        "apiVersion: must be 'lima-run.io/v1alpha1' (got 'lima-run.io/v2')",
+    ),
+    (
+        "wrong kind",
+        lambda d: d.update(kind="RayJob"),
+        "kind: must be 'Experiment' (got 'RayJob')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_each_kind_of_problem_has_a_path_precise_message(change, expected: str) -> None:
+    assert problems_of(edit(change)) == [expected]
+
+
+def test_the_base_document_and_the_demo_are_valid() -> None:
+    assert parse_experiment(base_document()).metadata.name == "demo"
+    assert load_experiment(REPO / "examples" / "experiment.yaml").spec.train.epochs >= 1
+
+
+def test_all_problems_are_listed_at_once() -> None:
+    def many(d: dict[str, Any]) -> None:
+        d["spec"]["train"].update(lr=-1, epochs="six")
+        d["spec"]["data"]["sources"][1].update(quota=-3, qouta=1)
+        d["metadata"]["name"] = "Bad_Name"
+
+    problems = problems_of(edit(many))
+    assert set(problems) == {
+        f"metadata.name: {DNS} (got 'Bad_Name')",
+        "spec.data.sources[1].quota: must be >= 0 (got -3)",
+        "spec.data.sources[1].qouta: unknown field (did you mean 'quota'?) (got 1)",
+        "spec.train.epochs: must be an integer (got 'six')",
+        "spec.train.lr: must be > 0 (got -1)",
+    }
+    with pytest.raises(SpecError) as caught:
+        parse_experiment(edit(many), "x.yaml")
+    assert str(caught.value).startswith("x.yaml: 5 problem(s)\n  ")
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    text = yaml.safe_dump(base_document()).replace("kind: Experiment", "kind: [Experiment")
+    line = text.splitlines().index("kind: [Experiment") + 1
+    with pytest.raises(SpecError) as caught:
+        parse_yaml(text, "bad.yaml")
+    (problem,) = caught.value.problems
+    assert problem.startswith("(yaml): line ")
+    assert int(problem.split("line ")[1].split(",")[0]) >= line
+
+
+def test_duplicate_yaml_keys_are_errors_not_silently_merged() -> None:
+    text = "apiVersion: lima-run.io/v1alpha1\nkind: Experiment\nmetadata: {name: a}\n"
+    text += "spec:\n  data: {sources: []}\n  train:\n    lr: 0.1\n    lr: 0.2\n"
+    with pytest.raises(SpecError) as caught:
+        parse_yaml(text)
+    assert caught.value.problems == [
+        "(yaml): line 8, column 5: duplicate key 'lr' (first on line 7)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", "(document): must be a mapping (got ['a', 'b'])"),
+        ("just a string\n", "(document): must be a mapping (got 'just a string')"),
+        ("", "(document): is empty; expected an Experiment mapping"),
+    ],
+)
+def test_non_mapping_documents(text: str, expected: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_yaml(text)
+    assert caught.value.problems == [expected]
+
+
+def test_missing_file_is_a_spec_error(tmp_path) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_experiment(tmp_path / "nope.yaml")
+    assert caught.value.problems == [f"(file): no such file: {tmp_path / 'nope.yaml'}"]
+
+
+def test_experiment_loads_from_s3(s3_settings, monkeypatch) -> None:
+    from lima.store import s3_backend
+
+    backend = s3_backend(s3_settings, "specs")
+    backend.put_bytes("exp/one.yaml", yaml.safe_dump(base_document()).encode())
+    for name, value in s3_settings.model_dump().items():
+        if value is not None and name.startswith("s3_"):
+            raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            monkeypatch.setenv(f"LIMA_{name.upper()}", str(raw))
+    assert load_experiment("s3://specs/exp/one.yaml").metadata.name == "demo"
