@@ -74,8 +74,13 @@ def execute(
     settings: Settings,
     progress: ProgressSink,
     key: str | None = None,
+    *,
+    replace: bool = False,
 ) -> Manifest:
-    """Run one stage into a fresh folder and publish it (manifest last)."""
+    """Run one stage into a fresh folder and publish it (manifest last).
+
+    `replace` (a forced run) makes the new output the artifact even if one exists at `key`.
+    """
     from lima.runtime import ensure_ray
 
     key = key or stage_key(experiment, stage, inputs)
@@ -109,6 +114,7 @@ def execute(
             started_at=started_at,
             summary=summary,
             duration_s=round(time.perf_counter() - started, 3),
+            replace=replace,
         )
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
@@ -208,7 +214,9 @@ def _run_one(
         if skip:
             raise LimaError(f"stage {stage.name!r} is not cached; run it first")
         progress = events.stage_started(stage, key)
-        manifest = execute(experiment, stage, inputs, store, settings, progress, key)
+        manifest = execute(
+            experiment, stage, inputs, store, settings, progress, key, replace=forced
+        )
         done[stage.name] = manifest
         return StageResult(
             stage.name,

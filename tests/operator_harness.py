@@ -133,9 +133,14 @@ def objects(kmock: Any, resource: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+def requests(kmock: Any) -> list[Any]:
+    """Every request kmock has served (iterating the handler yields them)."""
+    return list(kmock)
+
+
 def posted_events(kmock: Any, reason: str) -> list[dict[str, Any]]:
     """Events the operator POSTed (kmock stores one per generateName, so read the requests)."""
-    return [r.data for r in kmock.requests
+    return [r.data for r in requests(kmock)
             if str(r.method).endswith("POST") and r.resource is not None
             and r.resource.plural == "events" and (r.data or {}).get("reason") == reason]
 

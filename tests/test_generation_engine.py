@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_helpers import QA, base_model, tuned_model  # noqa: F401 - fixtures
+from eval_helpers import QA
 
 from lima.generation.decoding import DecodeConfig, GeneratedTokensRepetitionPenalty, seed_for
 from lima.generation.hf_engine import HFEngine
 from lima.generation.prompts import PromptRecord
 
 GREEDY = DecodeConfig(max_new_tokens=16, do_sample=False, batch_size=8)
+
+pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
 
 
 def records() -> list[PromptRecord]:
@@ -22,7 +24,7 @@ def records() -> list[PromptRecord]:
 def test_tiny_model_stops_at_eot_after_finetuning(tuned_model: Path) -> None:
     engine = HFEngine(tuned_model, DecodeConfig(max_new_tokens=24))  # paper sampling settings
     answers = engine.answer(records())
-    for (_, reference), answer in zip(QA, answers, strict=True):
+    for answer in answers:
         turn = answer["turns"][0]
         assert turn["finish_reason"] == "eot"
         assert turn["answer_tokens"] < 24
@@ -62,8 +64,8 @@ def test_sampling_is_seeded_per_prompt_not_per_batch(base_model: Path) -> None:
 
 
 def test_multi_turn_answers_turn_by_turn(tuned_model: Path) -> None:
-    from lima.models.chat import encode_prompt
     from lima.generation.hf_engine import chat_spec
+    from lima.models.chat import encode_prompt
 
     engine = HFEngine(tuned_model, GREEDY)
     record = PromptRecord("mt", [QA[0][0], QA[1][0]], [QA[0][1], QA[1][1]])
@@ -71,8 +73,9 @@ def test_multi_turn_answers_turn_by_turn(tuned_model: Path) -> None:
     answer = engine.answer([record, single])[0]
     first, second = answer["turns"]
     assert first["answer"] == QA[0][1]
-    expected = encode_prompt([QA[0][0], first["answer"], QA[1][0]], engine.tokenizer,
-                             chat_spec(tuned_model))
+    expected = encode_prompt(
+        [QA[0][0], first["answer"], QA[1][0]], engine.tokenizer, chat_spec(tuned_model)
+    )
     assert second["prompt_tokens"] == len(expected)  # turn 2 saw turn 1's answer
     assert second["prompt"] == QA[1][0]
     assert second["finish_reason"] in {"eot", "length"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval_helpers import QA, tuned_model  # noqa: F401 - fixture
+from eval_helpers import QA
 
 from lima.generation.config import DecodeConfig
 from lima.generation.hf_engine import HFEngine
@@ -12,6 +12,8 @@ from lima.generation.pool import ModelRef, answer_prompts
 from lima.generation.prompts import PromptRecord
 from lima.spec import StageResources, StorageSpec
 from lima.store import open_store
+
+pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
 
 
 def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
@@ -28,8 +30,13 @@ def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
     ref = ModelRef("epoch-1", str(tmp_path / "not-here"), manifest.to_json(), "")
     seen: list[tuple[int, int]] = []
     pooled = answer_prompts(
-        prompts, ref, config, StageResources(workers=2, cpus=1), settings=settings,
-        storage=StorageSpec(), progress=lambda done, total: seen.append((done, total)),
+        prompts,
+        ref,
+        config,
+        StageResources(workers=2, cpus=1),
+        settings=settings,
+        storage=StorageSpec(),
+        progress=lambda done, total: seen.append((done, total)),
     )
     assert [a["id"] for a in pooled] == [p.id for p in prompts]
     assert all(a["model"] == "epoch-1" and a["engine"] == "hf" for a in pooled)

@@ -22,7 +22,9 @@ def test_every_layout_is_read_and_bad_rows_are_kept_with_reasons() -> None:
     assert records[0].references == ["The sky is blue."]
     assert records[1].turns == ["Name a fruit.", "Another one?"]
     assert records[1].references == ["An apple is a fruit.", "A pear."]
-    assert records[2].turns == ["Write a poem.", "Now shorter."] and records[2].category == "writing"
+    assert (
+        records[2].turns == ["Write a poem.", "Now shorter."] and records[2].category == "writing"
+    )
     reasons = [r.reason for r in rejected]
     assert len(reasons) == 6
     assert reasons[0] == "mixed_prompts.jsonl:4: `prompt` must be a non-empty string"
@@ -74,7 +76,7 @@ def test_judge_items_one_per_turn_with_context() -> None:
 def test_curated_split_needs_the_curate_artifact(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="curated:dev"):
         resolve_prompt_file("curated:dev", None, tmp_path, None)
-    with pytest.raises(SourceError, match="no test.jsonl"):
+    with pytest.raises(SourceError, match=r"no test\.jsonl"):
         resolve_prompt_file("curated:test", tmp_path, tmp_path, None)
     with pytest.raises(SourceError, match="matches no file"):
         resolve_prompt_file(str(tmp_path / "missing.jsonl"), None, tmp_path, None)

@@ -80,8 +80,10 @@ def test_distribution_counts_shares_and_likert_mean() -> None:
     assert out["n"] == 4 and out["invalid"] == 1
     assert out["counts"] == {"1": 0, "2": 1, "3": 0, "4": 0, "5": 2, "6": 1}
     assert out["shares"]["5"] == 0.5 and out["mean"] == 4.5
-    absolute = [Verdict(str(i), "absolute", v, True, []) for i, v in enumerate(
-        ["fail", "pass", "pass", "excellent", "excellent", "excellent"])]
+    absolute = [
+        Verdict(str(i), "absolute", v, True, [])
+        for i, v in enumerate(["fail", "pass", "pass", "excellent", "excellent", "excellent"])
+    ]
     assert distribution(absolute)["shares"] == {"fail": 1 / 6, "pass": 2 / 6, "excellent": 0.5}
     safety = [Verdict("a", "safety", "safe", True, []), Verdict("b", "safety", "unsafe", True, [])]
     assert distribution(safety)["shares"]["safe"] == 0.5

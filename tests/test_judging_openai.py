@@ -93,7 +93,9 @@ def test_requests_are_chat_completions_at_temperature_zero(tmp_path: Path) -> No
     body = endpoint.bodies[0]
     assert verdict.value == "pass"
     assert body["model"] == "judge-x" and body["temperature"] == 0 and body["max_tokens"] == 77
-    assert "Fail" in body["messages"][0]["content"] and "tested ID-a" in body["messages"][0]["content"]
+    assert (
+        "Fail" in body["messages"][0]["content"] and "tested ID-a" in body["messages"][0]["content"]
+    )
     assert endpoint.authorizations == [f"Bearer {KEY}"]
 
 
@@ -114,10 +116,15 @@ def test_429_with_retry_after_and_500s_are_retried(tmp_path: Path) -> None:
 
     with ScriptedEndpoint(responder) as endpoint:
         judge = make_judge(openai_spec(), judge_settings(tmp_path, endpoint.url))
-        verdicts = judge.judge("likert", [single("rate"), single("boom"), single("junk"), single("ok")])
+        verdicts = judge.judge(
+            "likert", [single("rate"), single("boom"), single("junk"), single("ok")]
+        )
     assert [v.value for v in verdicts] == [5, 5, 5, 5]
     assert {pid: len(times) for pid, times in calls.items()} == {
-        "rate": 2, "boom": 3, "junk": 2, "ok": 1,
+        "rate": 2,
+        "boom": 3,
+        "junk": 2,
+        "ok": 1,
     }
     assert calls["rate"][1] - calls["rate"][0] >= 0.38  # Retry-After honoured
     assert judge.inner.completer.stats["retries"] == 4
@@ -153,7 +160,7 @@ def test_timeouts_are_retried_then_reported(tmp_path: Path) -> None:
     with ScriptedEndpoint(lambda body: Reply("Rating: Pass", delay=1.0)) as endpoint:
         spec = openai_spec(timeout_s=0.2, max_retries=1)
         judge = make_judge(spec, judge_settings(tmp_path, endpoint.url))
-        with pytest.raises(JudgeError, match="timeout after 0.2s"):
+        with pytest.raises(JudgeError, match=r"timeout after 0\.2s"):
             judge.judge("absolute", [single("slow")])
         assert endpoint.requests == 2
 
@@ -252,3 +259,20 @@ async def test_judging_works_from_inside_a_running_event_loop(tmp_path: Path) ->
         judge = make_judge(openai_spec(), judge_settings(tmp_path, endpoint.url))
         [verdict] = judge.judge("safety", [single("loop")])
     assert verdict.value == "unsafe"
+
+
+def test_retry_after_and_backoff_arithmetic() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from lima.judging.openai_client import MAX_BACKOFF_S, OpenAICompleter, _retry_after
+
+    assert _retry_after({"retry-after": "2.5"}) == 2.5
+    assert _retry_after({}) is None and _retry_after({"retry-after": "soon"}) is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < _retry_after({"retry-after": later}) <= 30
+    completer = OpenAICompleter("http://127.0.0.1:1/v1", "m", backoff_s=0.5)
+    assert completer._delay(3, retry_after=7.0) == 7.0
+    delays = [completer._delay(attempt, None) for attempt in range(10) for _ in range(20)]
+    assert all(0 <= d <= MAX_BACKOFF_S for d in delays)
+    assert max(completer._delay(1, None) for _ in range(50)) <= 1.0  # 0.5 * 2**1

@@ -7,7 +7,7 @@ import copy
 import pytest
 from operator_harness import (
     EXPERIMENTS, NS, RAYJOBS, Operator, example, experiment_status, objects, posted_events,
-    publish,
+    publish, requests,
     set_rayjob_status, wait_for,
 )
 
@@ -122,7 +122,8 @@ async def test_restart_adopts_existing_rayjob_and_deletion_uses_owner_refs(clust
                             jobStatus="RUNNING")
     await wait_for(lambda: (experiment_status(kmock).get("stages") or [{}])[0].get("phase")
                    == "Running", what="stage Running after restart")
-    creates = [r for r in kmock.requests if r.method == "POST" and "rayjobs" in str(r.url)]
+    creates = [r for r in requests(kmock)
+               if str(r.method).endswith("POST") and "rayjobs" in str(r.url)]
     assert len(creates) == 1 and len(objects(kmock, RAYJOBS)) == 1
 
     url = f"/apis/lima-run.io/v1alpha1/namespaces/{NS}/experiments/demo"

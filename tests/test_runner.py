@@ -34,7 +34,7 @@ class Recorder(Events):
         self.started: list[str] = []
         self.finished: list[tuple[str, str]] = []
 
-    def stage_started(self, stage: Stage, key: str):  # noqa: ANN201 - ProgressSink
+    def stage_started(self, stage: Stage, key: str):
         self.started.append(stage.name)
         return lambda **_: None
 
@@ -61,7 +61,10 @@ def test_config_change_reruns_only_downstream(settings: Settings) -> None:
     first = {r.stage: r for r in run_experiment(experiment(), settings, stages=chain())}
     changed = {r.stage: r for r in run_experiment(experiment(lr=0.5), settings, stages=chain())}
     assert statuses(list(changed.values())) == {
-        "curate": "cached", "train": "done", "generate": "done", "judge": "done",
+        "curate": "cached",
+        "train": "done",
+        "generate": "done",
+        "judge": "done",
     }
     assert changed["train"].key != first["train"].key
     assert changed["generate"].key != first["generate"].key  # its input's digest changed
@@ -74,19 +77,32 @@ def test_version_change_changes_the_key(settings: Settings) -> None:
     bumped = chain(generate=make_stage("generate", ("train",), section="generate", version="2"))
     second = {r.stage: r for r in run_experiment(experiment(), settings, stages=bumped)}
     assert statuses(list(second.values())) == {
-        "curate": "cached", "train": "cached", "generate": "done", "judge": "done",
-    }
+        "curate": "cached",
+        "train": "cached",
+        "generate": "done",
+        "judge": "cached",
+    }  # judge reads generate's content, which the bump left identical: still a hit
     assert second["generate"].key != first["generate"].key
+    assert second["generate"].digest == first["generate"].digest
 
 
 def test_input_change_changes_downstream_keys(settings: Settings) -> None:
     """Same config and version downstream, but an upstream output with other content."""
     first = {r.stage: r for r in run_experiment(experiment(), settings, stages=chain())}
-    other = chain(curate=make_stage("curate", extra=lambda c: (c.output_dir / "x").write_text("1")))
+    other = chain(
+        curate=make_stage(
+            "curate", version="2", extra=lambda c: (c.output_dir / "x").write_text("1")
+        )
+    )
     second = {r.stage: r for r in run_experiment(experiment(), settings, stages=other)}
     assert second["curate"].digest != first["curate"].digest
     assert second["train"].key != first["train"].key
-    assert all(r.status == "done" for r in second.values())
+    assert statuses(list(second.values())) == {
+        "curate": "done",
+        "train": "done",  # new input digest
+        "generate": "cached",  # train's content did not change (it ignores the new file)
+        "judge": "done",  # reads curate directly
+    }
 
 
 def test_force_and_force_stages(settings: Settings) -> None:
@@ -97,11 +113,42 @@ def test_force_and_force_stages(settings: Settings) -> None:
         experiment(), settings, stages=chain(), options=RunOptions(force_stages=["generate"])
     )
     assert statuses(one) == {
-        "curate": "cached", "train": "cached", "generate": "done", "judge": "cached",
+        "curate": "cached",
+        "train": "cached",
+        "generate": "done",
+        "judge": "cached",
     }  # same inputs, same config: recomputed output has the same content, judge stays cached
     assert RUNS == {"curate": 2, "train": 2, "generate": 3, "judge": 2}
     with pytest.raises(LimaError, match="unknown stage"):
-        run_experiment(experiment(), settings, stages=chain(), options=RunOptions(force_stages=["x"]))
+        run_experiment(
+            experiment(), settings, stages=chain(), options=RunOptions(force_stages=["x"])
+        )
+
+
+def test_forced_stage_replaces_its_artifact(settings: Settings) -> None:
+    """A forced stage whose output differs (e.g. training) replaces the artifact at its key,
+    so the stages that read it run again."""
+    noisy = make_stage(
+        "train",
+        ("curate",),
+        section="train",
+        extra=lambda c: (c.output_dir / "run.txt").write_text(str(RUNS["train"])),
+    )
+    first = {r.stage: r for r in run_experiment(experiment(), settings, stages=chain(train=noisy))}
+    forced = run_experiment(
+        experiment(),
+        settings,
+        stages=chain(train=noisy),
+        options=RunOptions(force_stages=["train"]),
+    )
+    assert statuses(forced) == {
+        "curate": "cached",
+        "train": "done",
+        "generate": "done",
+        "judge": "cached",  # generate's output ignores run.txt: judge's inputs are unchanged
+    }
+    assert forced[1].key == first["train"].key and forced[1].digest != first["train"].digest
+    assert open_store(settings).manifest("train", forced[1].key).digest == forced[1].digest
 
 
 def test_only_runs_named_stages_and_needs_cached_inputs(settings: Settings) -> None:
@@ -118,7 +165,10 @@ def test_failing_stage_stops_the_run(settings: Settings) -> None:
     stages = chain(train=make_stage("train", ("curate",), section="train", fail=True))
     results = run_experiment(experiment(), settings, stages=stages)
     assert statuses(results) == {
-        "curate": "done", "train": "failed", "generate": "skipped", "judge": "skipped",
+        "curate": "done",
+        "train": "failed",
+        "generate": "skipped",
+        "judge": "skipped",
     }
     assert results[1].message == "RuntimeError: train broke on purpose"
     store = open_store(settings)
@@ -152,8 +202,11 @@ def test_run_records_and_lineage(settings: Settings) -> None:
     assert {i.stage for i in judge.inputs} == {"generate", "curate"}
     chain_keys, current = [], judge
     while current.inputs:  # judge -> generate -> train -> curate
-        ref = next(i for i in current.inputs if i.stage != "curate") if current.stage == "judge" \
+        ref = (
+            next(i for i in current.inputs if i.stage != "curate")
+            if current.stage == "judge"
             else current.inputs[0]
+        )
         parent = store.manifest(ref.stage, ref.key)
         assert ref.digest == parent.digest and ref.uri == parent.uri
         chain_keys.append(ref.stage)
@@ -179,7 +232,7 @@ def test_run_single_stage(settings: Settings) -> None:
     assert statuses(full)["train"] == "cached"  # the same keys as a whole run
     broken = chain(generate=make_stage("generate", ("train",), section="generate", fail=True))
     with pytest.raises(StageError, match="broke on purpose"):
-        run_single_stage(experiment(), settings, "generate", stages=broken)
+        run_single_stage(experiment(), settings, "generate", stages=broken, force=True)
     assert any(r.get("single_stage") == "generate" for r in open_store(settings).runs("demo"))
 
 

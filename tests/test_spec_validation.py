@@ -278,3 +278,21 @@ def test_experiment_loads_from_s3(s3_settings, monkeypatch) -> None:
             raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
             monkeypatch.setenv(f"LIMA_{name.upper()}", str(raw))
     assert load_experiment("s3://specs/exp/one.yaml").metadata.name == "demo"
+
+
+def test_union_members_read_as_one_problem() -> None:
+    """No union exists in the spec today; a section that adds one still gets clean messages."""
+    from pydantic import BaseModel, ValidationError
+
+    from lima.spec.load import describe_errors
+
+    class Section(BaseModel):
+        size: int | list[int]
+        tags: list[int | None] = []
+
+    with pytest.raises(ValidationError) as caught:
+        Section.model_validate({"size": "big", "tags": [1, "x"]})
+    assert describe_errors(caught.value) == [
+        "size: must be an integer or must be a list (got 'big')",
+        "tags[1]: must be an integer (got 'x')",
+    ]

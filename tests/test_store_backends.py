@@ -200,3 +200,15 @@ def test_secrets_never_shown(s3cfg, tmp_path: Path) -> None:
     shown += [str(caught.value), repr(caught.value)]
     for text in shown:
         assert SECRET not in text and "testing-access" not in text
+
+
+def test_s3_conditional_put_is_refused_by_the_server(s3cfg) -> None:
+    """The exists() pre-check aside, the PUT itself carries If-None-Match and moto honours it."""
+    from minio.error import S3Error
+
+    backend = s3_store(s3cfg).backend
+    backend.put_bytes("lima/cond.json", b"first")
+    with pytest.raises(S3Error) as caught:
+        backend._conditional_put("lima/cond.json", b"second")
+    assert caught.value.code == "PreconditionFailed"
+    assert backend.get_bytes("lima/cond.json") == b"first"

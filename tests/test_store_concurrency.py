@@ -6,6 +6,7 @@ losers adopt the winner's manifest and delete their own attempt.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -27,7 +28,7 @@ from store_helpers import (
     s3cfg,
 )
 
-from lima.store import ArtifactStore, FileBackend, Manifest
+from lima.store import ArtifactStore, FileBackend, Manifest, S3Backend
 
 __all__ = ["moto_endpoint", "s3cfg"]  # fixtures
 
@@ -90,6 +91,42 @@ def test_threads_racing_on_one_key(store: ArtifactStore, tmp_path: Path) -> None
         assert (
             len(list((store.backend.root / "lima/artifacts/train/same-key/objects").iterdir())) == 1
         )
+
+
+class IgnoresConditions(S3Backend):
+    """The client side of an S3-compatible server that ignores `If-None-Match` (a plain PUT):
+    put_if_absent must still leave one consistent manifest, through its read-back."""
+
+    def _conditional_put(self, key: str, data: bytes) -> None:
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+
+
+def test_threads_racing_without_conditional_writes(s3cfg, tmp_path: Path) -> None:
+    real = s3_store(s3cfg).backend
+    backend = IgnoresConditions(
+        real.endpoint, ACCESS, SECRET, real.bucket, secure=False, region="us-east-1"
+    )
+    store = ArtifactStore(backend, "lima")
+    folders = [
+        make_tree(
+            tmp_path / f"w{i}", {"who.txt": f"w{i}".encode(), "data.bin": f"w{i}".encode() * 10_000}
+        )
+        for i in range(WRITERS)
+    ]
+    barrier = threading.Barrier(WRITERS)
+    returned: list[Manifest] = []
+
+    def write(folder: Path) -> None:
+        barrier.wait()
+        returned.append(publish(store, "train", "same-key", folder))
+
+    threads = [threading.Thread(target=write, args=(f,)) for f in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(returned) == WRITERS
+    check_one_result(store, returned, tmp_path)
 
 
 WRITER = r"""

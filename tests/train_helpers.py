@@ -39,9 +39,10 @@ def make_job(tmp: Path, settings: Any, *, zero_stage: int = 2, epochs: int = 3, 
              fault: dict | None = None, run_name: str = "run", **train: Any):
     from lima.train.driver import TrainJob
 
-    spec = TrainSpec(epochs=epochs, eligible_epochs=[epochs], global_batch_size=8,
-                     micro_batch_size=2, context_length=64, lr=3e-3, final_lr=3e-4,
-                     residual_dropout=0.1, zero_stage=zero_stage, max_failures=1, **train)
+    values = {"epochs": epochs, "eligible_epochs": [epochs], "global_batch_size": 8,
+              "micro_batch_size": 2, "context_length": 64, "lr": 3e-3, "final_lr": 3e-4,
+              "residual_dropout": 0.1, "zero_stage": zero_stage, "max_failures": 1}
+    spec = TrainSpec(**{**values, **train})
     return TrainJob(
         model=tiny_model_spec(), train=spec, resources=StageResources(workers=2, cpus=1),
         settings=settings, storage=StorageSpec(), train_rows=conversations(rows),

@@ -7,6 +7,7 @@ from typing import Any
 
 from lima.curate.assemble import assemble
 from lima.curate.pipeline import Progress, filter_and_dedup
+from lima.curate.shards import expand_sources
 from lima.settings import Settings
 from lima.spec.data import DataSpec
 
@@ -22,6 +23,7 @@ def curate(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write train/dev/test.jsonl, stats.json and rejected.jsonl into `out_dir`; return stats."""
+    expand_sources(spec, settings)  # a missing source fails here, before any work or output
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = scratch or out_dir / ".scratch"
     with (out_dir / "rejected.jsonl").open("w", encoding="utf-8") as rejected:

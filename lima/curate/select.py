@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
@@ -9,22 +10,27 @@ import numpy as np
 
 
 def largest_remainder(weights: dict[str, float], total: int, caps: dict[str, int]) -> dict[str, int]:
-    """Split `total` proportionally to `weights`, never above `caps`; leftovers are re-split."""
+    """Split `total` proportionally to `weights` (Hamilton's method), never above `caps`; what a
+    capped key cannot take is re-split among the others."""
     alloc = {k: 0 for k in weights}
     remaining = total
     while remaining > 0:
-        open_keys = [k for k in weights if alloc[k] < caps.get(k, 0) and weights[k] > 0]
+        room = {k: caps.get(k, 0) - alloc[k] for k in weights if weights[k] > 0}
+        open_keys = [k for k, r in room.items() if r > 0]
         if not open_keys:
             break
         mass = sum(weights[k] for k in open_keys)
         shares = {k: remaining * weights[k] / mass for k in open_keys}
-        given = {k: min(int(shares[k]), caps[k] - alloc[k]) for k in open_keys}
-        if sum(given.values()) == 0:  # hand out one at a time by largest remainder
-            k = max(open_keys, key=lambda key: (shares[key] - int(shares[key]), key))
-            given = {k: 1}
+        given = {k: min(math.floor(shares[k]), room[k]) for k in open_keys}
+        left = remaining - sum(given.values())
+        by_fraction = sorted(open_keys, key=lambda k: (-(shares[k] - math.floor(shares[k])), k))
+        for k in by_fraction:
+            if left and given[k] < room[k]:
+                given[k] += 1
+                left -= 1
         for k, n in given.items():
             alloc[k] += n
-            remaining -= n
+        remaining = left if sum(given.values()) else 0
     return alloc
 
 

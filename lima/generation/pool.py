@@ -1,9 +1,10 @@
 """A Ray Data actor pool of model replicas answering a prompt set.
 
-`answer_prompts` turns the prompts into a Ray Dataset (sorted by length so each batch pads
-little), maps batches through `resources.workers` replica actors (each loads the model once, with
-`resources.cpus` CPUs / `resources.gpus` GPUs), and returns one answer record per prompt in the
-input order. Replicas find the model by `ModelRef`: a local folder when the driver's path is
+`answer_many` turns (model, prompts) jobs into one Ray Dataset (sorted by model, then by prompt
+length so each batch pads little), maps batches through `resources.workers` replica actors (with
+`resources.cpus` CPUs / `resources.gpus` GPUs each; a replica loads a model once and keeps one
+at a time), and returns one answer record per prompt in each job's order. One pass serves every
+epoch of the select stage or every system of the generate stage, so replicas start once. Replicas find the model by `ModelRef`: a local folder when the driver's path is
 visible to them (a laptop), otherwise they fetch the artifact's objects from the store (a
 cluster, where workers run on other nodes).
 """
@@ -48,11 +49,15 @@ class ModelRef:
 
 
 class Replica:
-    """A Ray Data actor: one engine, many batches."""
+    """A Ray Data actor: one engine at a time, many batches.
+
+    Rows name their model by index into `models`; rows arrive sorted by model, so a replica
+    loads each model about once and never holds two (memory stays one model per replica).
+    """
 
     def __init__(
         self,
-        model: ModelRef,
+        models: list[ModelRef],
         config: dict[str, Any],
         engine: str,
         device: str,
@@ -60,38 +65,57 @@ class Replica:
         settings: Any,
         storage: Any,
     ) -> None:
-        model_dir = model.materialize(settings, storage)
-        decode = DecodeConfig(**config)
-        if engine == "vllm":
-            from lima.generation.vllm_engine import VLLMEngine
+        self.models, self.config, self.kind = models, DecodeConfig(**config), engine
+        self.device, self.threads = device, int(threads)
+        self.settings, self.storage = settings, storage
+        self.loaded: int | None = None
+        self.engine: Any = None
 
-            self.engine: Any = VLLMEngine(model_dir, decode)
-        else:
-            from lima.generation.hf_engine import HFEngine
+    def _engine(self, index: int) -> Any:
+        if self.loaded != index:
+            self.engine = None  # free the previous model before loading the next
+            model_dir = self.models[index].materialize(self.settings, self.storage)
+            if self.kind == "vllm":
+                from lima.generation.vllm_engine import VLLMEngine
 
-            self.engine = HFEngine(model_dir, decode, device=device, threads=int(threads))
-        self.label = model.label
+                self.engine = VLLMEngine(model_dir, self.config)
+            else:
+                from lima.generation.hf_engine import HFEngine
+
+                self.engine = HFEngine(
+                    model_dir, self.config, device=self.device, threads=self.threads
+                )
+            self.loaded = index
+        return self.engine
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        records = [PromptRecord.from_dict(json.loads(p)) for p in batch["payload"]]
-        started = time.perf_counter()
-        answers = self.engine.answer(records)
-        elapsed = time.perf_counter() - started
-        for answer in answers:
-            answer["model"] = self.label
-            answer["engine"] = self.engine.name
-            answer["batch_wall_s"] = round(elapsed, 4)
+        groups: dict[int, list[PromptRecord]] = {}
+        for model, payload in zip(batch["model"], batch["payload"], strict=True):
+            groups.setdefault(int(model), []).append(PromptRecord.from_dict(json.loads(payload)))
+        models, ids, results = [], [], []
+        for index, records in groups.items():
+            engine = self._engine(index)
+            started = time.perf_counter()
+            answers = engine.answer(records)
+            elapsed = round(time.perf_counter() - started, 4)
+            for answer in answers:
+                answer.update(
+                    model=self.models[index].label, engine=engine.name, batch_wall_s=elapsed
+                )
+                models.append(index)
+                ids.append(answer["id"])
+                results.append(json.dumps(answer))
         return {
-            "id": np.array([a["id"] for a in answers], dtype=object),
-            "result": np.array([json.dumps(a) for a in answers], dtype=object),
+            "model": np.array(models, dtype=np.int64),
+            "id": np.array(ids, dtype=object),
+            "result": np.array(results, dtype=object),
         }
 
 
-def answer_prompts(
-    records: list[PromptRecord],
-    model: ModelRef,
+def answer_many(
+    jobs: list[tuple[ModelRef, list[PromptRecord]]],
     config: DecodeConfig,
     resources: Any,
     *,
@@ -99,30 +123,37 @@ def answer_prompts(
     storage: Any,
     engine: str = "hf",
     progress: Callable[[int, int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Answer every record with `resources.workers` replicas; answers in `records` order."""
+) -> list[list[dict[str, Any]]]:
+    """Answer several (model, prompts) jobs in one pass of one actor pool (replicas start once).
+
+    Returns, per job, one answer record per prompt in the job's prompt order.
+    """
     import ray
 
-    if not records:
-        return []
+    total = sum(len(records) for _, records in jobs)
+    if total == 0:
+        return [[] for _ in jobs]
     if engine == "vllm":
         from lima.generation.vllm_engine import check_available
 
         check_available()
-    ordered = sorted(records, key=lambda r: (sum(len(t) for t in r.turns), r.id))
-    dataset = ray.data.from_items(
-        [{"id": r.id, "payload": json.dumps(r.to_dict())} for r in ordered]
-    )
+    rows = [
+        {"model": m, "id": r.id, "payload": json.dumps(r.to_dict()), "size": _size(r)}
+        for m, (_, records) in enumerate(jobs)
+        for r in records
+    ]
+    rows.sort(key=lambda row: (row["model"], row["size"], row["id"]))
+    dataset = ray.data.from_items([{k: row[k] for k in ("model", "id", "payload")} for row in rows])
     gpus = int(getattr(resources, "gpus", 0) or 0)
     mapped = dataset.map_batches(
         Replica,
         batch_size=config.batch_size,
         batch_format="numpy",
-        concurrency=min(int(resources.workers), len(records)),
+        concurrency=max(1, min(int(resources.workers), total // config.batch_size + 1)),
         num_cpus=float(resources.cpus),
         num_gpus=gpus,
         fn_constructor_kwargs={
-            "model": model,
+            "models": [model for model, _ in jobs],
             "config": config.to_dict(),
             "engine": engine,
             "device": "cuda" if gpus else "cpu",
@@ -131,9 +162,24 @@ def answer_prompts(
             "storage": storage,
         },
     )
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[tuple[int, str], dict[str, Any]] = {}
     for row in mapped.iter_rows():
-        found[str(row["id"])] = json.loads(row["result"])
+        found[(int(row["model"]), str(row["id"]))] = json.loads(row["result"])
         if progress is not None:
-            progress(len(found), len(records))
-    return [found[r.id] for r in records]
+            progress(len(found), total)
+    return [[found[(m, r.id)] for r in records] for m, (_, records) in enumerate(jobs)]
+
+
+def answer_prompts(
+    records: list[PromptRecord],
+    model: ModelRef,
+    config: DecodeConfig,
+    resources: Any,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Answer every record with one model; answers in `records` order."""
+    return answer_many([(model, records)], config, resources, **options)[0]
+
+
+def _size(record: PromptRecord) -> int:
+    return sum(len(t) for t in record.turns)

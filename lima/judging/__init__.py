@@ -3,6 +3,7 @@ Likert scale and safety, by an OpenAI-compatible endpoint, a local HF model, or 
 `reference` proxy. Every verdict is cached in the artifact store. See docs/judging.md."""
 
 from lima.judging.aggregate import agreement, distribution, position_consistency, win_tie_loss
+from lima.judging.cache import JudgeError
 from lima.judging.factory import make_judge
 from lima.judging.types import PROTOCOLS, Item, Judge, Verdict
 
@@ -10,6 +11,7 @@ __all__ = [
     "PROTOCOLS",
     "Item",
     "Judge",
+    "JudgeError",
     "Verdict",
     "agreement",
     "distribution",

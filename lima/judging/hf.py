@@ -54,7 +54,8 @@ class HFCompleter:
         tokenizer, model = self._loaded
         texts = [self._render(tokenizer, c) for c in conversations]
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = {k: v.to(model.device) for k, v in encoded.items()}
+        # only what a causal LM takes (a BERT-style tokenizer adds token_type_ids)
+        encoded = {k: encoded[k].to(model.device) for k in ("input_ids", "attention_mask")}
         with self._lock, torch.inference_mode():
             output = model.generate(
                 **encoded,

@@ -48,9 +48,7 @@ _AFTER_LETTER = re.compile(
     r"^(?:\s*$|\s*[^\w\s]|\s+(?:is|was|wins?|better|significantly|clearly|response)\b)",
     re.IGNORECASE,
 )
-_LIKERT = re.compile(
-    r"^([1-6])(?:\s*(?:/\s*6|out\s+of\s+6))?(?!\d|[.,]\d|\s*/|\s*out\s+of)"
-)
+_LIKERT = re.compile(r"^([1-6])(?:\s*(?:/\s*6|out\s+of\s+6))?(?!\d|[.,]\d|\s*/|\s*out\s+of)")
 
 
 def _clean(text: str) -> str:

@@ -52,9 +52,11 @@ class RayJobOptions:
     """(name, value) pairs for every Ray container, e.g. LIMA_JUDGE_BASE_URL."""
     secret_env: tuple[tuple[str, str, str], ...] = ()
     """(env name, Secret name, key): more secrets as secretKeyRef, e.g. LIMA_JUDGE_API_KEY."""
+    default_queue: str | None = None
+    """Kueue LocalQueue for stages that name none (chart value kueue.defaultQueue)."""
 
 
-def rayjob_name(experiment: str, stage: str, key: str, attempt: int = 0) -> str:
+def rayjob_name(experiment: str, stage: str, key: str, attempt: int | str = 0) -> str:
     """`<experiment>-<stage>-<hash>`, at most 47 characters, deterministic for (key, attempt)."""
     digest = hashlib.sha256(f"{key}:{attempt}".encode()).hexdigest()[:HASH_CHARS]
     stem = f"{experiment}-{stage}"[: MAX_RAYJOB_NAME - HASH_CHARS - 1].rstrip("-")
@@ -174,7 +176,7 @@ def build_rayjob(
     image: str,
     pool: Pool,
     s3: S3Ref,
-    attempt: int = 0,
+    attempt: int | str = 0,
     owner: dict[str, Any] | None = None,
     options: RayJobOptions | None = None,
 ) -> dict[str, Any]:
@@ -248,9 +250,10 @@ def build_rayjob(
     if res.timeout_s:
         spec["activeDeadlineSeconds"] = res.timeout_s
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": meta_labels}
-    if res.queue:
+    queue = res.queue or options.default_queue
+    if queue:
         # Kueue admits the job by un-suspending it; KubeRay only allows suspend with shutdown.
-        metadata["labels"] = {**meta_labels, KUEUE_QUEUE: res.queue}
+        metadata["labels"] = {**meta_labels, KUEUE_QUEUE: queue}
         spec["suspend"] = True
     if owner is not None:
         metadata["ownerReferences"] = [owner_reference(owner)]

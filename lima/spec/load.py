@@ -176,13 +176,17 @@ def _got(item: dict[str, Any]) -> str:
 
 
 def describe_errors(error: ValidationError) -> list[str]:
-    """One `path: rule (got value)` line per problem, in document order, without repeats."""
-    problems: list[str] = []
+    """One `path: rule (got value)` line per problem, in document order.
+
+    A value that fits no member of a union gives pydantic one error per member; they become
+    one line, `must be an integer or must be a list`.
+    """
+    rules: dict[tuple[str, str], list[str]] = {}
     for item in error.errors(include_url=False):
-        line = f"{_path(item['loc'])}: {_rule(item)}{_got(item)}"
-        if line not in problems:
-            problems.append(line)
-    return problems
+        rule, found = _rule(item), rules.setdefault((_path(item["loc"]), _got(item)), [])
+        if rule not in found:
+            found.append(rule)
+    return [f"{path}: {' or '.join(found)}{got}" for (path, got), found in rules.items()]
 
 
 class _StrictLoader(yaml.SafeLoader):

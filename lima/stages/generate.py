@@ -22,13 +22,16 @@ from typing import Any
 from lima.errors import StageError
 from lima.generation.answers import answer_stats, read_answer_file, write_jsonl
 from lima.generation.config import DecodeConfig
-from lima.generation.pool import ModelRef, answer_prompts
+from lima.generation.pool import ModelRef, answer_many
 from lima.generation.prompts import PromptRecord, Rejected, read_prompt_file, resolve_prompt_file
 from lima.stages._eval import decode_config, epoch_ref, generation_resources, progress_note
 from lima.stages.base import Stage, StageContext
 
 SYSTEM = "lima"
 """Name of the fine-tuned model's answers in every output."""
+
+Answers = dict[str, dict[str, list[dict[str, Any]]]]
+"""{prompt set: {system: answer records}}"""
 
 
 def _config(experiment: Any) -> dict[str, Any]:
@@ -42,22 +45,21 @@ def _config(experiment: Any) -> dict[str, Any]:
 
 
 class _Run:
-    """One execution of the stage: shared inputs, outputs and the baseline model folders."""
+    """One execution of the stage: shared inputs and the baseline model folders."""
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self.spec = ctx.spec
+        self.baseline_names = [b.name for b in self.spec.judge.baselines]
+        if SYSTEM in self.baseline_names:
+            raise StageError(
+                f"spec.judge.baselines: the name {SYSTEM!r} is reserved for the fine-tuned model"
+            )
         self.decode = DecodeConfig.from_spec(self.spec.generate)
         self.curated = ctx.input_dir("curate")
         self.selection = json.loads(ctx.store.read_object(ctx.inputs["select"], "selection.json"))
         epoch, folder = self.selection["selected_epoch"], self.selection["model_dir"]
         self.lima = epoch_ref(ctx, epoch, folder)
-        self._baseline_dirs: dict[str, Path] = {}
-        names = [b.name for b in self.spec.judge.baselines]
-        if SYSTEM in names:
-            raise StageError(
-                f"spec.judge.baselines: the name {SYSTEM!r} is reserved for the fine-tuned model"
-            )
 
     def prompts(self, prompt_set: Any) -> tuple[list[PromptRecord], list[Rejected]]:
         path = resolve_prompt_file(
@@ -65,43 +67,50 @@ class _Run:
         )
         return read_prompt_file(path, prompt_set.limit)
 
-    def generate(
-        self, name: str, model: ModelRef, prompts: list[PromptRecord]
-    ) -> list[dict[str, Any]]:
-        records = answer_prompts(
-            prompts,
-            model,
+    def baseline_model(self, baseline: Any) -> ModelRef:
+        from lima.generation.baselines import prepare_baseline
+        from lima.train.data import read_conversations, training_texts
+
+        rows, _ = read_conversations(self.curated / "train.jsonl")
+        folder: Path = prepare_baseline(
+            baseline.model,
+            self.spec.model,
+            self.ctx.settings,
+            self.ctx.scratch_dir,
+            training_texts(rows),
+        )
+        return ModelRef(baseline.name, str(folder))
+
+    def generate_all(self, sets: dict[str, list[PromptRecord]]) -> Answers:
+        """Answers of the fine-tuned model and of every `model` baseline, for every set, in one
+        pass of the replica pool (replicas start once)."""
+        systems = [(SYSTEM, self.lima)] + [
+            (b.name, self.baseline_model(b)) for b in self.spec.judge.baselines if b.model
+        ]
+        jobs = [
+            (name, system, ref, prompts)
+            for name, prompts in sets.items()
+            for system, ref in systems
+        ]
+        answered = answer_many(
+            [(ref, prompts) for _, _, ref, prompts in jobs],
             self.decode,
             generation_resources(self.ctx),
             settings=self.ctx.settings,
             storage=self.spec.storage,
             engine=self.spec.generate.engine,
-            progress=progress_note(self.ctx, f"{name} answers"),
+            progress=progress_note(self.ctx, "answers"),
         )
-        for record in records:
-            record["system"] = name
-        return records
+        out: Answers = {name: {} for name in sets}
+        for (name, system, _, _), records in zip(jobs, answered, strict=True):
+            for record in records:
+                record["system"] = system
+            out[name][system] = records
+        return out
 
-    def baseline_model(self, baseline: Any) -> ModelRef:
-        if baseline.name not in self._baseline_dirs:
-            from lima.generation.baselines import prepare_baseline
-            from lima.train.data import read_conversations, training_texts
-
-            rows, _ = read_conversations(self.curated / "train.jsonl")
-            self._baseline_dirs[baseline.name] = prepare_baseline(
-                baseline.model,
-                self.spec.model,
-                self.ctx.settings,
-                self.ctx.scratch_dir,
-                training_texts(rows),
-            )
-        return ModelRef(baseline.name, str(self._baseline_dirs[baseline.name]))
-
-    def baseline_answers(
+    def supplied_answers(
         self, baseline: Any, prompts: list[PromptRecord]
     ) -> tuple[list[dict[str, Any]], list[Rejected]]:
-        if baseline.model is not None:
-            return self.generate(baseline.name, self.baseline_model(baseline), prompts), []
         from lima.store import localize_uri
 
         path = localize_uri(baseline.answers, self.ctx.scratch_dir, self.ctx.settings)
@@ -112,33 +121,43 @@ class _Run:
         return read_answer_file(path, baseline.name, prompts)
 
 
+def _write_set(out: Path, name: str, systems: dict[str, list], rejected: list[Rejected]) -> None:
+    for system, records in systems.items():
+        write_jsonl(out / "answers" / name / f"{system}.jsonl", records)
+    if rejected:
+        write_jsonl(out / "rejected" / f"{name}.jsonl", [r.__dict__ for r in rejected])
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     job = _Run(ctx)
-    out = ctx.output_dir
-    sets: dict[str, Any] = {}
+    prompts: dict[str, list[PromptRecord]] = {}
+    rejected: dict[str, list[Rejected]] = {}
     for prompt_set in ctx.spec.generate.prompt_sets:
-        prompts, rejected = job.prompts(prompt_set)
-        if not prompts:
+        records, bad = job.prompts(prompt_set)
+        if not records:
             raise StageError(
                 f"prompt set {prompt_set.name} ({prompt_set.uri}) has no usable prompt"
             )
-        write_jsonl(out / "prompts" / f"{prompt_set.name}.jsonl", [p.to_dict() for p in prompts])
-        systems = {SYSTEM: job.generate(SYSTEM, job.lima, prompts)}
-        for baseline in ctx.spec.judge.baselines:
-            records, bad = job.baseline_answers(baseline, prompts)
-            systems[baseline.name] = records
-            rejected += bad
-        for name, records in systems.items():
-            write_jsonl(out / "answers" / prompt_set.name / f"{name}.jsonl", records)
-        if rejected:
-            write_jsonl(
-                out / "rejected" / f"{prompt_set.name}.jsonl", [r.__dict__ for r in rejected]
-            )
-        sets[prompt_set.name] = {
+        prompts[prompt_set.name], rejected[prompt_set.name] = records, bad
+        write_jsonl(
+            ctx.output_dir / "prompts" / f"{prompt_set.name}.jsonl", [p.to_dict() for p in records]
+        )
+    answers = job.generate_all(prompts)
+    for baseline in ctx.spec.judge.baselines:
+        if baseline.answers is not None:
+            for name, records in prompts.items():
+                answers[name][baseline.name], bad = job.supplied_answers(baseline, records)
+                rejected[name] += bad
+    sets: dict[str, Any] = {}
+    for prompt_set in ctx.spec.generate.prompt_sets:
+        name = prompt_set.name
+        systems = {s: answers[name][s] for s in [SYSTEM, *job.baseline_names]}
+        _write_set(ctx.output_dir, name, systems, rejected[name])
+        sets[name] = {
             "uri": prompt_set.uri,
-            "prompts": len(prompts),
-            "rejected": len(rejected),
-            "systems": {name: answer_stats(records) for name, records in systems.items()},
+            "prompts": len(prompts[name]),
+            "rejected": len(rejected[name]),
+            "systems": {system: answer_stats(records) for system, records in systems.items()},
         }
     summary = {
         "selected_epoch": job.selection["selected_epoch"],
@@ -148,7 +167,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "baselines": [b.model_dump(mode="json") for b in ctx.spec.judge.baselines],
         "sets": sets,
     }
-    (out / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (ctx.output_dir / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
     return {
         "selected_epoch": summary["selected_epoch"],
         "sets": {k: v["prompts"] for k, v in sets.items()},

@@ -71,8 +71,13 @@ class _SetJudging:
     def rated(self, protocol: str, system: str, prompts: list[PromptRecord]) -> dict[str, Any]:
         from lima.judging import distribution
 
+        from lima.judging.types import VALUES
+
         _, verdicts = self.ask(protocol, system, None, prompts)
         result = distribution(verdicts)
+        if not verdicts:  # nothing asked: still name every label (with no share)
+            labels = [str(v) for v in VALUES[protocol]]
+            result.update(counts=dict.fromkeys(labels, 0), shares=dict.fromkeys(labels))
         result["protocol"] = protocol
         return result
 

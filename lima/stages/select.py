@@ -19,7 +19,7 @@ from lima.errors import StageError
 from lima.generation.answers import answer_stats, judge_items, write_jsonl
 from lima.generation.checkpoints import eligible_models, epoch_perplexity, metric_records
 from lima.generation.config import DecodeConfig
-from lima.generation.pool import answer_prompts
+from lima.generation.pool import answer_many
 from lima.generation.prompts import PromptRecord, read_prompt_file
 from lima.stages._eval import (
     by_id,
@@ -75,18 +75,18 @@ def run(ctx: StageContext) -> dict[str, Any]:
     prompts = dev_prompts(ctx)
     models = eligible_models(ctx.inputs["train"], spec.train.eligible_epochs)
     decode = DecodeConfig.from_spec(spec.generate)
+    jobs = [(epoch_ref(ctx, epoch, folder), prompts) for epoch, folder in models.items()]
+    answered = answer_many(
+        jobs,
+        decode,
+        generation_resources(ctx),
+        settings=ctx.settings,
+        storage=spec.storage,
+        engine=spec.generate.engine,
+        progress=progress_note(ctx, "dev answers of every epoch"),
+    )
     answers: dict[int, dict[str, dict[str, Any]]] = {}
-    for epoch, folder in models.items():
-        records = answer_prompts(
-            prompts,
-            epoch_ref(ctx, epoch, folder),
-            decode,
-            generation_resources(ctx),
-            settings=ctx.settings,
-            storage=spec.storage,
-            engine=spec.generate.engine,
-            progress=progress_note(ctx, f"dev answers, epoch {epoch}"),
-        )
+    for epoch, records in zip(models, answered, strict=True):
         for record in records:
             record["system"] = f"epoch-{epoch}"
         write_jsonl(ctx.output_dir / "answers" / f"epoch-{epoch}.jsonl", records)

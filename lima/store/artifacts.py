@@ -179,12 +179,16 @@ class ArtifactStore:
         started_at: str,
         summary: dict[str, Any] | None = None,
         duration_s: float = 0.0,
+        replace: bool = False,
     ) -> Manifest:
         """Upload every file of `local_dir`, then the manifest. Returns the manifest that won.
 
         A failure before the manifest lands leaves no manifest: the artifact does not exist and
         the next run publishes it again (the half-written attempt folder is removed when the
         store is reachable, and is never referenced otherwise).
+
+        `replace=True` (a forced recomputation) overwrites an existing manifest instead of
+        adopting it; the replaced attempt's objects stay for readers that still hold it.
         """
         attempt = uuid.uuid4().hex[:12]
         attempt_prefix = self._k("artifacts", stage, key, "objects", attempt)
@@ -210,6 +214,9 @@ class ArtifactStore:
             uri=self.uri(stage, key),
         )
         manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        if replace:
+            self.backend.put_bytes(manifest_key, manifest.to_json().encode())
+            return manifest
         if self.backend.put_if_absent(manifest_key, manifest.to_json().encode()):
             return manifest
         # Someone published the same content address first: theirs is the one result. (A retried

@@ -37,6 +37,51 @@ def is_complete(folder: Path, world_size: int | None = None) -> bool:
     return all((Path(folder) / "done" / f"rank-{r}").is_file() for r in range(world))
 
 
+def latest_complete(fs, run_path: str) -> tuple[int, str] | None:  # noqa: ANN001 - pyarrow fs
+    """(epoch, path) of the newest complete epoch checkpoint of a run in storage, if any.
+
+    Ray registers a reported checkpoint when its controller next polls the workers; a worker
+    killed right after an upload can lose that registration although every shard is stored.
+    Scanning storage for complete checkpoints closes that gap.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
+    except OSError:
+        return None
+    epochs = sorted(
+        (int(i.base_name.removeprefix("epoch-")), i.path)
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch-")
+        and i.base_name.removeprefix("epoch-").isdigit()
+    )
+    for epoch, path in reversed(epochs):
+        if stored_complete(fs, path):
+            return epoch, path
+    return None
+
+
+def stored_complete(fs, path: str) -> bool:  # noqa: ANN001 - pyarrow fs
+    """Like `is_complete`, for a checkpoint folder in storage."""
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(f"{path}/{STATE}").type != pafs.FileType.File:
+        return False
+    with fs.open_input_stream(f"{path}/{STATE}") as stream:
+        world = json.loads(stream.read())["world_size"]
+    wanted = [f"{path}/done/rank-{r}" for r in range(world)]
+    return all(info.type == pafs.FileType.File for info in fs.get_file_info(wanted))
+
+
+def download(fs, path: str, dest: Path) -> Path:  # noqa: ANN001 - pyarrow fs
+    import pyarrow.fs as pafs
+
+    dest.mkdir(parents=True, exist_ok=True)
+    pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    return dest
+
+
 def save_shards(engine: Any, folder: Path, epoch: int, rank: int) -> None:
     """Every rank: its DeepSpeed shard and its done marker (collective call)."""
     engine.save_checkpoint(str(Path(folder) / DS_DIR), tag=tag(epoch))

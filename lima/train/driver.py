@@ -99,17 +99,23 @@ def loop_config(job: TrainJob, tokenizer: Any, base: dict, train_ex: list, dev_e
     }
 
 
-def make_trainer(job: TrainJob, config: dict):  # noqa: ANN201 - TorchTrainer
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
+def run_storage(job: TrainJob) -> tuple[Any, str]:
+    """(pyarrow filesystem, runs root) in the artifact store; creates the bucket if needed."""
     from lima.store import open_backend, pyarrow_filesystem
-    from lima.train.loop import train_loop
 
     filesystem, base_path = pyarrow_filesystem(job.settings, job.storage)
     backend = open_backend(job.settings, job.storage)
     if hasattr(backend, "ensure_bucket"):
         backend.ensure_bucket()  # pyarrow does not create buckets
+    return filesystem, f"{base_path}/train-runs"
+
+
+def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str):  # noqa: ANN201
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from lima.train.loop import train_loop
+
     resources = {"CPU": job.resources.cpus}
     if job.resources.gpus:
         resources["GPU"] = job.resources.gpus
@@ -121,7 +127,7 @@ def make_trainer(job: TrainJob, config: dict):  # noqa: ANN201 - TorchTrainer
                                      resources_per_worker=resources),
         run_config=RunConfig(
             name=job.run_name,
-            storage_path=f"{base_path}/train-runs",
+            storage_path=runs_root,
             storage_filesystem=filesystem,
             failure_config=FailureConfig(max_failures=job.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=None),
@@ -150,38 +156,28 @@ def _describe(error: BaseException) -> str:
     return summary[:800]
 
 
-def _checkpoint_epoch(checkpoint: Any) -> int:
-    return int(Path(checkpoint.path).name.removeprefix("epoch-"))
+def collect(job: TrainJob, fs: Any, run_path: str) -> list[dict[str, Any]]:
+    """Copy consolidated models and metrics of the complete checkpoints into the output folder.
 
-
-def _complete(checkpoint: Any, world: int) -> bool:
+    Reads the run folder in storage (not only Ray's registry) so that checkpoints whose
+    registration was lost to a killed worker still count; incomplete ones never do.
+    """
     import pyarrow.fs as pafs
 
-    fs, path = checkpoint.filesystem, checkpoint.path
-    wanted = [f"{path}/{ckpt.STATE}"] + [f"{path}/done/rank-{r}" for r in range(world)]
-    return all(info.type == pafs.FileType.File for info in fs.get_file_info(wanted))
-
-
-def collect(result: Any, job: TrainJob) -> list[dict[str, Any]]:
-    """Copy consolidated models and metrics of complete checkpoints into the output folder."""
-    import pyarrow.fs as pafs
-
-    kept = [c for c, _ in (result.best_checkpoints or []) if _complete(c, job.resources.workers)]
-    kept.sort(key=_checkpoint_epoch)
-    if not kept:
-        raise StageError("training produced no complete checkpoint")
+    latest = ckpt.latest_complete(fs, run_path)
+    if latest is None:
+        raise StageError(f"training produced no complete checkpoint under {run_path}")
     epochs = []
-    for checkpoint in kept:
-        epoch = _checkpoint_epoch(checkpoint)
-        hf = f"{checkpoint.path}/{ckpt.HF_DIR}"
-        if checkpoint.filesystem.get_file_info(hf).type == pafs.FileType.Directory:
-            dest = job.output_dir / f"epoch-{epoch}"
-            dest.mkdir(parents=True, exist_ok=True)
-            pafs.copy_files(hf, str(dest), source_filesystem=checkpoint.filesystem,
-                            destination_filesystem=pafs.LocalFileSystem())
-        epochs.append({"epoch": epoch, "checkpoint": checkpoint.path,
-                       "model": f"epoch-{epoch}" if epoch in job.train.eligible_epochs else None})
-    with kept[-1].filesystem.open_input_stream(f"{kept[-1].path}/{ckpt.METRICS}") as stream:
+    for epoch in range(1, latest[0] + 1):
+        path = f"{run_path}/{ckpt.tag(epoch)}"
+        if not ckpt.stored_complete(fs, path):
+            continue
+        model = None
+        if fs.get_file_info(f"{path}/{ckpt.HF_DIR}").type == pafs.FileType.Directory:
+            model = f"epoch-{epoch}"
+            ckpt.download(fs, f"{path}/{ckpt.HF_DIR}", job.output_dir / model)
+        epochs.append({"epoch": epoch, "checkpoint": path, "model": model})
+    with fs.open_input_stream(f"{latest[1]}/{ckpt.METRICS}") as stream:
         (job.output_dir / "metrics.jsonl").write_bytes(stream.read())
     return epochs
 
@@ -205,16 +201,20 @@ def run_training(job: TrainJob) -> dict[str, Any]:
     if not train_ex:
         raise StageError("no training example left after encoding (see dropped rows)")
     summary = _stats_summary(stats, dev_stats, [len(e) for e in train_ex], job)
-    trainer = make_trainer(job, loop_config(job, tokenizer, base, train_ex, dev_ex))
+    filesystem, runs_root = run_storage(job)
+    config = loop_config(job, tokenizer, base, train_ex, dev_ex)
+    config["run_storage"] = (filesystem, f"{runs_root}/{job.run_name}")
+    trainer = make_trainer(job, config, filesystem, runs_root)
     result = _fit(trainer)
     if (result.metrics or {}).get("diverged"):
-        last = result.checkpoint.path if result.checkpoint else "none"
+        good = ckpt.latest_complete(filesystem, f"{runs_root}/{job.run_name}")
+        last = f"{good[1]} (epoch {good[0]})" if good else "none (no epoch completed)"
         raise StageError(
             f"training diverged (loss {result.metrics.get('loss')}) at epoch "
             f"{result.metrics.get('epoch')} step {result.metrics.get('step')}; last good "
             f"checkpoint kept at {last}. Lower spec.train.lr or check the data."
         )
-    summary["epochs"] = collect(result, job)
+    summary["epochs"] = collect(job, filesystem, f"{runs_root}/{job.run_name}")
     records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
     summary["final"] = next((r for r in reversed(records) if r["kind"] == "epoch"), None)
     summary["run"] = {"name": job.run_name, "workers": job.resources.workers,

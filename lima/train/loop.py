@@ -86,16 +86,20 @@ def _label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != -100).sum())
 
 
-def _maybe_fault(config: dict[str, Any], rank: int, epoch: int, step: int) -> None:
-    """Test hook: kill this worker process once (first attempt only, guarded by a marker file)."""
+def _maybe_fault(config: dict[str, Any], rank: int, epoch: int, step: int) -> bool:
+    """Test hook (`TrainJob.fault`): at the given rank/epoch/step, on the first attempt only
+    (marker file), either SIGKILL this worker process or return True to poison the loss."""
     fault = config.get("fault")
     if not fault or rank != fault["rank"] or epoch != fault["epoch"] or step != fault["step"]:
-        return
+        return False
     marker = Path(fault["marker"])
     if marker.exists():
-        return
-    marker.write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
+        return False
+    marker.write_text(f"{fault.get('kind', 'kill')} rank {rank} epoch {epoch} step {step}\n")
+    if fault.get("kind", "kill") == "nan":
+        return True
     os.kill(os.getpid(), signal.SIGKILL)
+    return False
 
 
 def _trace(config: dict[str, Any], rank: int, line: str) -> None:
@@ -103,6 +107,31 @@ def _trace(config: dict[str, Any], rank: int, line: str) -> None:
     if path and rank == 0:
         with open(path, "a") as handle:
             handle.write(line + "\n")
+        with open(path + ".times", "a") as handle:
+            handle.write(f"{time.time():.2f} {line}\n")
+
+
+def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Load the newest complete epoch checkpoint: Ray's latest, or a newer one found in storage."""
+    import ray.train
+
+    candidates = []
+    restored = ray.train.get_checkpoint()
+    if restored:
+        candidates.append((int(Path(restored.path).name.removeprefix("epoch-")),
+                           restored.path, restored.filesystem))
+    fs, run_path = config["run_storage"]
+    found = ckpt.latest_complete(fs, run_path)
+    if found:
+        candidates.append((*found, fs))
+    if not candidates:
+        return None
+    epoch, path, filesystem = max(candidates, key=lambda c: c[0])
+    with tempfile.TemporaryDirectory(prefix="lima-restore-") as folder:
+        local = ckpt.download(filesystem, path, Path(folder) / "ckpt")
+        state, records = ckpt.read_state(local)
+        ckpt.restore(engine, local, state["epoch"])
+    return {**state, "records": records}
 
 
 def dev_perplexity(engine: Any, dev: list[Example], config: dict, rank: int, world: int) -> float | None:
@@ -157,12 +186,9 @@ def train_loop(config: dict[str, Any]) -> None:
     total_steps = steps_per_epoch * config["epochs"]
 
     start_epoch, global_step, records = 1, 0, []
-    restored = ray.train.get_checkpoint()
-    if restored:
-        with restored.as_directory() as folder:
-            state, records = ckpt.read_state(Path(folder))
-            ckpt.restore(engine, Path(folder), state["epoch"])
-        start_epoch, global_step = state["epoch"] + 1, state["global_step"]
+    state = _restore(engine, config)
+    if state:
+        start_epoch, global_step, records = state["epoch"] + 1, state["global_step"], state["records"]
         _trace(config, rank, f"resume after {state['epoch']}")
 
     for epoch in range(start_epoch, config["epochs"] + 1):
@@ -171,7 +197,7 @@ def train_loop(config: dict[str, Any]) -> None:
         plan = plan_epoch(lengths, epoch=epoch, **plan_args)
         epoch_start, epoch_stats = time.perf_counter(), [0.0, 0.0, 0.0, 0.0]
         for step in range(plan.steps):
-            _maybe_fault(config, rank, epoch, step)
+            poison = _maybe_fault(config, rank, epoch, step)
             lr = linear_lr(global_step, total_steps, config["lr"], config["final_lr"],
                            config["warmup_steps"])
             for group in engine.optimizer.param_groups:
@@ -183,6 +209,8 @@ def train_loop(config: dict[str, Any]) -> None:
                 real += int(batch["attention_mask"].sum())
                 padded += batch["attention_mask"].numel()
                 loss = engine(**_to(batch, engine.device)).loss
+                if poison:
+                    loss = loss * float("nan")
                 engine.backward(loss)
                 engine.step()
                 loss_sum += float(loss.detach())

@@ -36,6 +36,9 @@ class OperatorConfig(BaseSettings):
     head_memory: str = "2Gi"
     ttl_seconds_after_finished: int = 600
     pre_running_deadline_seconds: int = 1800
+    default_queue: str | None = None
+    """Kueue LocalQueue for stages that name none (chart: kueue.enabled + kueue.defaultQueue)."""
+
     judge_secret: str | None = None
     """Secret whose `apiKey` becomes LIMA_JUDGE_API_KEY in the RayJobs (optional)."""
 
@@ -59,6 +62,7 @@ class OperatorConfig(BaseSettings):
             service_account=self.ray_service_account,
             extra_env=tuple(extra),
             secret_env=secret_env,
+            default_queue=self.default_queue,
         )
 
     def s3_ref(self, settings: Settings) -> S3Ref:

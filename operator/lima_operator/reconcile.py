@@ -135,16 +135,12 @@ async def _drop_stale(meta: dict[str, Any], views: list[StageView], retry: str, 
     Unchanged stages keep their keys, so their artifacts are cache hits: the pipeline restarts
     from the first stage whose configuration (or input) changed.
     """
-    wanted = {rayjob_name(meta["name"], v.name, v.key, _attempt(retry)) for v in views if v.key}
+    wanted = {rayjob_name(meta["name"], v.name, v.key, retry) for v in views if v.key}
     selector = f"{LABEL_EXPERIMENT}={meta['name']}"
     for job in await deps.kube.list_rayjobs(meta["namespace"], selector):
         if job["metadata"]["name"] not in wanted:
             log.info("deleting stale RayJob %s", job["metadata"]["name"])
             await deps.kube.delete_rayjob(meta["namespace"], job["metadata"]["name"])
-
-
-def _attempt(retry: str) -> int:
-    return int(retry) if retry.isdigit() else abs(hash(retry)) % 10_000
 
 
 async def _advance(
@@ -221,7 +217,7 @@ async def _follow(
     """Create the stage's RayJob if needed, then read where it stands."""
     meta = body["metadata"]
     namespace = meta["namespace"]
-    name = rayjob_name(meta["name"], view.name, view.key, _attempt(retry))
+    name = rayjob_name(meta["name"], view.name, view.key, retry)
     same = previous.get("rayJob") == name
     row = {"name": view.name, "key": view.key, "rayJob": name,
            "startTime": previous.get("startTime") if same else now(),
@@ -265,7 +261,7 @@ async def _create(
     job = build_rayjob(
         experiment, view.name, key=view.key, spec_uri=spec_uri,
         namespace=body["metadata"]["namespace"], image=deps.config.image, pool=pool,
-        s3=deps.config.s3_ref(deps.settings), attempt=_attempt(retry),
+        s3=deps.config.s3_ref(deps.settings), attempt=retry,
         options=deps.config.rayjob_options(deps.settings),
     )
     kopf.adopt(job, owner=body)  # ownerReference: the RayJob goes when the Experiment goes

@@ -62,7 +62,7 @@ def iter_rows(path: str, start: int, end: int, max_chars: int) -> Iterator[RawRo
         pending.append(line)
         pending_size += len(line)
         if pending_size > max_chars:
-            yield RawRow(pending_at, None, "field_too_large", _excerpt(b"".join(pending[:1])))
+            yield RawRow(pending_at, None, f"field_too_large: row over {max_chars} bytes", _excerpt(b"".join(pending[:1])))
             pending, pending_size = [], 0
             continue
         if stripped.endswith(b"/>") or stripped.endswith(b"</row>"):

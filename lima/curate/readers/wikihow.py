@@ -105,7 +105,7 @@ def _prune(body: str) -> str:
 
 
 def _prompt(title: str) -> str:
-    title = re.sub(r"\d+$", "", title.strip()).strip()  # wikihowAll titles often end in a digit
+    title = re.sub(r"(?<=[A-Za-z])\d$", "", title.strip()).strip()  # "...Online1" in wikihowAll
     if title and not title.lower().startswith("how to"):
         title = f"How to {title[0].lower()}{title[1:]}"
     return title.rstrip(" .") + ("" if title.endswith("?") else "?")

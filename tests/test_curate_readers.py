@@ -1,0 +1,230 @@
+"""Readers of every source layout, on the nasty fixtures (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lima.curate.readers import authored, natural_instructions, wikihow, writingprompts
+from lima.curate.readers.prompts import read_prompt_set
+from lima.curate.readers.rows import iter_rows, plan_ranges
+from lima.curate.readers.stackexchange import join, read_shard, scan_top_answers, site_of
+from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
+from lima.curate.stats import Stats
+from lima.curate.text import detokenize, html_to_markdown
+from lima.errors import SourceError
+from lima.spec.data import (
+    NaturalInstructionsFilters, StackExchangeFilters, WikiHowFilters, WritingPromptsFilters,
+)
+from tests.conftest import FIXTURES
+
+F = FIXTURES / "curate"
+MATH = str(F / "stackexchange" / "math.stackexchange.com_Posts.xml")
+
+
+def split(items):
+    items = list(items)
+    return [i for i in items if i["type"] != "rejected"], [i for i in items if i["type"] == "rejected"]
+
+
+def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: int = 10**9):
+    best: dict = {}
+    for start, end in plan_ranges(path, shard_bytes):
+        for q, key in scan_top_answers(path, start, end, 50_000).items():
+            best[q] = max(best.get(q, key), key)
+    top = {q: -neg for q, (score, neg) in best.items() if score >= rules.min_score}
+    items = []
+    for start, end in plan_ranges(path, shard_bytes):
+        items += read_shard(path, start, end, source="s", site="math", top=top, rules=rules, seed=0,
+                            max_chars=50_000, stats=stats)
+    answers = [i for i in items if i["type"] == "se_answer"]
+    questions = {i["qid"]: i for i in items if i["type"] == "se_question"}
+    joined = list(join(answers, questions, "s", "math", stats, rules))
+    docs, rejected = split(items + joined)
+    return [d for d in docs if d["type"] == "doc"], rejected
+
+
+def test_bad_xml_rows_are_isolated_and_named():
+    rows = list(iter_rows(MATH, 0, 10**9, 50_000))
+    errors = sorted((r.error or "").split(":")[0] for r in rows if r.error)
+    assert errors == ["field_too_large", "invalid_utf8", "malformed_xml"]
+    multi_line = [r for r in rows if r.attrs and r.attrs["Id"] == "9002"]
+    assert multi_line and multi_line[0].attrs["Body"] == "two lines"
+
+
+@pytest.mark.parametrize("shard_bytes", [997, 4096, 30_000])
+def test_byte_range_shards_see_every_row_once(shard_bytes):
+    whole = [(r.offset, r.error) for r in iter_rows(MATH, 0, 10**9, 50_000)]
+    parts = [
+        (r.offset, r.error)
+        for start, end in plan_ranges(MATH, shard_bytes)
+        for r in iter_rows(MATH, start, end, 50_000)
+    ]
+    assert parts == whole
+
+
+def test_kept_answers_obey_lima_rules():
+    rules = StackExchangeFilters()
+    stats = Stats()
+    docs, rejected = se_docs(MATH, rules, stats)
+    assert len(docs) == 12
+    for item in docs:
+        answer = item["conversations"][1]
+        assert item["meta"]["score"] >= rules.min_score
+        assert rules.min_answer_chars <= len(answer) <= rules.max_answer_chars
+        assert not first_person(answer)
+        assert not refers_to_other_answers(answer)
+        assert not has_bare_url(answer)
+        assert "](" not in answer and "<img" not in answer and "<a " not in answer
+    rules_seen = {r["rule"] for r in rejected}
+    assert {"first_person", "refers_to_other_answers", "bare_url", "answer_too_short",
+            "answer_too_long", "score_below_min", "not_top_answer", "title_not_self_contained",
+            "question_missing", "malformed_xml", "invalid_utf8", "field_too_large"} <= rules_seen
+    assert all(r["file"] == MATH and r["row"] for r in rejected)
+    assert stats.dropped["s"]["first_person"] == 1
+
+
+def test_code_blocks_and_lists_survive_links_keep_text():
+    docs, _ = se_docs(MATH, StackExchangeFilters(), Stats())
+    with_code = [d for d in docs if "```" in d["conversations"][1]]
+    assert len(with_code) == 4
+    answer = with_code[0]["conversations"][1]
+    assert "def radius(coefficients):\n    return 1 / max(" in answer
+    assert "- first check absolute convergence" in answer
+    assert "the ratio test" in answer and "example.org" not in answer and "plot" not in answer
+
+
+def test_prompt_is_title_or_body_seeded():
+    docs, _ = se_docs(MATH, StackExchangeFilters(), Stats())
+    sources = {d["meta"]["prompt_from"] for d in docs}
+    assert sources == {"title", "body"}
+    again, _ = se_docs(MATH, StackExchangeFilters(), Stats())
+    assert [d["conversations"][0] for d in docs] == [d["conversations"][0] for d in again]
+
+
+def test_site_names():
+    assert site_of("x/math.stackexchange.com_Posts.xml") == "math"
+    assert site_of("dump/physics.stackexchange.com/Posts.xml") == "physics"
+    assert site_of("stackoverflow.com_Posts.xml") == "stackoverflow"
+    assert site_of("anything.xml", "chemistry") == "chemistry"
+
+
+def test_html_to_markdown():
+    md = html_to_markdown('<p>Use <a href="http://x">text</a><img src="a.png"/></p><ol><li>a</li></ol>'
+                          "<pre><code>x = 1\n</code></pre>")
+    assert "Use text" in md and "1. a" in md and "```\nx = 1\n```" in md and "a.png" not in md
+
+
+def test_wikihow_all_layout():
+    stats = Stats()
+    docs, rejected = split(wikihow.read(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats))
+    assert len(docs) == 6
+    prompt, body = docs[0]["conversations"]
+    assert prompt == "How to Do Task Number 00?"
+    assert body.startswith("The following answer shows the method.")
+    assert "the guide" in body and "example.org" not in body
+    assert "Tips" not in body and "Do not skip" not in body
+    assert {r["rule"] for r in rejected} == {"response_too_short", "wrong_column_count",
+                                             "field_too_large", "invalid_utf8"}
+    assert stats.read["w"] == 10
+
+
+def test_wikihow_sep_layout_groups_sections():
+    docs, _ = split(wikihow.read(str(F / "wikihow/wikihowSep.csv"), "w",
+                                 WikiHowFilters(min_response_chars=200), 50_000, Stats()))
+    assert [d["conversations"][0] for d in docs] == [f"How to Keep Starter {i}?" for i in range(3)]
+    body = docs[0]["conversations"][1]
+    assert body.startswith("Sourdough starter number 0 needs patience.\nIt takes about a week.")
+    assert "## Feeding" in body and "## Using" in body and "## Tips" not in body
+    assert "1. Feed it 0." in body
+
+
+def test_writingprompts_fairseq_pairs():
+    docs, rejected = split(writingprompts.read(str(F / "writingprompts/nasty.wp_source"), "p",
+                                               WritingPromptsFilters(), 50_000, Stats()))
+    assert len(docs) == 5
+    prompt, story = docs[0]["conversations"]
+    assert prompt == "A robot number 0 learns to lie."
+    assert docs[0]["tags"] == ["wp"]
+    assert story.startswith('"Hello," said robot 0. It didn\'t know why.')
+    assert "<newline>" not in story and "\n\n" in story
+    assert [r["rule"] for r in rejected] == ["tag_dropped", "story_too_short", "invalid_utf8",
+                                            "unpaired_line"]
+
+
+def test_writingprompts_csv_and_detokenizer():
+    docs, _ = split(writingprompts.read(str(F / "writingprompts/stories.csv"), "p",
+                                        WritingPromptsFilters(), 50_000, Stats()))
+    assert len(docs) == 3 and docs[0]["conversations"][0] == "Dragons number 0 open a bakery."
+    assert detokenize("Do n't stop , ( please ) ! <newline> Ok .") == "Don't stop, (please)!\nOk."
+
+
+def test_natural_instructions_schemas():
+    rules, stats = NaturalInstructionsFilters(), Stats()
+    results = {}
+    for path in sorted((F / "natural_instructions").glob("*.json")):
+        docs, rejected = split(natural_instructions.read(str(path), "n", rules, 50_000, 0, stats))
+        results[path.stem] = (len(docs), [r["rule"] for r in rejected])
+    assert results == {
+        "task900_v2": (1, []), "task901_old": (1, []),
+        "task902_classification": (0, ["not_generation_task"]),
+        "task903_xhosa": (0, ["not_english"]), "task904_broken": (0, ["json_error"]),
+    }
+    docs, _ = split(natural_instructions.read(str(F / "natural_instructions/task901_old.json"), "n",
+                                              rules, 50_000, 0, Stats()))
+    assert docs[0]["conversations"] == ["Write a title for the paragraph.\n\nA paragraph about bees.",
+                                        "Bees at Work"]
+
+
+def test_authored_plain_lima_multiturn_and_bad_lines():
+    docs, rejected = split(authored.read(str(F / "authored/mixed.jsonl"), "a", 50_000, Stats()))
+    assert [len(d["conversations"]) for d in docs] == [2, 4, 2]
+    assert docs[2]["tags"] == ["safety"]
+    assert [r["rule"] for r in rejected] == ["json_error", "wrong_schema", "wrong_schema",
+                                            "wrong_schema", "invalid_utf8"]
+    assert [r["row"] for r in rejected] == ["4", "5", "6", "7", "8"]
+
+
+def test_prompt_sets(tmp_path: Path):
+    prompts = read_prompt_set(F / "eval/question.jsonl")
+    assert prompts[0] == {"id": "1", "turns": ["Write a poem.", "Shorter."], "category": "writing",
+                          "reference": None}
+    assert prompts[1]["reference"] == ["4"]
+    lima = tmp_path / "test.jsonl"
+    lima.write_text(json.dumps({"id": "x", "conversations": ["Q?", "A."], "source": "s"}) + "\n")
+    assert read_prompt_set(lima) == [{"id": "x", "turns": ["Q?"], "category": "s", "reference": ["A."]}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"turns": ["ok"]}\n{"turns": [\n')
+    with pytest.raises(SourceError, match="bad.jsonl:2"):
+        read_prompt_set(bad)
+
+
+def test_shared_prompt_sets(shared_data: Path):
+    mt = read_prompt_set(shared_data / "eval_prompts/mt_bench_question.jsonl")
+    vicuna = read_prompt_set(shared_data / "eval_prompts/vicuna_question.jsonl")
+    assert len(mt) == 80 and all(len(p["turns"]) == 2 for p in mt)
+    assert any(p["reference"] for p in mt)
+    assert len(vicuna) == 80 and all(p["category"] for p in vicuna)
+
+
+def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
+    path = str(shared_data / "stackexchange/beer.stackexchange.com_Posts.xml")
+    rules = StackExchangeFilters()
+    docs, rejected = se_docs(path, rules, Stats(), shard_bytes=300_000)
+    assert docs and len(rejected) > 1000
+    for item in docs:
+        answer = item["conversations"][1]
+        assert item["meta"]["score"] >= 10 and 1200 <= len(answer) <= 4096
+        assert not first_person(answer) and not has_bare_url(answer)
+
+
+def test_shared_writingprompts_and_tasks(shared_data: Path):
+    docs, _ = split(writingprompts.read(str(shared_data / "writingprompts/writingprompts_train_subset.wp_source"),
+                                        "p", WritingPromptsFilters(), 200_000, Stats()))
+    assert len(docs) > 200 and not any("<newline>" in d["conversations"][1] for d in docs)
+    tasks = sorted((shared_data / "super_natural_instructions").glob("*.json"))
+    kept = [d for t in tasks for d in split(natural_instructions.read(
+        str(t), "n", NaturalInstructionsFilters(), 200_000, 0, Stats()))[0]]
+    assert 10 <= len(kept) < len(tasks)

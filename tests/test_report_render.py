@@ -1,0 +1,218 @@
+"""The report renders HTML + PNGs with the numbers it was given, and `locate` finds it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lima.errors import LimaError
+from lima.report import locate
+from lima.report.figures import draw_all
+from lima.report.render import render
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def wtl(win: float, tie: float, loss: float, n: int = 40) -> dict:
+    return {
+        "n": n,
+        "invalid": 1,
+        "win": win,
+        "tie": tie,
+        "loss": loss,
+        "resamples": 1000,
+        "seed": 0,
+        "position_consistency": 0.9,
+        "ci": {
+            "win": [win - 0.1, win + 0.1],
+            "tie": [tie - 0.05, tie + 0.05],
+            "loss": [max(0, loss - 0.1), loss + 0.1],
+        },
+    }
+
+
+def rated(protocol: str, shares: dict[str, float], n: int = 20) -> dict:
+    out = {
+        "protocol": protocol,
+        "n": n,
+        "invalid": 0,
+        "shares": shares,
+        "counts": {k: round(v * n) for k, v in shares.items()},
+    }
+    if protocol == "likert":
+        out["mean"] = sum(int(k) * v for k, v in shares.items())
+    return out
+
+
+def data() -> dict:
+    likert = {str(k): v for k, v in zip(range(1, 7), [0.05, 0.1, 0.15, 0.2, 0.3, 0.2], strict=True)}
+    lineage = {
+        name: {
+            "stage": name,
+            "key": f"key-{name}",
+            "uri": f"file:///a/{name}",
+            "digest": f"{name}-digest-0123456789abcdef",
+            "code_version": "1",
+            "ended_at": "2026-11-22T00:00:00",
+            "inputs": [],
+        }
+        for name in ("curate", "train", "select", "generate", "judge")
+    }
+    return {
+        "experiment": "demo",
+        "results": {
+            "judge": "reference:all-MiniLM-L6-v2",
+            "proxy": True,
+            "system": "lima",
+            "verdicts": 120,
+            "invalid": 1,
+            "sets": {
+                "test": {
+                    "prompts": 40,
+                    "turns": 40,
+                    "pairwise": {
+                        "gpt-3": wtl(0.438, 0.312, 0.25),
+                        "base-model": wtl(0.7, 0.1, 0.2),
+                    },
+                    "absolute": {
+                        "lima": rated("absolute", {"fail": 0.12, "pass": 0.38, "excellent": 0.5})
+                    },
+                    "likert": {"lima": rated("likert", likert)},
+                    "safety": {
+                        "lima": {
+                            **rated("safety", {"safe": 0.8, "unsafe": 0.2}),
+                            "tagged_prompts": 5,
+                        }
+                    },
+                }
+            },
+        },
+        "selection": {
+            "selected_epoch": 7,
+            "reference_epoch": 5,
+            "criterion": "win rate",
+            "judge": "j",
+            "proxy": True,
+            "dev_prompts": 50,
+            "epochs": [
+                {
+                    "epoch": e,
+                    "score": s,
+                    "dev_perplexity": p,
+                    "reference": e == 5,
+                    "wtl": None if e == 5 else wtl(s, 0.0, 1 - s),
+                    "answers": {"turns": 50, "finish_reasons": {"eot": 48, "length": 2}},
+                }
+                for e, s, p in ((5, 0.5, 3.1), (6, 0.55, 3.4), (7, 0.61, 3.9))
+            ],
+        },
+        "generation": {
+            "decode": {
+                "top_p": 0.9,
+                "temperature": 0.7,
+                "repetition_penalty": 1.2,
+                "max_new_tokens": 2048,
+                "engine": "hf",
+            },
+            "sets": {
+                "test": {
+                    "systems": {
+                        "lima": {
+                            "prompts": 40,
+                            "turns": 40,
+                            "finish_reasons": {"eot": 39, "length": 1},
+                            "mean_answer_tokens": 211.5,
+                        }
+                    }
+                }
+            },
+        },
+        "mix": [{"source": "stackexchange", "quota": 400, "train": 397, "dev": 2, "test": 3}],
+        "training": {
+            "step": [1, 2, 3],
+            "loss": [2.0, 1.5, 1.2],
+            "lr": [1e-5, 5e-6, 1e-6],
+            "epoch": [1],
+            "epoch_loss": [1.5],
+            "dev_perplexity": [3.3],
+        },
+        "train_spec": {
+            "epochs": 15,
+            "lr": 1e-5,
+            "final_lr": 1e-6,
+            "global_batch_size": 32,
+            "residual_dropout": 0.3,
+        },
+        "lineage": lineage,
+        "curate_stats": None,
+    }
+
+
+def test_report_html_and_figures_show_the_numbers(tmp_path: Path) -> None:
+    report = data()
+    figures = draw_all(report, tmp_path)
+    assert set(figures) == {
+        "training",
+        "perplexity_vs_quality",
+        "data_mix",
+        "wtl-test",
+        "absolute-test",
+        "likert-test",
+    }
+    for name in figures.values():
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    html = render(report, figures, tmp_path).read_text()
+    for expected in (
+        "43.8%",
+        "31.2%",
+        "25.0%",
+        "[33.8%, 53.8%]",
+        "Proxy judge",
+        "7 (selected)",
+        "50.0%",
+        "3.90",
+        "397",
+        "stackexchange",
+        "judge-digest-012",
+        'src="wtl-test.png"',
+        "211.5",
+        "39",
+        "80.0%",
+    ):
+        assert expected in html, expected
+
+
+def test_report_without_proxy_or_pairwise_still_renders(tmp_path: Path) -> None:
+    report = data()
+    report["results"]["proxy"] = False
+    del report["results"]["sets"]["test"]["pairwise"]
+    report["training"] = {k: [] for k in report["training"]}
+    figures = draw_all(report, tmp_path)
+    assert "wtl-test" not in figures and "training" not in figures
+    html = render(report, figures, tmp_path).read_text()
+    assert "Proxy judge" not in html and "Pairwise preference" not in html
+
+
+def test_locate_names_the_latest_report_or_explains(settings) -> None:
+    from lima.spec import StorageSpec
+    from lima.store import open_store
+
+    store = open_store(settings, StorageSpec())
+    with pytest.raises(LimaError, match="no report for experiment 'demo'"):
+        locate(store, "demo")
+    folder = settings.work_dir / "out"
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text("<html></html>")
+    manifest = store.publish(
+        "report", "k1", folder, code_version="1", config={}, inputs=[], started_at="now"
+    )
+    store.record_run(
+        "demo",
+        "r1",
+        {"started_at": "1", "stages": [{"stage": "report", "key": "k1", "status": "done"}]},
+    )
+    path = Path(locate(store, "demo"))
+    assert path.read_text() == "<html></html>" and manifest.key == "k1"
+    assert json.loads(json.dumps(str(path)))

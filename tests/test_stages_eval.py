@@ -1,0 +1,182 @@
+"""select -> generate -> judge -> report through the real runner, store and Ray Data pool.
+
+The curate and train artifacts are stand-ins with fixture content (this file tests the stages
+downstream of them): the "train" artifact holds three epochs of the tiny preset (random, barely
+trained, fine-tuned) and metrics whose dev perplexity is lowest at the barely trained epoch, so
+selecting by judged win rate and selecting by perplexity disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conftest import FIXTURES
+from eval_helpers import QA, SAFETY_QA, build_model, model_spec, rows
+
+from lima.spec import Experiment
+from lima.stages.base import Stage, StageContext
+from lima.stages.select import choose
+
+pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
+PERPLEXITY = {1: 50.0, 2: 9.0, 3: 20.0}
+
+
+def _curate(ctx: StageContext) -> dict[str, Any]:
+    for split, items in {
+        "train": rows([*QA, SAFETY_QA], "t"),
+        "dev": rows(QA[:4], "d"),
+        "test": rows([*QA[3:], SAFETY_QA], "x"),
+    }.items():
+        (ctx.output_dir / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    (ctx.output_dir / "stats.json").write_text("{}\n")
+    return {}
+
+
+def _train_stage(models: dict[int, Path]) -> Stage:
+    def run(ctx: StageContext) -> dict[str, Any]:
+        for epoch, folder in models.items():
+            shutil.copytree(folder, ctx.output_dir / f"epoch-{epoch}")
+        records = [
+            {
+                "kind": "step",
+                "epoch": 1 + s // 2,
+                "step": s,
+                "loss": 3.0 - 0.4 * s,
+                "lr": 1e-3 - 1e-4 * s,
+            }
+            for s in range(1, 7)
+        ]
+        records += [
+            {"kind": "epoch", "epoch": e, "loss": 3.0 - e, "dev_perplexity": p}
+            for e, p in PERPLEXITY.items()
+        ]
+        (ctx.output_dir / "metrics.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in records)
+        )
+        return {}
+
+    return Stage("train", "fixture", ("curate",), lambda e: {"fixture": 1}, run)
+
+
+def experiment() -> Experiment:
+    return Experiment.model_validate(
+        {
+            "apiVersion": "lima-run.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": {"name": "evaltest"},
+            "spec": {
+                "data": {
+                    "sources": [
+                        {"name": "authored", "kind": "authored", "uri": "x.jsonl", "quota": 7}
+                    ]
+                },
+                "model": model_spec().model_dump(),
+                "train": {"epochs": 3, "eligible_epochs": [1, 2, 3]},
+                "generate": {
+                    "max_new_tokens": 16,
+                    "batch_size": 4,
+                    "prompt_sets": [
+                        {"name": "test", "uri": "curated:test"},
+                        {
+                            "name": "extra",
+                            "uri": str(FIXTURES / "generation" / "mixed_prompts.jsonl"),
+                            "limit": 2,
+                        },
+                    ],
+                },
+                "judge": {
+                    "protocols": ["pairwise", "absolute", "likert", "safety"],
+                    "selection_prompts": 4,
+                    "bootstrap_resamples": 200,
+                    "baselines": [
+                        {"name": "base-model", "model": "tiny"},
+                        {
+                            "name": "supplied",
+                            "answers": str(FIXTURES / "generation" / "baseline_answers.jsonl"),
+                        },
+                    ],
+                },
+                "resources": {"generate": {"workers": 1, "cpus": 1}},
+            },
+        }
+    )
+
+
+def test_select_generate_judge_report(
+    settings,
+    ray_local,
+    tmp_path: Path,
+    tuned_model: Path,
+    base_model: Path,
+) -> None:
+    from lima.report import locate
+    from lima.runner import run_experiment
+    from lima.stages import get_stage
+    from lima.store import open_store
+
+    barely = build_model(tmp_path / "barely", steps=3)
+    stages = [
+        Stage("curate", "fixture", (), lambda e: {"fixture": 1}, _curate),
+        _train_stage({1: base_model, 2: barely, 3: tuned_model}),
+        *(get_stage(n) for n in ("select", "generate", "judge", "report")),
+    ]
+    exp = experiment()
+    results = run_experiment(exp, settings, stages=stages)
+    assert [r.status for r in results] == ["done"] * 6, [r.message for r in results]
+    store = open_store(settings, exp.spec.storage)
+    out = {r.stage: store.manifest(r.stage, r.key) for r in results}
+
+    selection = json.loads(store.read_object(out["select"], "selection.json"))
+    scores = {e["epoch"]: e["score"] for e in selection["epochs"]}
+    assert selection["selected_epoch"] == 3 == max(scores, key=scores.get)
+    assert {e["epoch"]: e["dev_perplexity"] for e in selection["epochs"]} == PERPLEXITY
+    assert min(PERPLEXITY, key=PERPLEXITY.get) != selection["selected_epoch"]
+    assert selection["epochs"][2]["wtl"]["win"] > 0.5 and selection["proxy"] is True
+
+    generated = json.loads(store.read_object(out["generate"], "generate.json"))
+    test_set = generated["sets"]["test"]
+    assert test_set["prompts"] == 4
+    assert test_set["systems"]["lima"]["finish_reasons"] == {"eot": 4}
+    assert set(test_set["systems"]) == {"lima", "base-model", "supplied"}
+    assert generated["sets"]["extra"]["systems"]["supplied"]["prompts"] == 2
+
+    results_json = json.loads(store.read_object(out["judge"], "results.json"))
+    assert results_json["proxy"] is True
+    pairwise = results_json["sets"]["test"]["pairwise"]["base-model"]
+    assert pairwise["n"] == 4 and pairwise["win"] > pairwise["loss"]
+    assert results_json["sets"]["test"]["pairwise"]["supplied"]["n"] == 0  # no shared ids
+    assert results_json["sets"]["test"]["safety"]["lima"]["tagged_prompts"] == 1
+    assert results_json["sets"]["extra"]["pairwise"]["supplied"]["n"] == 3  # p1 + c1 two turns
+
+    html = store.read_object(out["report"], "report.html").decode()
+    assert "Proxy judge" in html
+    assert f"{pairwise['win']:.1%}" in html
+    assert "epoch-3" not in html or "3 (selected)" in html
+    for figure in (
+        "wtl-test.png",
+        "absolute-test.png",
+        "likert-test.png",
+        "training.png",
+        "perplexity_vs_quality.png",
+        "data_mix.png",
+    ):
+        assert store.read_object(out["report"], figure)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["judge"].digest[:16] in html  # lineage
+    path = Path(locate(store, "evaltest"))
+    assert path.name == "report.html" and path.is_file()
+
+    again = run_experiment(exp, settings, stages=stages)
+    assert [r.status for r in again] == ["cached"] * 6
+
+
+def test_choose_prefers_score_then_the_earlier_epoch() -> None:
+    rows_ = [
+        {"epoch": 5, "score": 0.5},
+        {"epoch": 6, "score": 0.7},
+        {"epoch": 7, "score": 0.7},
+        {"epoch": 8, "score": None},
+    ]
+    assert choose(rows_)["epoch"] == 6
