@@ -3,7 +3,8 @@
 Generates a Posts.xml of N posts by perturbing the shared beer.stackexchange.com sample (ids
 remapped per copy, ~10% of words and the scores perturbed), then runs, each in a fresh process:
 
-  lima      parse Posts.xml (2 passes) + LIMA's rules + HTML->Markdown + exact/near dedup, on Ray Data
+  lima      parse Posts.xml (2 passes) + LIMA's rules + HTML->Markdown + exact/near dedup,
+            on Ray Data
   lima-all  the same with every rule relaxed, so every top answer is converted and MinHashed
   datatrove JsonlReader + filter + MinHash dedup (signatures, buckets, clusters, filter), with
             (a) LIMA's per-document rules as a LambdaFilter, (b) GopherQualityFilter
@@ -33,11 +34,39 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "stackexchange" / "beer.stackexchange.com_Posts.xml"
 FALLBACK = REPO / "examples" / "data" / "stackexchange" / "beer.stackexchange.com_Posts.xml"
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-       "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYTHONPATH": str(REPO),
+}
 WORD = re.compile(r"(?<=[\s>])([A-Za-z]{3,})(?=[\s<.,;:!?])")
-VOCAB = ("malt hop yeast barley lager stout cask keg pint brew wort mash boil ferment cellar "
-         "bitter sweet roast amber golden hazy crisp dry").split()
+VOCAB = [
+    "malt",
+    "hop",
+    "yeast",
+    "barley",
+    "lager",
+    "stout",
+    "cask",
+    "keg",
+    "pint",
+    "brew",
+    "wort",
+    "mash",
+    "boil",
+    "ferment",
+    "cellar",
+    "bitter",
+    "sweet",
+    "roast",
+    "amber",
+    "golden",
+    "hazy",
+    "crisp",
+    "dry",
+]
 
 
 # ---------------------------------------------------------------- input generation
@@ -46,8 +75,11 @@ def generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, i
     from lxml import etree, html
 
     sample = SAMPLE if SAMPLE.is_file() else FALLBACK
-    rows = [dict(etree.fromstring(line.strip()).attrib)
-            for line in sample.read_bytes().splitlines() if line.strip().startswith(b"<row")]
+    rows = [
+        dict(etree.fromstring(line.strip()).attrib)
+        for line in sample.read_bytes().splitlines()
+        if line.strip().startswith(b"<row")
+    ]
     offset = max(int(r["Id"]) for r in rows) + 1
     xml_path = folder / "beer.stackexchange.com_Posts.xml"
     jsonl = folder / "jsonl"
@@ -64,7 +96,11 @@ def generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, i
             if attrs.get("PostTypeId") == "2":
                 body = attrs.get("Body") or "<p></p>"
                 text = html.fromstring(body).text_content() if body.strip() else ""
-                record = {"id": attrs["Id"], "text": text, "metadata": {"score": int(attrs["Score"])}}
+                record = {
+                    "id": attrs["Id"],
+                    "text": text,
+                    "metadata": {"score": int(attrs["Score"])},
+                }
                 outs[answers % shards].write(json.dumps(record) + "\n")
                 answers += 1
         xml.write(b"</posts>\n")
@@ -83,7 +119,9 @@ def _perturb(attrs: dict, copy: int, offset: int, rng: random.Random) -> dict:
     out["Score"] = str(int(out.get("Score", "0")) + rng.randint(-2, 2))
     for key in ("Body", "Title"):
         if out.get(key):
-            out[key] = WORD.sub(lambda m: rng.choice(VOCAB) if rng.random() < 0.1 else m.group(1), out[key])
+            out[key] = WORD.sub(
+                lambda m: rng.choice(VOCAB) if rng.random() < 0.1 else m.group(1), out[key]
+            )
     return out
 
 
@@ -92,33 +130,56 @@ def child_lima(xml: str, workers: int, relaxed: bool) -> dict:
     import ray
 
     started = time.perf_counter()
-    ray.init(num_cpus=max(2, workers), include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        num_cpus=max(2, workers),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     ray_start = time.perf_counter() - started
     from lima.curate.pipeline import filter_and_dedup
     from lima.spec.data import DataSpec
 
-    rules = {"min_score": -10**6, "min_answer_chars": 0, "max_answer_chars": 10**7,
-             "drop_first_person": False, "drop_other_answer_references": False,
-             "drop_bare_urls": False, "require_title_question": False} if relaxed else {}
-    spec = DataSpec.model_validate({
-        "sources": [{"name": "se", "kind": "stackexchange", "uri": xml, "quota": 1}],
-        "filters": {"stackexchange": rules},
-    })
+    rules = (
+        {
+            "min_score": -(10**6),
+            "min_answer_chars": 0,
+            "max_answer_chars": 10**7,
+            "drop_first_person": False,
+            "drop_other_answer_references": False,
+            "drop_bare_urls": False,
+            "require_title_question": False,
+        }
+        if relaxed
+        else {}
+    )
+    spec = DataSpec.model_validate(
+        {
+            "sources": [{"name": "se", "kind": "stackexchange", "uri": xml, "quota": 1}],
+            "filters": {"stackexchange": rules},
+        }
+    )
     with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "w") as rejected:
         started = time.perf_counter()
         out = filter_and_dedup(spec, None, Path(scratch), rejected, workers=workers, cpus=1)
         seconds = time.perf_counter() - started
     import resource
 
-    return {"seconds": seconds, "ray_start_s": ray_start, "kept": len(out.docs),
-            "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "ray_start_s": ray_start,
+        "kept": len(out.docs),
+        "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def child_datatrove(jsonl: str, work: str, workers: int, filter_name: str, limit: int) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup import (
-        MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.filters import GopherQualityFilter, LambdaFilter
@@ -128,9 +189,13 @@ def child_datatrove(jsonl: str, work: str, workers: int, filter_name: str, limit
 
     def lima_rules(doc) -> bool:  # the per-document part of LIMA's Stack Exchange rules
         text = doc.text
-        return (doc.metadata.get("score", 0) >= 10 and 1200 <= len(text) <= 4096
-                and not first_person(text) and not refers_to_other_answers(text)
-                and not has_bare_url(text))
+        return (
+            doc.metadata.get("score", 0) >= 10
+            and 1200 <= len(text) <= 4096
+            and not first_person(text)
+            and not refers_to_other_answers(text)
+            and not has_bare_url(text)
+        )
 
     def make_filter():
         return LambdaFilter(lima_rules) if filter_name == "lima" else GopherQualityFilter()
@@ -140,17 +205,37 @@ def child_datatrove(jsonl: str, work: str, workers: int, filter_name: str, limit
     per_task = max(1, limit // tasks) if limit > 0 else -1
     common = {"logging_dir": f"{work}/logs", "skip_completed": False}
     stages = [
-        LocalPipelineExecutor([JsonlReader(jsonl, limit=per_task), make_filter(),
-                               MinhashDedupSignature(f"{work}/sigs", config=config)],
-                              tasks=tasks, workers=workers, **{**common, "logging_dir": f"{work}/l1"}),
-        LocalPipelineExecutor([MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=config)],
-                              tasks=config.num_buckets, workers=workers,
-                              **{**common, "logging_dir": f"{work}/l2"}),
-        LocalPipelineExecutor([MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=config)],
-                              tasks=1, **{**common, "logging_dir": f"{work}/l3"}),
-        LocalPipelineExecutor([JsonlReader(jsonl, limit=per_task), make_filter(),
-                               MinhashDedupFilter(f"{work}/remove")],
-                              tasks=tasks, workers=workers, **{**common, "logging_dir": f"{work}/l4"}),
+        LocalPipelineExecutor(
+            [
+                JsonlReader(jsonl, limit=per_task),
+                make_filter(),
+                MinhashDedupSignature(f"{work}/sigs", config=config),
+            ],
+            tasks=tasks,
+            workers=workers,
+            **{**common, "logging_dir": f"{work}/l1"},
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=config)],
+            tasks=config.num_buckets,
+            workers=workers,
+            **{**common, "logging_dir": f"{work}/l2"},
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=config)],
+            tasks=1,
+            **{**common, "logging_dir": f"{work}/l3"},
+        ),
+        LocalPipelineExecutor(
+            [
+                JsonlReader(jsonl, limit=per_task),
+                make_filter(),
+                MinhashDedupFilter(f"{work}/remove"),
+            ],
+            tasks=tasks,
+            workers=workers,
+            **{**common, "logging_dir": f"{work}/l4"},
+        ),
     ]
     started = time.perf_counter()
     for stage in stages:
@@ -163,8 +248,13 @@ def measured(args: list[str]) -> dict:
     """Run a child, sampling the RSS of its whole process tree (Ray and datatrove workers too)."""
     import psutil
 
-    process = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, env={**os.environ, **ENV}, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **ENV},
+        text=True,
+    )
     peak = 0.0
     done = threading.Event()
 
@@ -192,11 +282,20 @@ def measured(args: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--datatrove-limit", type=int, default=0,
-                        help="documents datatrove reads (0 = all answers)")
+    parser.add_argument(
+        "--datatrove-limit", type=int, default=0, help="documents datatrove reads (0 = all answers)"
+    )
+    parser.add_argument(
+        "--gopher-limit",
+        type=int,
+        default=20_000,
+        help="documents the (slow, spaCy-based) Gopher run reads (0 = all)",
+    )
     parser.add_argument("--skip-gopher", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 4x and 1-worker runs")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -206,7 +305,9 @@ def main() -> None:
         if kind == "lima":
             print(json.dumps(child_lima(rest[0], int(rest[1]), rest[2] == "relaxed")))
         else:
-            print(json.dumps(child_datatrove(rest[0], rest[1], int(rest[2]), rest[3], int(rest[4]))))
+            print(
+                json.dumps(child_datatrove(rest[0], rest[1], int(rest[2]), rest[3], int(rest[4])))
+            )
         return
     run(args)
 
@@ -217,33 +318,63 @@ def run(args: argparse.Namespace) -> None:
         tmp_path = Path(tmp)
         t0 = time.perf_counter()
         xml, jsonl, answers = generate(args.posts, tmp_path / "x1")
-        print(f"generated {args.posts} posts ({answers} answers, {xml.stat().st_size / 2**20:.0f} MiB)"
-              f" in {time.perf_counter() - t0:.0f}s", flush=True)
+        print(
+            f"generated {args.posts} posts ({answers} answers, "
+            f"{xml.stat().st_size / 2**20:.0f} MiB)"
+            f" in {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
         w = str(args.workers)
 
         def lima(label: str, path: Path, workers: str, mode: str, posts: int) -> dict:
             r = measured(["--child", "lima", str(path), workers, mode])
-            rows.append((label, f"{posts:,} posts", r["seconds"], posts / r["seconds"],
-                         r["tree_peak_mb"], f"kept {r['kept']}, driver {r['driver_peak_mb']:.0f} MiB"))
+            rows.append(
+                (
+                    label,
+                    f"{posts:,} posts",
+                    r["seconds"],
+                    posts / r["seconds"],
+                    r["tree_peak_mb"],
+                    f"kept {r['kept']}, driver {r['driver_peak_mb']:.0f} MiB, "
+                    f"+{r['ray_start_s']:.0f}s Ray start",
+                )
+            )
             print(rows[-1], flush=True)
             return r
 
         base = lima(f"lima ({w} Ray workers)", xml, w, "paper", args.posts)
         lima(f"lima, rules relaxed ({w} workers)", xml, w, "relaxed", args.posts)
         for name in ["lima"] + ([] if args.skip_gopher else ["gopher"]):
-            docs = min(answers, args.datatrove_limit) if args.datatrove_limit else answers
-            r = measured(["--child", "datatrove", str(jsonl), str(tmp_path / f"dt-{name}"), w, name,
-                          str(args.datatrove_limit)])
+            limit = args.datatrove_limit if name == "lima" else args.gopher_limit
+            docs = min(answers, limit) if limit else answers
+            r = measured(
+                [
+                    "--child",
+                    "datatrove",
+                    str(jsonl),
+                    str(tmp_path / f"dt-{name}"),
+                    w,
+                    name,
+                    str(limit),
+                ]
+            )
             label = f"datatrove, {'LIMA rules' if name == 'lima' else 'Gopher'} ({w} workers)"
             # docs/s over posts: datatrove reads only the answers, so scale by posts per answer
             posts_equiv = docs * args.posts / answers
-            rows.append((label, f"{docs:,} answers", r["seconds"], posts_equiv / r["seconds"],
-                         r["tree_peak_mb"], "pre-extracted JSONL"))
+            rows.append(
+                (
+                    label,
+                    f"{docs:,} answers",
+                    r["seconds"],
+                    posts_equiv / r["seconds"],
+                    r["tree_peak_mb"],
+                    "pre-extracted JSONL",
+                )
+            )
             print(rows[-1], flush=True)
         if not args.skip_scaling:
             one = lima("lima (1 Ray worker)", xml, "1", "paper", args.posts)
             print(f"speed-up 1 -> {w} workers: {one['seconds'] / base['seconds']:.2f}x", flush=True)
-            (tmp_path / "x1" / "jsonl").exists() and None
             xml4, _, _ = generate(args.posts * 4, tmp_path / "x4", shards=1)
             lima(f"lima 4x input ({w} workers)", xml4, w, "paper", args.posts * 4)
     print()

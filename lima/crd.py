@@ -24,8 +24,17 @@ MAX_NAME_LENGTH = 30
 
 # JSON-schema keywords that carry over to OpenAPI v3 as they are.
 _KEPT = (
-    "description", "default", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",
-    "minItems", "maxItems", "format",
+    "description",
+    "default",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "format",
 )
 
 _CEL_NAME_RULES = [

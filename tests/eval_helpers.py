@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from lima.spec.model import ModelSpec, TinyPreset
 
 QA = [
@@ -92,15 +90,3 @@ def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in items))
     return path
-
-
-@pytest.fixture(scope="session")
-def tuned_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny preset fine-tuned until it answers QA and stops at EOT."""
-    return build_model(tmp_path_factory.mktemp("tuned") / "model", steps=60)
-
-
-@pytest.fixture(scope="session")
-def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same preset before fine-tuning (random weights)."""
-    return build_model(tmp_path_factory.mktemp("base") / "model", steps=0)

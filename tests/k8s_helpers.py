@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,16 @@ def crd_validator(crd: dict[str, Any], version: str) -> jsonschema.Draft4Validat
     return jsonschema.Draft4Validator(to_json_schema(schema["schema"]["openAPIV3Schema"]))
 
 
+@functools.cache
 def rayjob_validator() -> jsonschema.Draft4Validator | None:
     """KubeRay's own RayJob schema, or None when ../shared/schemas is absent."""
     if not RAYJOB_CRD.is_file():
         return None
-    return crd_validator(yaml.safe_load(RAYJOB_CRD.read_text()), "v1")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRD is large
+    return crd_validator(yaml.load(RAYJOB_CRD.read_text(), Loader=loader), "v1")
 
 
 def errors(validator: jsonschema.Draft4Validator, obj: dict[str, Any]) -> list[str]:
     return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(obj)
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
     ]

@@ -51,8 +51,13 @@ STAGES = [
 
 def example(name: str = "demo") -> dict[str, Any]:
     document = yaml.safe_load((REPO / "examples/experiment.yaml").read_text())
-    document["metadata"] = {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1,
-                            "resourceVersion": "1"}
+    document["metadata"] = {
+        "name": name,
+        "namespace": NS,
+        "uid": f"uid-{name}",
+        "generation": 1,
+        "resourceVersion": "1",
+    }
     return document
 
 
@@ -60,8 +65,12 @@ def declare(kmock: Any) -> None:
     # kopf waits for the Namespace resource to be discoverable before it watches anything.
     namespaces = kmock.resources["v1/namespaces"]
     namespaces.kind, namespaces.namespaced, namespaces.verbs = "Namespace", False, {"list", "watch"}
-    for resource, kind in ((EXPERIMENTS, "Experiment"), (RAYJOBS, "RayJob"),
-                           (CONFIGMAPS, "ConfigMap"), (EVENTS, "Event")):
+    for resource, kind in (
+        (EXPERIMENTS, "Experiment"),
+        (RAYJOBS, "RayJob"),
+        (CONFIGMAPS, "ConfigMap"),
+        (EVENTS, "Event"),
+    ):
         info = kmock.resources[resource]
         info.kind, info.namespaced = kind, True
         info.verbs = {"list", "watch", "get", "patch", "create", "delete", "update"}
@@ -94,9 +103,14 @@ class Operator:
         flag = self.stop_flag
 
         def run() -> None:
-            asyncio.run(kopf.operator(
-                settings=settings, namespaces=[NS], standalone=True, stop_flag=flag,
-            ))
+            asyncio.run(
+                kopf.operator(
+                    settings=settings,
+                    namespaces=[NS],
+                    standalone=True,
+                    stop_flag=flag,
+                )
+            )
 
         self.thread = threading.Thread(target=run, name="lima-operator", daemon=True)
         self.thread.start()
@@ -140,17 +154,26 @@ def requests(kmock: Any) -> list[Any]:
 
 def posted_events(kmock: Any, reason: str) -> list[dict[str, Any]]:
     """Events the operator POSTed (kmock stores one per generateName, so read the requests)."""
-    return [r.data for r in requests(kmock)
-            if str(r.method).endswith("POST") and r.resource is not None
-            and r.resource.plural == "events" and (r.data or {}).get("reason") == reason]
+    return [
+        r.data
+        for r in requests(kmock)
+        if str(r.method).endswith("POST")
+        and r.resource is not None
+        and r.resource.plural == "events"
+        and (r.data or {}).get("reason") == reason
+    ]
 
 
 def experiment_status(kmock: Any, name: str = "demo") -> dict[str, Any]:
     return objects(kmock, EXPERIMENTS)[name].get("status") or {}
 
 
-def publish(settings: Settings, document: dict[str, Any], stage_name: str,
-            summary: dict[str, Any] | None = None) -> Manifest:
+def publish(
+    settings: Settings,
+    document: dict[str, Any],
+    stage_name: str,
+    summary: dict[str, Any] | None = None,
+) -> Manifest:
     """Publish `stage_name`'s artifact as its RayJob would (upstream artifacts must exist)."""
     experiment = parse_experiment({**document, "metadata": {"name": document["metadata"]["name"]}})
     store = open_store(settings, experiment.spec.storage)
@@ -165,9 +188,14 @@ def publish(settings: Settings, document: dict[str, Any], stage_name: str,
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.txt").write_text(f"{stage_name} output\n")
         return store.publish(
-            stage_name, key, folder, code_version=stage.version, config=stage.config(experiment),
+            stage_name,
+            key,
+            folder,
+            code_version=stage.version,
+            config=stage.config(experiment),
             inputs=[InputRef(n, m.key, m.digest, m.uri) for n, m in inputs.items()],
-            started_at="2026-11-22T00:00:00Z", summary=summary or {},
+            started_at="2026-11-22T00:00:00Z",
+            summary=summary or {},
         )
     raise KeyError(stage_name)
 

@@ -82,6 +82,8 @@ class FaultProxy:
         self.forwarded = 0
         self.cut_after: int | None = None
         self._fail: list[str] = []  # faults for the next connections: "reset" | "503"
+        self._lose_reply = b""
+        self._doomed: set[socket.socket] = set()
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -176,9 +178,24 @@ class FaultProxy:
         threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
         threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
+    def lose_reply_to_put(self, path_part: bytes) -> None:
+        """Forward the next PUT whose request line names `path_part`, but never its reply: the
+        server did the write, the client sees a dropped connection (and retries)."""
+        self._lose_reply = path_part
+
     def _pump(self, source: socket.socket, dest: socket.socket, upstream: bool) -> None:
         with contextlib.suppress(OSError):
             while chunk := source.recv(65536):
+                request_line = chunk.split(b"\r\n", 1)[0] if upstream else b""
+                if (
+                    self._lose_reply
+                    and request_line.startswith(b"PUT ")
+                    and (self._lose_reply in request_line)
+                ):
+                    self._lose_reply = b""
+                    self._doomed.add(dest)  # the reply on this connection is lost
+                if not upstream and source in self._doomed:
+                    break
                 dest.sendall(chunk)
                 if upstream:
                     with self._lock:

@@ -1,5 +1,8 @@
-"""The Helm chart, rendered and strictly linted by real Helm (helm-python-sdk), every object
-validated against Kubernetes' schemas, and the RayJobs its configuration yields against KubeRay's."""
+"""The Helm chart, rendered and strictly linted by real Helm (helm-python-sdk).
+
+Every object is validated against Kubernetes' schemas, and the RayJobs that the chart's
+configuration yields against KubeRay's own CRD.
+"""
 
 from __future__ import annotations
 
@@ -14,33 +17,45 @@ import kubernetes_validate
 import pytest
 import yaml
 from k8s_helpers import crd_validator, errors, rayjob_validator
+from lima_operator.config import OperatorConfig
 
 from lima.crd import render_crd
 from lima.k8s.pools import load_pools
 from lima.k8s.rayjob import S3Ref, build_rayjob
 from lima.settings import Settings
 from lima.spec.load import parse_experiment
-from lima_operator.config import OperatorConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "helm/lima-run"
 K8S_VERSION = "1.35"
 STAGES = ["curate", "train", "select", "generate", "judge", "report"]
-CREDENTIAL_ENV = {"LIMA_S3_ACCESS_KEY", "LIMA_S3_SECRET_KEY", "MINIO_ROOT_USER",
-                  "MINIO_ROOT_PASSWORD", "LIMA_JUDGE_API_KEY"}
+CREDENTIAL_ENV = {
+    "LIMA_S3_ACCESS_KEY",
+    "LIMA_S3_SECRET_KEY",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "LIMA_JUDGE_API_KEY",
+}
 MISSING_KUBERAY = "chart directory is missing these dependencies: kuberay-operator"
 DEMO_SPEC = yaml.safe_load((REPO / "examples/experiment.yaml").read_text())["spec"]
 GPU_POOL = {
     "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "gpuType": "H100", "gpusPerWorker": 8, "cpusPerWorker": 96, "memoryPerWorker": "1000Gi",
-    "minWorkers": 0, "maxWorkers": 4,
+    "gpuType": "H100",
+    "gpusPerWorker": 8,
+    "cpusPerWorker": 96,
+    "memoryPerWorker": "1000Gi",
+    "minWorkers": 0,
+    "maxWorkers": 4,
 }
-GPU_SPEC = {**DEMO_SPEC, "resources": {
-    **DEMO_SPEC["resources"],
-    "train": {"pool": "gpu-h100", "workers": 2, "gpus": 8, "cpus": 32, "memory": "512Gi"},
-    "generate": {"pool": "gpu-h100", "workers": 1, "gpus": 1, "queue": "gpu-queue"},
-}}
+GPU_SPEC = {
+    **DEMO_SPEC,
+    "resources": {
+        **DEMO_SPEC["resources"],
+        "train": {"pool": "gpu-h100", "workers": 2, "gpus": 8, "cpus": 32, "memory": "512Gi"},
+        "generate": {"pool": "gpu-h100", "workers": 1, "gpus": 1, "queue": "gpu-queue"},
+    },
+}
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "gpu-pools": {
@@ -49,17 +64,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "external-s3": {
         "minio": {"enabled": False},
-        "externalS3": {"endpoint": "s3.eu-west-1.amazonaws.com", "secure": True,
-                       "region": "eu-west-1", "accessKey": "AKIAEXAMPLEKEY000001",
-                       "secretKey": "wJalrXUtnFEMI-example-secret-key-0000001"},
+        "externalS3": {
+            "endpoint": "s3.eu-west-1.amazonaws.com",
+            "secure": True,
+            "region": "eu-west-1",
+            "accessKey": "AKIAEXAMPLEKEY000001",
+            "secretKey": "wJalrXUtnFEMI-example-secret-key-0000001",
+        },
         "s3": {"bucket": "team-lima"},
     },
-    "existing-secret": {"s3": {"existingSecret": "my-s3", "accessKeyKey": "AWS_ACCESS_KEY_ID",
-                               "secretKeyKey": "AWS_SECRET_ACCESS_KEY"},
-                        "operator": {"watchAllNamespaces": True}},
+    "existing-secret": {
+        "s3": {
+            "existingSecret": "my-s3",
+            "accessKeyKey": "AWS_ACCESS_KEY_ID",
+            "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+        },
+        "operator": {"watchAllNamespaces": True},
+    },
     "kueue": {"kueue": {"enabled": True, "defaultQueue": "lima-queue"}},
-    "experiments": {"experiments": [{"name": "demo", "spec": DEMO_SPEC}],
-                    "judge": {"baseUrl": "http://vllm:8000/v1", "existingSecret": "judge-key"}},
+    "experiments": {
+        "experiments": [{"name": "demo", "spec": DEMO_SPEC}],
+        "judge": {"baseUrl": "http://vllm:8000/v1", "existingSecret": "judge-key"},
+    },
 }
 
 
@@ -83,8 +109,11 @@ def _of(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def _pods(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d["spec"]["template"]["spec"] for d in docs
-            if d["kind"] in ("Deployment", "StatefulSet", "Job")]
+    return [
+        d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet", "Job")
+    ]
 
 
 def test_lint_strict(rendered, tmp_path: Path) -> None:
@@ -152,8 +181,13 @@ def test_no_secret_literal_outside_the_secret(rendered) -> None:
 def test_least_privilege_rbac(rendered) -> None:
     name, docs = rendered
     roles = _of(docs, "Role") + _of(docs, "ClusterRole")
-    rules = {(g, r): set(rule["verbs"]) for role in roles for rule in role["rules"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
+    rules = {
+        (g, r): set(rule["verbs"])
+        for role in roles
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
     assert rules == {
         ("lima-run.io", "experiments"): {"get", "list", "watch", "patch"},
         ("lima-run.io", "experiments/status"): {"get", "patch"},
@@ -171,11 +205,21 @@ def _operator_config(docs: list[dict[str, Any]]) -> tuple[OperatorConfig, Settin
     """The operator's configuration exactly as the chart's Deployment sets it."""
     container = _of(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    config = OperatorConfig(**{k.removeprefix("LIMA_OPERATOR_").lower(): v
-                               for k, v in env.items() if k.startswith("LIMA_OPERATOR_")})
-    settings = Settings(**{k.removeprefix("LIMA_").lower(): v for k, v in env.items()
-                           if k.startswith("LIMA_") and not k.startswith("LIMA_OPERATOR_")},
-                        _env_file=None)
+    config = OperatorConfig(
+        **{
+            k.removeprefix("LIMA_OPERATOR_").lower(): v
+            for k, v in env.items()
+            if k.startswith("LIMA_OPERATOR_")
+        }
+    )
+    settings = Settings(
+        **{
+            k.removeprefix("LIMA_").lower(): v
+            for k, v in env.items()
+            if k.startswith("LIMA_") and not k.startswith("LIMA_OPERATOR_")
+        },
+        _env_file=None,
+    )
     return config, settings
 
 
@@ -184,10 +228,17 @@ def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
     validator = rayjob_validator()
     config, settings = _operator_config(docs)
     pools = load_pools(_of(docs, "ConfigMap")[0]["data"]["pools.yaml"])
-    experiments = [{**e, "metadata": {"name": e["metadata"]["name"]}}
-                   for e in _of(docs, "Experiment")]
-    experiments = experiments or [{"apiVersion": "lima-run.io/v1alpha1", "kind": "Experiment",
-                                   "metadata": {"name": "demo"}, "spec": DEMO_SPEC}]
+    experiments = [
+        {**e, "metadata": {"name": e["metadata"]["name"]}} for e in _of(docs, "Experiment")
+    ]
+    experiments = experiments or [
+        {
+            "apiVersion": "lima-run.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": {"name": "demo"},
+            "spec": DEMO_SPEC,
+        }
+    ]
     s3 = config.s3_ref(settings)
     assert isinstance(s3, S3Ref) and s3.secret
     for document in experiments:
@@ -196,8 +247,14 @@ def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
             res = getattr(experiment.spec.resources, stage, None)
             pool = pools[res.pool if res else "cpu"]
             job = build_rayjob(
-                experiment, stage, key="k" * 32, spec_uri="s3://lima/specs/x.json",
-                namespace="ml", image=config.image, pool=pool, s3=s3,
+                experiment,
+                stage,
+                key="k" * 32,
+                spec_uri="s3://lima/specs/x.json",
+                namespace="ml",
+                image=config.image,
+                pool=pool,
+                s3=s3,
                 options=config.rayjob_options(settings),
             )
             if validator is not None:
@@ -215,8 +272,12 @@ def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
 
 def test_values_schema_rejects_bad_values() -> None:
     chart = helm_python.Chart.load(str(CHART))
-    for bad in ({"pools": {"Bad_Name": {}}}, {"pools": {"gpu": {"gpusPerWorker": -1}}},
-                {"operator": {"unknown": 1}}, {"experiments": [{"name": "x" * 31, "spec": {}}]}):
+    for bad in (
+        {"pools": {"Bad_Name": {}}},
+        {"pools": {"gpu": {"gpusPerWorker": -1}}},
+        {"operator": {"unknown": 1}},
+        {"experiments": [{"name": "x" * 31, "spec": {}}]},
+    ):
         with pytest.raises(helm_python.HelmError):
             chart.render(values=bad, name="lima", namespace="ml")
 

@@ -62,11 +62,25 @@ def test_crd_is_a_valid_v1_crd() -> None:
     assert columns["Phase"] == ".status.phase" and columns["Age"] == ".metadata.creationTimestamp"
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     condition = status["conditions"]["items"]["properties"]
-    assert set(condition) >= {"type", "status", "reason", "message", "lastTransitionTime",
-                              "observedGeneration"}
+    assert set(condition) >= {
+        "type",
+        "status",
+        "reason",
+        "message",
+        "lastTransitionTime",
+        "observedGeneration",
+    }
     stage = status["stages"]["items"]["properties"]
-    assert set(stage) >= {"name", "phase", "rayJob", "attempts", "startTime", "endTime",
-                          "artifactUri", "message"}
+    assert set(stage) >= {
+        "name",
+        "phase",
+        "rayJob",
+        "attempts",
+        "startTime",
+        "endTime",
+        "artifactUri",
+        "message",
+    }
 
 
 def test_name_rules_are_cel() -> None:

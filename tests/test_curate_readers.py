@@ -16,7 +16,10 @@ from lima.curate.stats import Stats
 from lima.curate.text import detokenize, html_to_markdown
 from lima.errors import SourceError
 from lima.spec.data import (
-    NaturalInstructionsFilters, StackExchangeFilters, WikiHowFilters, WritingPromptsFilters,
+    NaturalInstructionsFilters,
+    StackExchangeFilters,
+    WikiHowFilters,
+    WritingPromptsFilters,
 )
 from tests.conftest import FIXTURES
 
@@ -26,7 +29,9 @@ MATH = str(F / "stackexchange" / "math.stackexchange.com_Posts.xml")
 
 def split(items):
     items = list(items)
-    return [i for i in items if i["type"] != "rejected"], [i for i in items if i["type"] == "rejected"]
+    return [i for i in items if i["type"] != "rejected"], [
+        i for i in items if i["type"] == "rejected"
+    ]
 
 
 def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: int = 10**9):
@@ -37,8 +42,18 @@ def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: i
     top = {q: -neg for q, (score, neg) in best.items() if score >= rules.min_score}
     items = []
     for start, end in plan_ranges(path, shard_bytes):
-        items += read_shard(path, start, end, source="s", site="math", top=top, rules=rules, seed=0,
-                            max_chars=50_000, stats=stats)
+        items += read_shard(
+            path,
+            start,
+            end,
+            source="s",
+            site="math",
+            top=top,
+            rules=rules,
+            seed=0,
+            max_chars=50_000,
+            stats=stats,
+        )
     answers = [i for i in items if i["type"] == "se_answer"]
     questions = {i["qid"]: i for i in items if i["type"] == "se_question"}
     joined = list(join(answers, questions, "s", "math", stats, rules))
@@ -79,9 +94,20 @@ def test_kept_answers_obey_lima_rules():
         assert not has_bare_url(answer)
         assert "](" not in answer and "<img" not in answer and "<a " not in answer
     rules_seen = {r["rule"] for r in rejected}
-    assert {"first_person", "refers_to_other_answers", "bare_url", "answer_too_short",
-            "answer_too_long", "score_below_min", "not_top_answer", "title_not_self_contained",
-            "question_missing", "malformed_xml", "invalid_utf8", "field_too_large"} <= rules_seen
+    assert {
+        "first_person",
+        "refers_to_other_answers",
+        "bare_url",
+        "answer_too_short",
+        "answer_too_long",
+        "score_below_min",
+        "not_top_answer",
+        "title_not_self_contained",
+        "question_missing",
+        "malformed_xml",
+        "invalid_utf8",
+        "field_too_large",
+    } <= rules_seen
     assert all(r["file"] == MATH and r["row"] for r in rejected)
     assert stats.dropped["s"]["first_person"] == 1
 
@@ -112,28 +138,43 @@ def test_site_names():
 
 
 def test_html_to_markdown():
-    md = html_to_markdown('<p>Use <a href="http://x">text</a><img src="a.png"/></p><ol><li>a</li></ol>'
-                          "<pre><code>x = 1\n</code></pre>")
+    md = html_to_markdown(
+        '<p>Use <a href="http://x">text</a><img src="a.png"/></p><ol><li>a</li></ol>'
+        "<pre><code>x = 1\n</code></pre>"
+    )
     assert "Use text" in md and "1. a" in md and "```\nx = 1\n```" in md and "a.png" not in md
 
 
 def test_wikihow_all_layout():
     stats = Stats()
-    docs, rejected = split(wikihow.read(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats))
+    docs, rejected = split(
+        wikihow.read(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats)
+    )
     assert len(docs) == 6
     prompt, body = docs[0]["conversations"]
     assert prompt == "How to Do Task Number 00?"
     assert body.startswith("The following answer shows the method.")
     assert "the guide" in body and "example.org" not in body
     assert "Tips" not in body and "Do not skip" not in body
-    assert {r["rule"] for r in rejected} == {"response_too_short", "wrong_column_count",
-                                             "field_too_large", "invalid_utf8"}
+    assert {r["rule"] for r in rejected} == {
+        "response_too_short",
+        "wrong_column_count",
+        "field_too_large",
+        "invalid_utf8",
+    }
     assert stats.read["w"] == 10
 
 
 def test_wikihow_sep_layout_groups_sections():
-    docs, _ = split(wikihow.read(str(F / "wikihow/wikihowSep.csv"), "w",
-                                 WikiHowFilters(min_response_chars=200), 50_000, Stats()))
+    docs, _ = split(
+        wikihow.read(
+            str(F / "wikihow/wikihowSep.csv"),
+            "w",
+            WikiHowFilters(min_response_chars=200),
+            50_000,
+            Stats(),
+        )
+    )
     assert [d["conversations"][0] for d in docs] == [f"How to Keep Starter {i}?" for i in range(3)]
     body = docs[0]["conversations"][1]
     assert body.startswith("Sourdough starter number 0 needs patience.\nIt takes about a week.")
@@ -142,21 +183,31 @@ def test_wikihow_sep_layout_groups_sections():
 
 
 def test_writingprompts_fairseq_pairs():
-    docs, rejected = split(writingprompts.read(str(F / "writingprompts/nasty.wp_source"), "p",
-                                               WritingPromptsFilters(), 50_000, Stats()))
+    docs, rejected = split(
+        writingprompts.read(
+            str(F / "writingprompts/nasty.wp_source"), "p", WritingPromptsFilters(), 50_000, Stats()
+        )
+    )
     assert len(docs) == 5
     prompt, story = docs[0]["conversations"]
     assert prompt == "A robot number 0 learns to lie."
     assert docs[0]["tags"] == ["wp"]
     assert story.startswith('"Hello," said robot 0. It didn\'t know why.')
     assert "<newline>" not in story and "\n\n" in story
-    assert [r["rule"] for r in rejected] == ["tag_dropped", "story_too_short", "invalid_utf8",
-                                            "unpaired_line"]
+    assert [r["rule"] for r in rejected] == [
+        "tag_dropped",
+        "story_too_short",
+        "invalid_utf8",
+        "unpaired_line",
+    ]
 
 
 def test_writingprompts_csv_and_detokenizer():
-    docs, _ = split(writingprompts.read(str(F / "writingprompts/stories.csv"), "p",
-                                        WritingPromptsFilters(), 50_000, Stats()))
+    docs, _ = split(
+        writingprompts.read(
+            str(F / "writingprompts/stories.csv"), "p", WritingPromptsFilters(), 50_000, Stats()
+        )
+    )
     assert len(docs) == 3 and docs[0]["conversations"][0] == "Dragons number 0 open a bakery."
     assert detokenize("Do n't stop , ( please ) ! <newline> Ok .") == "Don't stop, (please)!\nOk."
 
@@ -168,36 +219,54 @@ def test_natural_instructions_schemas():
         docs, rejected = split(natural_instructions.read(str(path), "n", rules, 50_000, 0, stats))
         results[path.stem] = (len(docs), [r["rule"] for r in rejected])
     assert results == {
-        "task900_v2": (1, []), "task901_old": (1, []),
+        "task900_v2": (1, []),
+        "task901_old": (1, []),
         "task902_classification": (0, ["not_generation_task"]),
-        "task903_xhosa": (0, ["not_english"]), "task904_broken": (0, ["json_error"]),
+        "task903_xhosa": (0, ["not_english"]),
+        "task904_broken": (0, ["json_error"]),
     }
-    docs, _ = split(natural_instructions.read(str(F / "natural_instructions/task901_old.json"), "n",
-                                              rules, 50_000, 0, Stats()))
-    assert docs[0]["conversations"] == ["Write a title for the paragraph.\n\nA paragraph about bees.",
-                                        "Bees at Work"]
+    docs, _ = split(
+        natural_instructions.read(
+            str(F / "natural_instructions/task901_old.json"), "n", rules, 50_000, 0, Stats()
+        )
+    )
+    assert docs[0]["conversations"] == [
+        "Write a title for the paragraph.\n\nA paragraph about bees.",
+        "Bees at Work",
+    ]
 
 
 def test_authored_plain_lima_multiturn_and_bad_lines():
     docs, rejected = split(authored.read(str(F / "authored/mixed.jsonl"), "a", 50_000, Stats()))
     assert [len(d["conversations"]) for d in docs] == [2, 4, 2]
     assert docs[2]["tags"] == ["safety"]
-    assert [r["rule"] for r in rejected] == ["json_error", "wrong_schema", "wrong_schema",
-                                            "wrong_schema", "invalid_utf8"]
+    assert [r["rule"] for r in rejected] == [
+        "json_error",
+        "wrong_schema",
+        "wrong_schema",
+        "wrong_schema",
+        "invalid_utf8",
+    ]
     assert [r["row"] for r in rejected] == ["4", "5", "6", "7", "8"]
 
 
 def test_prompt_sets(tmp_path: Path):
     prompts = read_prompt_set(F / "eval/question.jsonl")
-    assert prompts[0] == {"id": "1", "turns": ["Write a poem.", "Shorter."], "category": "writing",
-                          "reference": None}
+    assert prompts[0] == {
+        "id": "1",
+        "turns": ["Write a poem.", "Shorter."],
+        "category": "writing",
+        "reference": None,
+    }
     assert prompts[1]["reference"] == ["4"]
     lima = tmp_path / "test.jsonl"
     lima.write_text(json.dumps({"id": "x", "conversations": ["Q?", "A."], "source": "s"}) + "\n")
-    assert read_prompt_set(lima) == [{"id": "x", "turns": ["Q?"], "category": "s", "reference": ["A."]}]
+    assert read_prompt_set(lima) == [
+        {"id": "x", "turns": ["Q?"], "category": "s", "reference": ["A."]}
+    ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"turns": ["ok"]}\n{"turns": [\n')
-    with pytest.raises(SourceError, match="bad.jsonl:2"):
+    with pytest.raises(SourceError, match=r"bad\.jsonl:2"):
         read_prompt_set(bad)
 
 
@@ -221,10 +290,24 @@ def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
 
 
 def test_shared_writingprompts_and_tasks(shared_data: Path):
-    docs, _ = split(writingprompts.read(str(shared_data / "writingprompts/writingprompts_train_subset.wp_source"),
-                                        "p", WritingPromptsFilters(), 200_000, Stats()))
+    docs, _ = split(
+        writingprompts.read(
+            str(shared_data / "writingprompts/writingprompts_train_subset.wp_source"),
+            "p",
+            WritingPromptsFilters(),
+            200_000,
+            Stats(),
+        )
+    )
     assert len(docs) > 200 and not any("<newline>" in d["conversations"][1] for d in docs)
     tasks = sorted((shared_data / "super_natural_instructions").glob("*.json"))
-    kept = [d for t in tasks for d in split(natural_instructions.read(
-        str(t), "n", NaturalInstructionsFilters(), 200_000, 0, Stats()))[0]]
+    kept = [
+        d
+        for t in tasks
+        for d in split(
+            natural_instructions.read(
+                str(t), "n", NaturalInstructionsFilters(), 200_000, 0, Stats()
+            )
+        )[0]
+    ]
     assert 10 <= len(kept) < len(tasks)

@@ -48,8 +48,9 @@ def test_kcenter_covers_every_cluster_within_caps_and_budget():
     assert sorted(i // 10 for i in chosen) == [0, 1, 2, 3]  # one pick per cluster
     chosen, over = kcenter_greedy(vectors, groups, {"s": 4}, [10] * 40, budget=25, seed=0)
     assert len(chosen) == 2 and over > 0
-    assert kcenter_greedy(vectors, groups, {"s": 4}, [10] * 40, 1000, 0) == \
-        kcenter_greedy(vectors, groups, {"s": 4}, [10] * 40, 1000, 0)
+    assert kcenter_greedy(vectors, groups, {"s": 4}, [10] * 40, 1000, 0) == kcenter_greedy(
+        vectors, groups, {"s": 4}, [10] * 40, 1000, 0
+    )
 
 
 def test_kcenter_per_group_caps():

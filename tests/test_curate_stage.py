@@ -22,11 +22,28 @@ F = FIXTURES / "curate"
 def fixture_spec(seed: int = 0, **overrides) -> DataSpec:
     data = {
         "sources": [
-            {"name": "se-stem", "kind": "stackexchange", "uri": f"{F}/stackexchange/*.xml", "group": "stem", "quota": 6},
-            {"name": "se-other", "kind": "stackexchange", "uri": f"{F}/stackexchange/*.xml", "group": "other", "quota": 2},
+            {
+                "name": "se-stem",
+                "kind": "stackexchange",
+                "uri": f"{F}/stackexchange/*.xml",
+                "group": "stem",
+                "quota": 6,
+            },
+            {
+                "name": "se-other",
+                "kind": "stackexchange",
+                "uri": f"{F}/stackexchange/*.xml",
+                "group": "other",
+                "quota": 2,
+            },
             {"name": "wikihow", "kind": "wikihow", "uri": f"{F}/wikihow/*.csv", "quota": 4},
             {"name": "wp", "kind": "writingprompts", "uri": f"{F}/writingprompts/*", "quota": 4},
-            {"name": "ni", "kind": "natural_instructions", "uri": f"{F}/natural_instructions/*.json", "quota": 2},
+            {
+                "name": "ni",
+                "kind": "natural_instructions",
+                "uri": f"{F}/natural_instructions/*.json",
+                "quota": 2,
+            },
             {"name": "authored", "kind": "authored", "uri": f"{F}/authored/*.jsonl", "quota": 2},
             {"name": "empty", "kind": "authored", "uri": f"{F}/empty/*.jsonl", "quota": 0},
         ],
@@ -50,14 +67,26 @@ def curated(ray_local, tmp_path_factory) -> Path:
 
 
 def test_outputs_quotas_and_stats(curated: Path):
-    assert {p.name for p in curated.iterdir()} >= {"train.jsonl", "dev.jsonl", "test.jsonl",
-                                                    "stats.json", "rejected.jsonl"}
+    assert {p.name for p in curated.iterdir()} >= {
+        "train.jsonl",
+        "dev.jsonl",
+        "test.jsonl",
+        "stats.json",
+        "rejected.jsonl",
+    }
     stats = json.loads((curated / "stats.json").read_text())
     assert stats["shortfalls"] == []
     train = lines(curated / "train.jsonl")
     assert len(train) == stats["totals"]["train"] == 20
     assert {s: stats["mix"][s]["selected"] for s in stats["mix"]} == {
-        "se-stem": 6, "se-other": 2, "wikihow": 4, "wp": 4, "ni": 2, "authored": 2, "empty": 0}
+        "se-stem": 6,
+        "se-other": 2,
+        "wikihow": 4,
+        "wp": 4,
+        "ni": 2,
+        "authored": 2,
+        "empty": 0,
+    }
     for item in train:
         assert set(item) >= {"id", "conversations", "source", "provenance", "tags"}
         assert item["provenance"]["file"] and item["provenance"]["row"]
@@ -71,8 +100,17 @@ def test_rejected_rows_name_rule_file_and_row(curated: Path):
     rejected = lines(curated / "rejected.jsonl")
     assert all(r["rule"] and r["file"] and r["row"] for r in rejected)
     by_rule = {r["rule"] for r in rejected}
-    assert {"malformed_xml", "invalid_utf8", "field_too_large", "json_error", "wrong_schema",
-            "wrong_column_count", "unpaired_line", "empty_file", "not_selected"} <= by_rule
+    assert {
+        "malformed_xml",
+        "invalid_utf8",
+        "field_too_large",
+        "json_error",
+        "wrong_schema",
+        "wrong_column_count",
+        "unpaired_line",
+        "empty_file",
+        "not_selected",
+    } <= by_rule
     empty = [r for r in rejected if r["rule"] == "empty_file"]
     assert empty[0]["file"].endswith("empty.jsonl")
 
@@ -133,13 +171,18 @@ def test_missing_source_fails_before_work(ray_local, tmp_path: Path):
 
 def test_stage_through_runner(ray_local, settings):
     from lima.runner import run_experiment
-    from lima.stages import REGISTRY, curate as curate_stage
+    from lima.stages import REGISTRY
+    from lima.stages import curate as curate_stage
 
     assert REGISTRY["curate"] == "lima.stages.curate"
-    experiment = Experiment.model_validate({
-        "apiVersion": "lima-run.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "curate-test"},
-        "spec": {"data": fixture_spec().model_dump(mode="json")},
-    })
+    experiment = Experiment.model_validate(
+        {
+            "apiVersion": "lima-run.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": {"name": "curate-test"},
+            "spec": {"data": fixture_spec().model_dump(mode="json")},
+        }
+    )
     results = run_experiment(experiment, settings, stages=[curate_stage.STAGE])
     assert [r.status for r in results] == ["done"], results[0].message
     assert results[0].summary["train"] == 20
@@ -153,10 +196,20 @@ def test_source_on_s3(ray_local, s3_settings, tmp_path: Path):
     backend = s3_backend(s3_settings, "datasets")
     backend.ensure_bucket()
     backend.put_file("authored/a.jsonl", F / "authored" / "mixed.jsonl")
-    spec = DataSpec.model_validate({
-        "sources": [{"name": "authored", "kind": "authored", "uri": "s3://datasets/authored/*.jsonl", "quota": 2}],
-        "splits": {"dev": 0, "test": 1}, "selection": {"method": "random"},
-    })
+    spec = DataSpec.model_validate(
+        {
+            "sources": [
+                {
+                    "name": "authored",
+                    "kind": "authored",
+                    "uri": "s3://datasets/authored/*.jsonl",
+                    "quota": 2,
+                }
+            ],
+            "splits": {"dev": 0, "test": 1},
+            "selection": {"method": "random"},
+        }
+    )
     stats = curate(spec, tmp_path / "out", settings=s3_settings, scratch=tmp_path / "scratch")
     assert stats["totals"]["train"] == 2 and stats["totals"]["test"] == 1
     rejected = lines(tmp_path / "out" / "rejected.jsonl")

@@ -14,7 +14,7 @@ from lima.generation.prompts import PromptRecord
 
 GREEDY = DecodeConfig(max_new_tokens=16, do_sample=False, batch_size=8)
 
-pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
+pytest_plugins = ["eval_fixtures"]  # the tuned_model / base_model fixtures
 
 
 def records() -> list[PromptRecord]:

@@ -13,7 +13,7 @@ from lima.generation.prompts import PromptRecord
 from lima.spec import StageResources, StorageSpec
 from lima.store import open_store
 
-pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
+pytest_plugins = ["eval_fixtures"]  # the tuned_model / base_model fixtures
 
 
 def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(

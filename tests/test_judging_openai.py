@@ -276,3 +276,40 @@ def test_retry_after_and_backoff_arithmetic() -> None:
     delays = [completer._delay(attempt, None) for attempt in range(10) for _ in range(20)]
     assert all(0 <= d <= MAX_BACKOFF_S for d in delays)
     assert max(completer._delay(1, None) for _ in range(50)) <= 1.0  # 0.5 * 2**1
+
+
+def test_verdict_cache_on_a_real_s3_endpoint(s3_settings: Settings) -> None:
+    settings = s3_settings.model_copy(
+        update={"judge_base_url": None, "judge_api_key": None, "judge_model": "judge-x"}
+    )
+    with ScriptedEndpoint(lambda body: Reply("Score: 3")) as endpoint:
+        settings = settings.model_copy(update={"judge_base_url": endpoint.url})
+        store = open_store(settings)
+        items = [single(f"s{i}") for i in range(6)]
+        first = make_judge(openai_spec(), settings, store).judge("likert", items)
+        again = make_judge(openai_spec(), settings, store)
+        second = again.judge("likert", items)
+        assert endpoint.requests == 6 and again.hits == 6
+    assert [v.value for v in second] == [v.value for v in first] == [3] * 6
+    assert [v.prompt_id for v in second] == [f"s{i}" for i in range(6)]
+
+
+def test_redirects_are_not_followed_and_odd_bodies_do_not_crash(tmp_path: Path) -> None:
+    def responder(body: dict) -> Reply:
+        pid = item_id(first_user_message(body))
+        if pid == "moved":
+            return Reply(status=307, headers={"Location": "http://example.invalid/v1"}, body="")
+        if pid == "parts":
+            payload = (
+                '{"choices": [{"message": {"content": [{"type": "text", "text": "Score: 2"}]}}]}'
+            )
+            return Reply(body=payload)
+        return Reply(body='{"choices": [{"message": {"content": "Score: 6 \\udcff"}}]}')
+
+    with ScriptedEndpoint(responder) as endpoint:
+        judge = make_judge(openai_spec(), judge_settings(tmp_path, endpoint.url))
+        with pytest.raises(JudgeError, match="307 redirect"):
+            judge.judge("likert", [single("moved"), single("parts"), single("odd")])
+        parts, odd = judge.judge("likert", [single("parts"), single("odd")])
+    assert endpoint.requests == 3 + 2  # nothing retried, nothing sent to the Location
+    assert (parts.value, odd.value) == (2, 6)

@@ -23,6 +23,9 @@ CASES = [
     ("pairwise", "  Neither.  ", "neither"),
     ("pairwise", "**B**", "B"),
     ("pairwise", "[[A]] ... Verdict: A", "A"),
+    ("pairwise", "Verdict: [[B]]", "B"),
+    ("pairwise", "Verdict: **A**", "A"),
+    ("pairwise", "The better answer: A", "A"),
     # ambiguous or missing -> None
     ("pairwise", "Verdict: A\nOn reflection, Verdict: B", None),
     ("pairwise", "[[A]] or maybe [[B]]", None),
@@ -39,6 +42,7 @@ CASES = [
     ("absolute", "It would pass at first glance. Rating: Fail", "fail"),
     ("absolute", "*Rating*: **Excellent**\n\n(it is thorough)", "excellent"),
     ("absolute", "Pass", "pass"),
+    ("absolute", "Rating: [[Pass]]", "pass"),
     ("absolute", "It mostly passes.", None),
     ("absolute", "Rating: Good", None),
     ("absolute", "Rating: Pass\nRating: Excellent", None),

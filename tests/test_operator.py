@@ -6,9 +6,18 @@ import copy
 
 import pytest
 from operator_harness import (
-    EXPERIMENTS, NS, RAYJOBS, Operator, example, experiment_status, objects, posted_events,
-    publish, requests,
-    set_rayjob_status, wait_for,
+    EXPERIMENTS,
+    NS,
+    RAYJOBS,
+    Operator,
+    example,
+    experiment_status,
+    objects,
+    posted_events,
+    publish,
+    requests,
+    set_rayjob_status,
+    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -21,7 +30,8 @@ async def cluster(kmock, settings, monkeypatch):
 
     declare(kmock)
     kmock.objects["v1/configmaps", NS, "lima-run-pools"] = {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": {"name": "lima-run-pools", "namespace": NS},
         "data": {"pools.yaml": POOLS},
     }
@@ -39,18 +49,23 @@ async def create(kmock, document) -> None:
 
 
 def rayjob_for(kmock, stage: str) -> dict:
-    jobs = [j for j in objects(kmock, RAYJOBS).values()
-            if j["metadata"]["labels"]["lima-run.io/stage"] == stage]
+    jobs = [
+        j
+        for j in objects(kmock, RAYJOBS).values()
+        if j["metadata"]["labels"]["lima-run.io/stage"] == stage
+    ]
     return jobs[0] if len(jobs) == 1 else None
 
 
 async def finish(kmock, settings, document, stage: str, summary=None) -> None:
     job = await wait_for(lambda: rayjob_for(kmock, stage), what=f"RayJob of {stage}")
-    await set_rayjob_status(kmock, job["metadata"]["name"], jobDeploymentStatus="Running",
-                            jobStatus="RUNNING")
+    await set_rayjob_status(
+        kmock, job["metadata"]["name"], jobDeploymentStatus="Running", jobStatus="RUNNING"
+    )
     publish(settings, document, stage, summary)  # what jobs/<stage>.py does inside the RayJob
-    await set_rayjob_status(kmock, job["metadata"]["name"], jobDeploymentStatus="Complete",
-                            jobStatus="SUCCEEDED")
+    await set_rayjob_status(
+        kmock, job["metadata"]["name"], jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
+    )
 
 
 async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
@@ -68,16 +83,19 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert spec["entrypoint"].startswith("python -m jobs.train --experiment file://")
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]
     assert workers["maxReplicas"] == 2  # spec.resources.train.workers of the example
-    status = await wait_for(lambda: experiment_status(kmock).get("phase") == "Running"
-                            and experiment_status(kmock))
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Running" and experiment_status(kmock)
+    )
     assert status["stages"][0] == {**status["stages"][0], "name": "curate", "phase": "Cached"}
     assert status["currentStage"] == "train" and status["stagesTotal"] == 3
 
     await finish(kmock, settings, document, "train", {"best_epoch": 5})
     await wait_for(lambda: rayjob_for(kmock, "report"), what="report RayJob")
     await finish(kmock, settings, document, "report", {"win_rate": "0.42"})
-    status = await wait_for(lambda: experiment_status(kmock).get("phase") == "Succeeded"
-                            and experiment_status(kmock), what="Succeeded")
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Succeeded" and experiment_status(kmock),
+        what="Succeeded",
+    )
     assert [s["phase"] for s in status["stages"]] == ["Cached", "Succeeded", "Succeeded"]
     assert status["stagesDone"] == 3 and status["bestEpoch"] == 5 and status["winRate"] == "0.42"
     assert all(s["artifactUri"] for s in status["stages"])
@@ -85,14 +103,17 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
 
 
 async def test_failure_marks_failed_with_event_then_retry(cluster) -> None:
-    kmock, settings, _ = cluster
+    kmock, _, _ = cluster
     document = example()
     await create(kmock, document)
     job = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
-    await set_rayjob_status(kmock, job["metadata"]["name"], jobDeploymentStatus="Complete",
-                            jobStatus="STOPPED")  # Complete but not SUCCEEDED: a failure
-    status = await wait_for(lambda: experiment_status(kmock).get("phase") == "Failed"
-                            and experiment_status(kmock), what="Failed")
+    await set_rayjob_status(
+        kmock, job["metadata"]["name"], jobDeploymentStatus="Complete", jobStatus="STOPPED"
+    )  # Complete but not SUCCEEDED: a failure
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Failed" and experiment_status(kmock),
+        what="Failed",
+    )
     assert status["currentStage"] == "curate"
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["status"] == "True" and failed["reason"] == "Stopped"
@@ -105,8 +126,13 @@ async def test_failure_marks_failed_with_event_then_retry(cluster) -> None:
     async with kmock.patch(url, json={"metadata": {"annotations": {"lima-run.io/retry": "1"}}}):
         pass
     retried = await wait_for(
-        lambda: (j := rayjob_for(kmock, "curate")) and j["metadata"]["name"] != job["metadata"][
-            "name"] and j, what="retried RayJob")
+        lambda: (
+            (j := rayjob_for(kmock, "curate"))
+            and j["metadata"]["name"] != job["metadata"]["name"]
+            and j
+        ),
+        what="retried RayJob",
+    )
     assert retried["metadata"]["name"].startswith("demo-curate-")
     await wait_for(lambda: experiment_status(kmock).get("phase") == "Running", what="Running")
 
@@ -118,12 +144,16 @@ async def test_restart_adopts_existing_rayjob_and_deletion_uses_owner_refs(clust
     job = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
     await operator.stop()
     await operator.start()  # a new operator process mid-stage
-    await set_rayjob_status(kmock, job["metadata"]["name"], jobDeploymentStatus="Running",
-                            jobStatus="RUNNING")
-    await wait_for(lambda: (experiment_status(kmock).get("stages") or [{}])[0].get("phase")
-                   == "Running", what="stage Running after restart")
-    creates = [r for r in requests(kmock)
-               if str(r.method).endswith("POST") and "rayjobs" in str(r.url)]
+    await set_rayjob_status(
+        kmock, job["metadata"]["name"], jobDeploymentStatus="Running", jobStatus="RUNNING"
+    )
+    await wait_for(
+        lambda: (experiment_status(kmock).get("stages") or [{}])[0].get("phase") == "Running",
+        what="stage Running after restart",
+    )
+    creates = [
+        r for r in requests(kmock) if str(r.method).endswith("POST") and "rayjobs" in str(r.url)
+    ]
     assert len(creates) == 1 and len(objects(kmock, RAYJOBS)) == 1
 
     url = f"/apis/lima-run.io/v1alpha1/namespaces/{NS}/experiments/demo"
@@ -131,8 +161,12 @@ async def test_restart_adopts_existing_rayjob_and_deletion_uses_owner_refs(clust
         pass
     await wait_for(lambda: "demo" not in objects(kmock, EXPERIMENTS), what="Experiment gone")
     # kmock has no garbage collector: check the ownerReference it would act on, then emulate it.
-    owners = [o["uid"] for j in objects(kmock, RAYJOBS).values()
-              for o in j["metadata"]["ownerReferences"] if o.get("blockOwnerDeletion")]
+    owners = [
+        o["uid"]
+        for j in objects(kmock, RAYJOBS).values()
+        for o in j["metadata"]["ownerReferences"]
+        if o.get("blockOwnerDeletion")
+    ]
     assert owners == ["uid-demo"]
     for name in list(objects(kmock, RAYJOBS)):
         async with kmock.delete(f"/apis/ray.io/v1/namespaces/{NS}/rayjobs/{name}"):
@@ -153,15 +187,33 @@ async def test_spec_change_restarts_from_first_changed_stage(cluster) -> None:
     async with kmock.patch(url, json={"spec": changed["spec"], "metadata": {"generation": 2}}):
         pass
     new = await wait_for(
-        lambda: (j := rayjob_for(kmock, "train")) and j["metadata"]["name"] != old["metadata"][
-            "name"] and j, what="new train RayJob")
-    assert new["metadata"]["labels"]["lima-run.io/key"] != old["metadata"]["labels"][
-        "lima-run.io/key"]
-    status = await wait_for(lambda: experiment_status(kmock).get("observedGeneration") == 2
-                            and experiment_status(kmock), what="generation 2")
+        lambda: (
+            (j := rayjob_for(kmock, "train"))
+            and j["metadata"]["name"] != old["metadata"]["name"]
+            and j
+        ),
+        what="new train RayJob",
+    )
+    assert (
+        new["metadata"]["labels"]["lima-run.io/key"] != old["metadata"]["labels"]["lima-run.io/key"]
+    )
+    status = await wait_for(
+        lambda: (
+            experiment_status(kmock).get("observedGeneration") == 2 and experiment_status(kmock)
+        ),
+        what="generation 2",
+    )
     assert status["stages"][0]["phase"] in ("Succeeded", "Cached")  # curate kept: unchanged
-    assert len([j for j in objects(kmock, RAYJOBS).values()
-                if j["metadata"]["labels"]["lima-run.io/stage"] == "curate"]) == 1
+    assert (
+        len(
+            [
+                j
+                for j in objects(kmock, RAYJOBS).values()
+                if j["metadata"]["labels"]["lima-run.io/stage"] == "curate"
+            ]
+        )
+        == 1
+    )
 
 
 async def test_pool_violation_is_invalid_with_paths(cluster) -> None:
@@ -170,10 +222,36 @@ async def test_pool_violation_is_invalid_with_paths(cluster) -> None:
     document["spec"]["resources"]["train"] = {"workers": 8, "pool": "cpu"}
     document["spec"]["resources"]["curate"] = {"pool": "a100"}
     await create(kmock, document)
-    status = await wait_for(lambda: experiment_status(kmock).get("phase") == "Invalid"
-                            and experiment_status(kmock), what="Invalid")
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Invalid" and experiment_status(kmock),
+        what="Invalid",
+    )
     message = next(c for c in status["conditions"] if c["type"] == "Failed")["message"]
     assert "spec.resources.train.workers: must be <= 4" in message
     assert "spec.resources.curate.pool: unknown pool 'a100'" in message
     assert objects(kmock, RAYJOBS) == {}
     await wait_for(lambda: posted_events(kmock, "PoolLimits"), what="PoolLimits event")
+
+
+@pytest.mark.parametrize(
+    ("deployment", "job", "phase"),
+    [
+        ("Complete", "SUCCEEDED", "Succeeded"),
+        ("Complete", "STOPPED", "Failed"),  # KubeRay sets Complete for STOPPED too
+        ("Complete", "FAILED", "Failed"),
+        ("Running", "SUCCEEDED", "Running"),  # success needs both fields
+        ("Failed", "FAILED", "Failed"),
+        ("ValidationFailed", "", "Failed"),
+        ("Running", "STOPPED", "Failed"),
+        ("Retrying", "FAILED", "Retrying"),
+        ("Running", "RUNNING", "Running"),
+        ("Initializing", "", "Pending"),
+        ("Suspended", "", "Pending"),  # waiting for Kueue admission
+        ("", "", "Pending"),
+    ],
+)
+def test_rayjob_status_mapping(deployment: str, job: str, phase: str) -> None:
+    from lima_operator.status import rayjob_outcome
+
+    status = {"jobDeploymentStatus": deployment, "jobStatus": job, "reason": "", "message": "m"}
+    assert rayjob_outcome({"status": status}).phase == phase

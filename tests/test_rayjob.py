@@ -21,10 +21,15 @@ needs_kuberay = pytest.mark.skipif(VALIDATOR is None, reason="../shared/schemas 
 CPU = Pool(name="cpu", cpusPerWorker=4, memoryPerWorker="16Gi", minWorkers=0, maxWorkers=4)
 CPU_FIXED = Pool(name="cpu", cpusPerWorker=4, memoryPerWorker="16Gi", minWorkers=4, maxWorkers=4)
 GPU = Pool(
-    name="gpu", nodeSelector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+    name="gpu",
+    nodeSelector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
     tolerations=[Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
-    gpuType="H100", gpusPerWorker=8, cpusPerWorker=32, memoryPerWorker="512Gi",
-    minWorkers=1, maxWorkers=4,
+    gpuType="H100",
+    gpusPerWorker=8,
+    cpusPerWorker=32,
+    memoryPerWorker="512Gi",
+    minWorkers=1,
+    maxWorkers=4,
 )
 S3 = S3Ref(secret="lima-s3", endpoint="lima-minio:9000", bucket="lima")
 
@@ -38,8 +43,15 @@ def experiment(name: str = "demo", **resources: dict[str, Any]):
 
 def build(exp, stage: str, pool: Pool = CPU, **kw: Any) -> dict[str, Any]:
     return build_rayjob(
-        exp, stage, key="0123456789abcdef0123456789abcdef", spec_uri="s3://lima/lima/specs/x.json",
-        namespace="ml", image="ghcr.io/lima-run/runtime:0.1.0", pool=pool, s3=S3, **kw,
+        exp,
+        stage,
+        key="0123456789abcdef0123456789abcdef",
+        spec_uri="s3://lima/lima/specs/x.json",
+        namespace="ml",
+        image="ghcr.io/lima-run/runtime:0.1.0",
+        pool=pool,
+        s3=S3,
+        **kw,
     )
 
 
@@ -87,8 +99,17 @@ def test_every_stage_builds_a_valid_rayjob(stage: str) -> None:
 
 
 def test_gpu_pool_variant() -> None:
-    exp = experiment(train={"pool": "gpu", "workers": 4, "gpus": 8, "cpus": 16,
-                            "memory": "256Gi", "timeout_s": 7200, "retries": 2})
+    exp = experiment(
+        train={
+            "pool": "gpu",
+            "workers": 4,
+            "gpus": 8,
+            "cpus": 16,
+            "memory": "256Gi",
+            "timeout_s": 7200,
+            "retries": 2,
+        }
+    )
     job = build(exp, "train", pool=GPU)
     _check(job)
     group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
@@ -124,8 +145,11 @@ def test_kueue_variant_is_suspended_and_labelled() -> None:
 
 
 def test_owner_reference() -> None:
-    owner = {"apiVersion": "lima-run.io/v1alpha1", "kind": "Experiment",
-             "metadata": {"name": "demo", "uid": "u-1"}}
+    owner = {
+        "apiVersion": "lima-run.io/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "demo", "uid": "u-1"},
+    }
     job = build(experiment(), "curate", owner=owner)
     _check(job)
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
@@ -143,8 +167,10 @@ def test_names_are_deterministic_and_short() -> None:
 
 
 def test_check_pools_messages_are_path_precise() -> None:
-    pools = load_pools("cpu: {cpusPerWorker: 2, memoryPerWorker: 8Gi, maxWorkers: 2}\n"
-                       "gpu: {gpusPerWorker: 1, maxWorkers: 1}\n")
+    pools = load_pools(
+        "cpu: {cpusPerWorker: 2, memoryPerWorker: 8Gi, maxWorkers: 2}\n"
+        "gpu: {gpusPerWorker: 1, maxWorkers: 1}\n"
+    )
     assert check_pools(experiment(), pools) == []
     bad = experiment(
         train={"pool": "gpu", "workers": 2, "gpus": 4},
@@ -153,8 +179,12 @@ def test_check_pools_messages_are_path_precise() -> None:
     )
     problems = check_pools(bad, pools)
     assert "spec.resources.curate.pool: unknown pool 'tpu' (known: cpu, gpu)" in problems
-    assert "spec.resources.train.workers: must be <= 1 (maxWorkers of pool 'gpu') (got 2)" in problems
-    assert "spec.resources.train.gpus: must be <= 1 (gpusPerWorker of pool 'gpu') (got 4)" in problems
+    assert (
+        "spec.resources.train.workers: must be <= 1 (maxWorkers of pool 'gpu') (got 2)" in problems
+    )
+    assert (
+        "spec.resources.train.gpus: must be <= 1 (gpusPerWorker of pool 'gpu') (got 4)" in problems
+    )
     assert any(p.startswith("spec.resources.generate.memory:") for p in problems)
     assert any(p.startswith("spec.resources.generate.cpus:") for p in problems)
 

@@ -188,6 +188,8 @@ def test_report_without_proxy_or_pairwise_still_renders(tmp_path: Path) -> None:
     report = data()
     report["results"]["proxy"] = False
     del report["results"]["sets"]["test"]["pairwise"]
+    empty = {"protocol": "likert", "n": 0, "invalid": 0, "counts": {}, "shares": {}}
+    report["results"]["sets"]["test"]["likert"]["silent"] = empty  # a system never judged
     report["training"] = {k: [] for k in report["training"]}
     figures = draw_all(report, tmp_path)
     assert "wtl-test" not in figures and "training" not in figures
@@ -216,3 +218,26 @@ def test_locate_names_the_latest_report_or_explains(settings) -> None:
     path = Path(locate(store, "demo"))
     assert path.read_text() == "<html></html>" and manifest.key == "k1"
     assert json.loads(json.dumps(str(path)))
+
+
+def test_locate_downloads_the_report_from_s3(s3_settings, tmp_path: Path) -> None:
+    from lima.spec import StorageSpec
+    from lima.store import open_store
+
+    store = open_store(s3_settings, StorageSpec())
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "report.html").write_text('<img src="wtl-test.png">')
+    (folder / "wtl-test.png").write_bytes(PNG)
+    manifest = store.publish(
+        "report", "k2", folder, code_version="1", config={}, inputs=[], started_at="now"
+    )
+    store.record_run(
+        "demo",
+        "r1",
+        {"started_at": "1", "stages": [{"stage": "report", "key": "k2", "status": "cached"}]},
+    )
+    assert locate(store, "demo").startswith("s3://lima/")
+    path = Path(locate(store, "demo", tmp_path / "reports"))
+    assert path == tmp_path / "reports" / manifest.key / "report.html"
+    assert (path.parent / "wtl-test.png").read_bytes() == PNG

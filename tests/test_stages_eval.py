@@ -20,7 +20,7 @@ from lima.spec import Experiment
 from lima.stages.base import Stage, StageContext
 from lima.stages.select import choose
 
-pytest_plugins = ["eval_helpers"]  # the tuned_model / base_model fixtures
+pytest_plugins = ["eval_fixtures"]  # the tuned_model / base_model fixtures
 PERPLEXITY = {1: 50.0, 2: 9.0, 3: 20.0}
 
 

@@ -109,3 +109,21 @@ def test_endpoint_down_mid_upload_then_rerun_does_only_what_is_missing(
     assert (tmp_path / "train" / "big.bin").stat().st_size == 24 << 20
     assert [r.status for r in run_experiment(exp, settings, stages=stages)] == ["cached"] * 4
     assert isinstance(store.backend, S3Backend)
+
+
+def test_manifest_put_that_landed_but_lost_its_reply(
+    proxy: FaultProxy, s3cfg: Settings, tmp_path: Path
+) -> None:
+    """The retried conditional PUT finds the manifest present; it is ours, so publish keeps its
+    objects instead of deleting them as a loser would."""
+    from store_helpers import make_tree, publish
+
+    settings = via(proxy, s3cfg)
+    store = ArtifactStore(s3_backend(settings, settings.bucket), "lima")
+    folder = make_tree(tmp_path / "out", {"a.txt": b"alpha", "b/c.bin": b"\x00" * 1000})
+    proxy.lose_reply_to_put(b"/k1/manifest.json")
+    manifest = publish(store, "train", "k1", folder)
+    assert proxy._lose_reply == b""  # the fault did happen
+    assert store.manifest("train", "k1") == manifest
+    dest = store.fetch(manifest, tmp_path / "back")  # the objects are still there and verify
+    assert (dest / "a.txt").read_bytes() == b"alpha"

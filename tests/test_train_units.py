@@ -9,12 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from train_helpers import conversations, tiny_model_spec  # noqa: E402
+from train_helpers import conversations, tiny_model_spec
 
-from lima.errors import SourceError, StageError  # noqa: E402
-from lima.models.chat import IGNORE_INDEX, encode_prompt, format_conversation, special_token_ids  # noqa: E402
-from lima.spec.model import ModelSpec  # noqa: E402
-from lima.spec.train import TrainSpec  # noqa: E402
+from lima.errors import SourceError, StageError
+from lima.models.chat import IGNORE_INDEX, encode_prompt, format_conversation, special_token_ids
+from lima.spec.model import ModelSpec
+from lima.spec.train import TrainSpec
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def tokenizer(tiny_dir: Path):
 
 
 # ---- chat format and loss mask -------------------------------------------------------------
+
 
 def _spans(ids: list[int], labels: list[int], tokenizer, spec) -> tuple[list[list[int]], list[int]]:
     """Assistant bodies (content + EOT) found by walking the markers, and the label positions."""
@@ -60,7 +61,10 @@ def test_mask_covers_only_assistant_tokens_and_eot(tokenizer) -> None:
     assert len(ids) == len(labels)
     supervised = [ids[i] for i, label in enumerate(labels) if label != IGNORE_INDEX]
     assert supervised, "mask must not be empty"
-    assert supervised == tokenizer.encode("The sky is blue.", add_special_tokens=False) + [marks.eot]
+    assert supervised == [
+        *tokenizer.encode("The sky is blue.", add_special_tokens=False),
+        marks.eot,
+    ]
     assert all(labels[i] in (IGNORE_INDEX, ids[i]) for i in range(len(ids)))
     user_body = tokenizer.encode("What colour is the sky?", add_special_tokens=False)
     first_assistant = ids.index(marks.assistant)
@@ -74,8 +78,10 @@ def test_mask_multi_turn_supervises_every_assistant_turn(tokenizer) -> None:
     ids, labels = format_conversation(turns, tokenizer, spec)
     bodies, supervised = _spans(ids, labels, tokenizer, spec)
     assert len(bodies) == 2
-    expected = [tokenizer.encode(t, add_special_tokens=False) + [special_token_ids(tokenizer, spec).eot]
-                for t in turns[1::2]]
+    expected = [
+        [*tokenizer.encode(t, add_special_tokens=False), special_token_ids(tokenizer, spec).eot]
+        for t in turns[1::2]
+    ]
     assert bodies == expected
     assert [ids[i] for i in supervised] == expected[0] + expected[1]
     eots = [i for i, t in enumerate(ids) if t == special_token_ids(tokenizer, spec).eot]
@@ -108,7 +114,9 @@ def test_bad_rows_are_rejected_with_reason(tmp_path: Path) -> None:
     from lima.train.data import read_conversations
 
     path = tmp_path / "train.jsonl"
-    path.write_text('{"id": "a", "conversations": ["q", "a"]}\nnot json\n{"id": "b", "conversations": ["q"]}\n')
+    path.write_text(
+        '{"id": "a", "conversations": ["q", "a"]}\nnot json\n{"id": "b", "conversations": ["q"]}\n'
+    )
     rows, rejected = read_conversations(path)
     assert [r["id"] for r in rows] == ["a"]
     assert [r["line"] for r in rejected] == [2, 3]
@@ -116,6 +124,7 @@ def test_bad_rows_are_rejected_with_reason(tmp_path: Path) -> None:
 
 
 # ---- residual dropout ramp ---------------------------------------------------------------
+
 
 def test_residual_dropout_ramp_per_layer_and_off_in_eval(tiny_dir: Path) -> None:
     import torch
@@ -128,7 +137,8 @@ def test_residual_dropout_ramp_per_layer_and_off_in_eval(tiny_dir: Path) -> None
     ps = add_residual_dropout(model, 0.2)
     layers = model.model.layers
     assert [layer.residual_dropout_p for layer in layers] == pytest.approx(
-        [0.2 * i / (len(layers) - 1) for i in range(len(layers))])
+        [0.2 * i / (len(layers) - 1) for i in range(len(layers))]
+    )
     ids = torch.randint(5, 100, (2, 16))
     model.eval()
     with torch.no_grad():
@@ -148,7 +158,7 @@ def test_residual_dropout_scales_layer_update() -> None:
     from lima.train.dropout import _hook
 
     class Layer(torch.nn.Module):
-        def forward(self, hidden_states):  # noqa: ANN001, ANN201
+        def forward(self, hidden_states):
             return hidden_states + 1.0
 
     layer = Layer()
@@ -162,6 +172,7 @@ def test_residual_dropout_scales_layer_update() -> None:
 
 # ---- learning-rate schedule --------------------------------------------------------------
 
+
 def test_linear_lr_start_middle_end() -> None:
     from lima.train.schedule import linear_lr
 
@@ -173,6 +184,7 @@ def test_linear_lr_start_middle_end() -> None:
 
 
 # ---- DeepSpeed config ----------------------------------------------------------------------
+
 
 def test_ds_config_accumulation_and_divisibility() -> None:
     from lima.train.ds_config import build_ds_config
@@ -186,10 +198,13 @@ def test_ds_config_accumulation_and_divisibility() -> None:
     assert config["optimizer"]["params"]["weight_decay"] == 0.1
     assert build_ds_config(spec, 4, use_gpu=True)["bf16"]["enabled"] is True
     with pytest.raises(StageError, match="not divisible"):
-        build_ds_config(TrainSpec(global_batch_size=32, micro_batch_size=3), workers=2, use_gpu=False)
+        build_ds_config(
+            TrainSpec(global_batch_size=32, micro_batch_size=3), workers=2, use_gpu=False
+        )
 
 
 # ---- batching -----------------------------------------------------------------------------
+
 
 def test_length_grouping_keeps_padding_small_and_plans_equal_passes() -> None:
     import random
@@ -220,6 +235,7 @@ def test_collate_masks_padding() -> None:
 
 
 # ---- models: tiny preset, EOT resize, offline -------------------------------------------
+
 
 def test_tiny_is_deterministic(tmp_path: Path, tiny_dir: Path) -> None:
     from lima.models.tiny import build_tiny
@@ -286,6 +302,8 @@ def test_s3_base_is_downloaded(s3_settings, tiny_dir: Path, tmp_path: Path) -> N
     for path in tiny_dir.iterdir():
         backend.put_file(f"bases/tiny/{path.name}", path)
     folder = resolve_base(ModelSpec(base="s3://models/bases/tiny"), s3_settings, tmp_path)
-    assert (folder / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
+    assert (folder / "model.safetensors").read_bytes() == (
+        tiny_dir / "model.safetensors"
+    ).read_bytes()
     with pytest.raises(SourceError, match="holds no object"):
         resolve_base(ModelSpec(base="s3://models/nothing-here"), s3_settings, tmp_path)

@@ -26,7 +26,9 @@ def effective_quotas(spec: DataSpec) -> dict[str, int]:
     }
 
 
-def assemble(spec: DataSpec, docs: list[Item], stats: Stats, rejected: TextIO, out_dir: Path) -> dict:
+def assemble(
+    spec: DataSpec, docs: list[Item], stats: Stats, rejected: TextIO, out_dir: Path
+) -> dict:
     quotas = effective_quotas(spec)
     by_source: dict[str, list[Item]] = {s.name: [] for s in spec.sources}
     for item in docs:
@@ -45,21 +47,31 @@ def assemble(spec: DataSpec, docs: list[Item], stats: Stats, rejected: TextIO, o
     return report
 
 
-def _groups(spec: DataSpec, docs: list[Item], quotas: dict[str, int]) -> tuple[list[str], dict, dict]:
+def _groups(
+    spec: DataSpec, docs: list[Item], quotas: dict[str, int]
+) -> tuple[list[str], dict, dict]:
     """Selection groups: one per source, one per (source, site) for Stack Exchange, whose caps
     follow temperature sampling across sites (LIMA: tau = 3)."""
     kinds = {s.name: s.kind for s in spec.sources}
     groups = [
-        f"{d['source']}/{d['meta'].get('site', '')}" if kinds[d["source"]] is SourceKind.stackexchange
-        else d["source"] for d in docs
+        f"{d['source']}/{d['meta'].get('site', '')}"
+        if kinds[d["source"]] is SourceKind.stackexchange
+        else d["source"]
+        for d in docs
     ]
     caps: dict[str, int] = {}
     site_plan: dict[str, dict[str, int]] = {}
     available = Counter(groups)
     for source in spec.sources:
         if source.kind is SourceKind.stackexchange:
-            sites = {g.split("/", 1)[1]: n for g, n in available.items() if g.startswith(f"{source.name}/")}
-            plan = site_quotas(sites, quotas[source.name], spec.filters.stackexchange.site_temperature)
+            sites = {
+                g.split("/", 1)[1]: n
+                for g, n in available.items()
+                if g.startswith(f"{source.name}/")
+            }
+            plan = site_quotas(
+                sites, quotas[source.name], spec.filters.stackexchange.site_temperature
+            )
             site_plan[source.name] = plan
             caps.update({f"{source.name}/{site}": n for site, n in plan.items()})
         else:
@@ -77,7 +89,9 @@ def select(
     selection = spec.selection
     if selection.method == "kcenter" and docs:
         vectors = embed([prompt_of(d) for d in docs], selection.embedding_model)
-        chosen, over = kcenter_greedy(vectors, groups, caps, tokens, selection.token_budget, spec.seed)
+        chosen, over = kcenter_greedy(
+            vectors, groups, caps, tokens, selection.token_budget, spec.seed
+        )
     else:
         chosen, over = random_selection(groups, caps, tokens, selection.token_budget, spec.seed)
     picked = set(chosen)
@@ -85,8 +99,20 @@ def select(
     left = [docs[i] for i in range(len(docs)) if i not in picked]
     for item in left:
         stats.count_drop(item["source"], "not_selected")
-    _write_rejects(rejected, [reject(d["source"], d["file"], d["row"], "not_selected",
-                                     "quota or token budget reached", prompt_of(d)) for d in left])
+    _write_rejects(
+        rejected,
+        [
+            reject(
+                d["source"],
+                d["file"],
+                d["row"],
+                "not_selected",
+                "quota or token budget reached",
+                prompt_of(d),
+            )
+            for d in left
+        ],
+    )
     return train, {"site_plan": site_plan, "skipped_for_budget": over, "pool": Counter(groups)}
 
 
@@ -97,8 +123,11 @@ def example_id(item: Item) -> str:
 
 def record(item: Item, reference: bool) -> dict[str, Any]:
     out = {
-        "id": example_id(item), "conversations": item["conversations"], "source": item["source"],
-        "provenance": {"file": item["file"], "row": item["row"]}, "tags": item["tags"],
+        "id": example_id(item),
+        "conversations": item["conversations"],
+        "source": item["source"],
+        "provenance": {"file": item["file"], "row": item["row"]},
+        "tags": item["tags"],
         "meta": item["meta"],
     }
     if reference:
@@ -114,12 +143,19 @@ def _write_split(path: Path, items: list[Item], reference: bool) -> None:
 
 def _write_rejects(handle: TextIO, items: list[Item]) -> None:
     for item in items:
-        handle.write(json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n")
+        handle.write(
+            json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n"
+        )
 
 
 def build_stats(
-    spec: DataSpec, stats: Stats, quotas: dict[str, int], train: list[Item], dev: list[Item],
-    test: list[Item], selection: dict[str, Any],
+    spec: DataSpec,
+    stats: Stats,
+    quotas: dict[str, int],
+    train: list[Item],
+    dev: list[Item],
+    test: list[Item],
+    selection: dict[str, Any],
 ) -> dict[str, Any]:
     per_source: dict[str, Any] = {}
     chosen = defaultdict(list)
@@ -132,22 +168,32 @@ def build_stats(
         if short:
             shortfalls.append(f"{name}: {len(items)} of {quotas[name]} selected ({short} short)")
         per_source[name] = {
-            "kind": source.kind.value, "quota": source.quota, "effective_quota": quotas[name],
-            "read": stats.read.get(name, 0), "passed_filters_and_dedup": stats.passed.get(name, 0),
+            "kind": source.kind.value,
+            "quota": source.quota,
+            "effective_quota": quotas[name],
+            "read": stats.read.get(name, 0),
+            "passed_filters_and_dedup": stats.passed.get(name, 0),
             "dropped": dict(sorted(stats.dropped.get(name, {}).items())),
-            "held_out": {"dev": sum(d["source"] == name for d in dev),
-                         "test": sum(d["source"] == name for d in test)},
-            "selected": len(items), "shortfall": short,
+            "held_out": {
+                "dev": sum(d["source"] == name for d in dev),
+                "test": sum(d["source"] == name for d in test),
+            },
+            "selected": len(items),
+            "shortfall": short,
             "tokens": sum(d["tokens"] for d in items),
-            "chars_histogram": histogram([len("\n".join(d["conversations"])) for d in items],
-                                         HISTOGRAM_EDGES_CHARS),
+            "chars_histogram": histogram(
+                [len("\n".join(d["conversations"])) for d in items], HISTOGRAM_EDGES_CHARS
+            ),
             "tokens_histogram": histogram([d["tokens"] for d in items], HISTOGRAM_EDGES_TOKENS),
             "safety_examples": sum("safety" in d["tags"] for d in items),
         }
         if source.name in selection["site_plan"]:
             per_source[name]["sites"] = {
-                site: {"quota": n, "selected": sum(d["meta"].get("site") == site for d in items),
-                       "available": selection["pool"].get(f"{name}/{site}", 0)}
+                site: {
+                    "quota": n,
+                    "selected": sum(d["meta"].get("site") == site for d in items),
+                    "available": selection["pool"].get(f"{name}/{site}", 0),
+                }
                 for site, n in selection["site_plan"][name].items()
             }
     total_tokens = sum(d["tokens"] for d in train)
@@ -156,14 +202,28 @@ def build_stats(
         if len(items) < wanted[split]:
             shortfalls.append(f"{split}: {len(items)} of {wanted[split]} prompts")
     if selection["skipped_for_budget"]:
-        shortfalls.append(f"token budget: {selection['skipped_for_budget']} candidates did not fit "
-                          f"in {spec.selection.token_budget} tokens")
+        shortfalls.append(
+            f"token budget: {selection['skipped_for_budget']} candidates did not fit "
+            f"in {spec.selection.token_budget} tokens"
+        )
     return {
         "sources": per_source,
-        "mix": {name: {"quota": quotas[name], "selected": len(chosen[name]),
-                       "share": round(len(chosen[name]) / max(1, len(train)), 4)} for name in quotas},
-        "totals": {"train": len(train), "dev": len(dev), "test": len(test), "tokens": total_tokens,
-                   "token_budget": spec.selection.token_budget, "quota": sum(quotas.values())},
+        "mix": {
+            name: {
+                "quota": quotas[name],
+                "selected": len(chosen[name]),
+                "share": round(len(chosen[name]) / max(1, len(train)), 4),
+            }
+            for name in quotas
+        },
+        "totals": {
+            "train": len(train),
+            "dev": len(dev),
+            "test": len(test),
+            "tokens": total_tokens,
+            "token_budget": spec.selection.token_budget,
+            "quota": sum(quotas.values()),
+        },
         "shortfalls": shortfalls,
         "tokenizer": TOKENIZER,
         "selection": spec.selection.method,

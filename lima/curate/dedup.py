@@ -41,8 +41,12 @@ def signature(text: str, size: int, num_perm: int) -> np.ndarray:
     crc32 instead of datasketch's default sha1: deterministic across processes and ~5x faster.
     """
     template = _template(num_perm)
-    minhash = MinHash(num_perm=num_perm, seed=SEED, hashfunc=zlib.crc32,
-        permutations=template.permutations, scheme=SCHEME,
+    minhash = MinHash(
+        num_perm=num_perm,
+        seed=SEED,
+        hashfunc=zlib.crc32,
+        permutations=template.permutations,
+        scheme=SCHEME,
     )
     minhash.update_batch(shingles(text, size))
     return minhash.hashvalues.astype(np.uint32)
@@ -70,8 +74,14 @@ class Deduplicator:
             rule = self.check(item)
             if rule:
                 stats.count_drop(item["source"], rule)
-                yield reject(item["source"], item["file"], item["row"], rule, item.get("_dup_of", ""),
-                             item["conversations"][0])
+                yield reject(
+                    item["source"],
+                    item["file"],
+                    item["row"],
+                    rule,
+                    item.get("_dup_of", ""),
+                    item["conversations"][0],
+                )
                 continue
             yield item
 

@@ -22,7 +22,7 @@ def model_path(name: str) -> str:
 
 
 @lru_cache(maxsize=2)
-def _model(name: str):  # noqa: ANN202 - SentenceTransformer
+def _model(name: str):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(model_path(name), device="cpu")
@@ -33,7 +33,10 @@ def embed(texts: list[str], name: str, batch_size: int = 64) -> np.ndarray:
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     vectors = _model(name).encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        show_progress_bar=False,
         convert_to_numpy=True,
     )
     return np.asarray(vectors, dtype=np.float32)

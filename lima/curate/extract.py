@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from lima.curate.dedup import signature
-from lima.curate.readers import authored, natural_instructions, stackexchange, wikihow, writingprompts
+from lima.curate.readers import (
+    authored,
+    natural_instructions,
+    stackexchange,
+    wikihow,
+    writingprompts,
+)
 from lima.curate.records import Item
 from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
@@ -33,13 +39,28 @@ def extract_task(row: dict[str, Any], config: dict[str, Any], top: Any = None) -
     return {"id": row["id"], "payload": pickle.dumps((items, stats.to_dict()), protocol=5)}
 
 
-def read_items(row: dict[str, Any], spec: DataSpec, top: dict[int, int], stats: Stats) -> Iterator[Item]:
-    kind, path, source, limit = row["kind"], row["path"], row["source"], spec.filters.max_field_chars
+def read_items(
+    row: dict[str, Any], spec: DataSpec, top: dict[int, int], stats: Stats
+) -> Iterator[Item]:
+    kind, path, source, limit = (
+        row["kind"],
+        row["path"],
+        row["source"],
+        spec.filters.max_field_chars,
+    )
     filters = spec.filters
     if kind == "stackexchange":
         items = stackexchange.read_shard(
-            path, row["start"], row["end"], source=source, site=row["site"], top=top,
-            rules=filters.stackexchange, seed=spec.seed, max_chars=limit, stats=stats,
+            path,
+            row["start"],
+            row["end"],
+            source=source,
+            site=row["site"],
+            top=top,
+            rules=filters.stackexchange,
+            seed=spec.seed,
+            max_chars=limit,
+            stats=stats,
         )
     elif kind == "wikihow":
         items = wikihow.read(path, source, filters.wikihow, limit, stats)

@@ -24,11 +24,16 @@ def run_shards(
     import ray.data
 
     context = ray.data.DataContext.get_current()
+    saved = (context.execution_options.preserve_order, context.enable_progress_bars)
     context.execution_options.preserve_order = True  # deterministic output for a given seed
     context.enable_progress_bars = False
-    rows = [{k: v for k, v in shard.items()} for shard in shards]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    compute = ray.data.TaskPoolStrategy(size=max(1, workers))
-    mapped = dataset.map(fn, fn_kwargs=fn_kwargs, compute=compute, num_cpus=cpus)
-    for row in mapped.iter_rows():
-        yield pickle.loads(row["payload"])
+    try:
+        dataset = ray.data.from_items(
+            [dict(shard) for shard in shards], override_num_blocks=len(shards)
+        )
+        compute = ray.data.TaskPoolStrategy(size=max(1, workers))
+        mapped = dataset.map(fn, fn_kwargs=fn_kwargs, compute=compute, num_cpus=cpus)
+        for row in mapped.iter_rows():
+            yield pickle.loads(row["payload"])
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = saved

@@ -37,8 +37,9 @@ def top_answers(spec: DataSpec, shards: list[dict[str, Any]], workers: int, cpus
     se = [s for s in shards if s["kind"] == SourceKind.stackexchange.value]
     config = spec.model_dump(mode="json")
     best: dict[str, dict] = defaultdict(dict)
-    for shard, found in zip(se, run_shards(extract.scan_task, se, {"config": config}, workers, cpus),
-                            strict=True):
+    for shard, found in zip(
+        se, run_shards(extract.scan_task, se, {"config": config}, workers, cpus), strict=True
+    ):
         merge_best(best[shard["uri"]], found)
     floor = spec.filters.stackexchange.min_score
     return {
@@ -66,7 +67,9 @@ def filter_and_dedup(
 
     report = progress or (lambda **_: None)
     files = expand_sources(spec, settings)  # SourceError before any work
-    shards, skipped = plan(spec, files, scratch, settings, **({"shard_bytes": shard_bytes} if shard_bytes else {}))
+    shards, skipped = plan(
+        spec, files, scratch, settings, **({"shard_bytes": shard_bytes} if shard_bytes else {})
+    )
     out = Filtered(shards=len(shards))
     for item in skipped:
         out.stats.count_drop(item["source"], item["rule"])
@@ -76,7 +79,9 @@ def filter_and_dedup(
     config = spec.model_dump(mode="json")
     candidates: list[Item] = []
     se_parts: dict[tuple[str, str], dict[str, Any]] = {}
-    results = run_shards(extract.extract_task, shards, {"config": config, "top": top}, workers, cpus)
+    results = run_shards(
+        extract.extract_task, shards, {"config": config, "top": top}, workers, cpus
+    )
     for done, (shard, (items, stats)) in enumerate(zip(shards, results, strict=True), start=1):
         out.stats.merge(Stats.from_dict(stats))
         out.rejected += _write(rejected, (i for i in items if i["type"] == "rejected"))
@@ -87,7 +92,10 @@ def filter_and_dedup(
         item["hash"] = text_hash("\n".join(item["conversations"]))
     dedup = spec.dedup
     deduplicator = Deduplicator(
-        exact=dedup.exact, near=dedup.near, threshold=dedup.jaccard_threshold, num_perm=dedup.num_perm
+        exact=dedup.exact,
+        near=dedup.near,
+        threshold=dedup.jaccard_threshold,
+        num_perm=dedup.num_perm,
     )
     for item in deduplicator(docs, out.stats):
         if item["type"] == "rejected":
@@ -102,8 +110,10 @@ def _collect(shard: dict, items: list[Item], docs: list[Item], se_parts: dict) -
     if shard["kind"] != SourceKind.stackexchange.value:
         docs.extend({**i, "_order": len(docs)} for i in items if i["type"] == "doc")
         return
-    part = se_parts.setdefault((shard["source"], shard["uri"]),
-                               {"site": shard["site"], "answers": [], "questions": {}, "at": len(docs)})
+    part = se_parts.setdefault(
+        (shard["source"], shard["uri"]),
+        {"site": shard["site"], "answers": [], "questions": {}, "at": len(docs)},
+    )
     for item in items:
         if item["type"] == "se_answer":
             part["answers"].append(item)

@@ -32,7 +32,9 @@ def doc(
     }
 
 
-def reject(source: str, file: str, row: str | int, rule: str, detail: str = "", text: str = "") -> Item:
+def reject(
+    source: str, file: str, row: str | int, rule: str, detail: str = "", text: str = ""
+) -> Item:
     """A dropped or malformed row; `text` keeps a short excerpt so the row can be found again."""
     return {
         "type": "rejected",

@@ -15,7 +15,8 @@ _FIRST_PERSON_WORDS = re.compile(r"\b(?:my|me|mine|myself)\b", re.I)
 
 # Paper: answers that "reference other answers ("as mentioned", "stack exchange", etc)".
 OTHER_ANSWER = re.compile(
-    r"as (?:mentioned|stated|noted|said|pointed out)|(?:other|another|previous|accepted|above|below)"
+    r"as (?:mentioned|stated|noted|said|pointed out)|"
+    r"(?:other|another|previous|accepted|above|below)"
     r" answers?|answers? (?:above|below)|stack ?exchange|stack ?overflow|\bedit\s*:|\bupdate\s*:|"
     r"\bup-?vot|\bdown-?vot|this question|the op\b|\bOP\b|as others have",
     re.I,

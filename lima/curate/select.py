@@ -9,7 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def largest_remainder(weights: dict[str, float], total: int, caps: dict[str, int]) -> dict[str, int]:
+def largest_remainder(
+    weights: dict[str, float], total: int, caps: dict[str, int]
+) -> dict[str, int]:
     """Split `total` proportionally to `weights` (Hamilton's method), never above `caps`; what a
     capped key cannot take is re-split among the others."""
     alloc = {k: 0 for k in weights}

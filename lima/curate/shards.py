@@ -23,7 +23,10 @@ def expand_sources(spec: DataSpec, settings: Settings | None) -> dict[str, list[
 
 
 def plan(
-    spec: DataSpec, files: dict[str, list[str]], scratch: Path, settings: Settings | None,
+    spec: DataSpec,
+    files: dict[str, list[str]],
+    scratch: Path,
+    settings: Settings | None,
     shard_bytes: int = SHARD_BYTES,
 ) -> tuple[list[dict[str, Any]], list[Item]]:
     """(shards, rejections of whole files): empty files and sites of the other group."""

@@ -12,7 +12,9 @@ from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
 
-def held_out_counts(available: dict[str, int], quotas: dict[str, int], total: int) -> dict[str, int]:
+def held_out_counts(
+    available: dict[str, int], quotas: dict[str, int], total: int
+) -> dict[str, int]:
     """How many held-out prompts each source gives: proportional to the quotas (so the prompt
     mix follows the training mix), first within each source's surplus over its quota (so quotas
     are not starved), then, if the surplus is too small, from the quota rows themselves."""
@@ -66,7 +68,13 @@ class Decontaminator:
             )
             if hit:
                 stats.count_drop(item["source"], "contaminates_eval")
-                yield reject(item["source"], item["file"], item["row"], "contaminates_eval",
-                             "prompt near-duplicates a dev/test prompt", prompt)
+                yield reject(
+                    item["source"],
+                    item["file"],
+                    item["row"],
+                    "contaminates_eval",
+                    "prompt near-duplicates a dev/test prompt",
+                    prompt,
+                )
             else:
                 yield item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from itertools import pairwise
 from typing import Any
 
 HISTOGRAM_EDGES_CHARS = [0, 250, 500, 1000, 1500, 2000, 3000, 4096, 6000, 8000, 16000]
@@ -52,10 +53,10 @@ class Stats:
 
 def histogram(values: list[int], edges: list[int]) -> dict[str, int]:
     """Counts per half-open bin `[lo, hi)`; the last bin is open-ended (`>=lo`)."""
-    bins = {f"{lo}-{hi}": 0 for lo, hi in zip(edges, edges[1:], strict=False)}
+    bins = {f"{lo}-{hi}": 0 for lo, hi in pairwise(edges)}
     bins[f">={edges[-1]}"] = 0
     for value in values:
-        for lo, hi in zip(edges, edges[1:], strict=False):
+        for lo, hi in pairwise(edges):
             if lo <= value < hi:
                 bins[f"{lo}-{hi}"] += 1
                 break

@@ -10,8 +10,12 @@ from markdownify import MarkdownConverter
 # LIMA 2.1: "we also remove links, images, and other HTML tags from the response, retaining only
 # code blocks and lists". Stripping <a> keeps its text; stripping <img> leaves nothing.
 _CONVERTER = MarkdownConverter(
-    strip=["a", "img"], heading_style="ATX", bullets="-", escape_underscores=False,
-    escape_asterisks=False, escape_misc=False,
+    strip=["a", "img"],
+    heading_style="ATX",
+    bullets="-",
+    escape_underscores=False,
+    escape_asterisks=False,
+    escape_misc=False,
 )
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
@@ -23,7 +27,7 @@ MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
 
 def html_to_markdown(html: str) -> str:
-    """Markdown of a Stack Exchange body: code blocks and lists kept, links reduced to their text."""
+    """Markdown of a Stack Exchange body: code blocks and lists kept, links reduced to text."""
     if not html:
         return ""
     text = _CONVERTER.convert(html)

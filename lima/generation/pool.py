@@ -4,9 +4,10 @@
 length so each batch pads little), maps batches through `resources.workers` replica actors (with
 `resources.cpus` CPUs / `resources.gpus` GPUs each; a replica loads a model once and keeps one
 at a time), and returns one answer record per prompt in each job's order. One pass serves every
-epoch of the select stage or every system of the generate stage, so replicas start once. Replicas find the model by `ModelRef`: a local folder when the driver's path is
-visible to them (a laptop), otherwise they fetch the artifact's objects from the store (a
-cluster, where workers run on other nodes).
+epoch of the select stage or every system of the generate stage, so replicas start once.
+Replicas find the model by `ModelRef`: a local folder when the driver's path is visible to them
+(a laptop), otherwise they fetch the artifact's objects from the store (a cluster, where workers
+run on other nodes).
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def answer_many(
         Replica,
         batch_size=config.batch_size,
         batch_format="numpy",
-        concurrency=max(1, min(int(resources.workers), total // config.batch_size + 1)),
+        compute=ray.data.ActorPoolStrategy(
+            size=max(1, min(int(resources.workers), total // config.batch_size + 1))
+        ),
         num_cpus=float(resources.cpus),
         num_gpus=gpus,
         fn_constructor_kwargs={

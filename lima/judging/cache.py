@@ -11,6 +11,8 @@ repeat it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "judge-verdicts"
 CACHE_VERSION = 1
+CACHE_THREADS = 8
 
 
 class JudgeError(StageError):
@@ -56,29 +59,21 @@ class CachedJudge:
 
     def judge(self, protocol: str, items: list[Item]) -> list[Verdict]:
         protocol = check_protocol(protocol)
-        results: list[Verdict | None] = [None] * len(items)
-        missing: list[int] = []
-        for index, item in enumerate(items):
-            cached = self._get(protocol, item)
-            if cached is None:
-                missing.append(index)
-            else:
-                results[index] = cached
+        results: list[Verdict | None] = self._map(lambda item: self._get(protocol, item), items)
+        missing = [index for index, verdict in enumerate(results) if verdict is None]
         self.hits += len(items) - len(missing)
         self.misses += len(missing)
         fresh = self.inner.judge(protocol, [items[i] for i in missing]) if missing else []
-        failed = []
+        failed, keep = [], []
         for index, verdict in zip(missing, fresh, strict=True):
             results[index] = verdict
-            if verdict.detail.get("error"):
-                failed.append(verdict)
-            elif self.store is not None:
-                material = cache_material(self.inner, protocol, items[index])
-                self.store.cache_put(NAMESPACE, material, verdict.to_dict())
+            (failed if verdict.detail.get("error") else keep).append((items[index], verdict))
+        if self.store is not None:
+            self._map(lambda pair: self._put(protocol, *pair), keep)
         if failed:
             raise JudgeError(
                 f"judge {self.name}: {len(failed)} of {len(items)} {protocol} verdicts failed "
-                f"after retries (first: {failed[0].detail['error']}); the other verdicts are "
+                f"after retries (first: {failed[0][1].detail['error']}); the other verdicts are "
                 "cached, so a re-run resumes"
             )
         log.info(
@@ -89,6 +84,19 @@ class CachedJudge:
             len(items) - len(missing),
         )
         return [verdict for verdict in results if verdict is not None]
+
+    def _map(self, function: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+        """`function` over `values` on a few threads: each cache access is one object-store
+        request, and S3 round trips dominate a re-run that is all hits."""
+        if self.store is None or len(values) < 2:
+            return [function(value) for value in values]
+        with ThreadPoolExecutor(max_workers=CACHE_THREADS) as pool:
+            return list(pool.map(function, values))
+
+    def _put(self, protocol: str, item: Item, verdict: Verdict) -> None:
+        assert self.store is not None
+        material = cache_material(self.inner, protocol, item)
+        self.store.cache_put(NAMESPACE, material, verdict.to_dict())
 
     def _get(self, protocol: str, item: Item) -> Verdict | None:
         if self.store is None:

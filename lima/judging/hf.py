@@ -12,6 +12,7 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from lima.errors import LimaError
 from lima.judging.llm import Message
 
 
@@ -32,6 +33,8 @@ class HFCompleter:
         tokenizer = AutoTokenizer.from_pretrained(self.location)
         tokenizer.padding_side = "left"  # decoder-only batching: prompts end where output starts
         if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise LimaError(f"judge model {self.location}: tokenizer has no pad or eos token")
             tokenizer.pad_token = tokenizer.eos_token
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32

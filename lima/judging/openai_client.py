@@ -1,14 +1,15 @@
 """An OpenAI-compatible chat endpoint (vLLM server, hosted APIs) as the judge's completer.
 
 `POST {base_url}/chat/completions` with temperature 0, through one `aiohttp.ClientSession` per
-batch (aiohttp, not httpx: on this project's 2-core machine httpx's connection pool reached ~50
-requests/s at 32 in flight against a 50 ms endpoint, aiohttp ~350; see benchmarks/README.md):
+batch (aiohttp, not httpx: on this project's loaded 2-core machine httpx sustained 25-60
+requests/s at 32 in flight against a 50 ms endpoint, aiohttp 270-400; benchmarks/README.md):
 - at most `concurrency` requests in flight (a semaphore; backoff sleeps do not hold a slot);
 - a total per-attempt timeout of `timeout_s`;
-- retries on 408/429/5xx, timeouts, connection errors and malformed bodies: `max_retries`
+- retries on 408/409/425/429/5xx, timeouts, connection errors and malformed bodies: `max_retries`
   times, waiting `Retry-After` when the endpoint sends it, else exponential backoff with full
   jitter (`backoff_s * 2**attempt`, capped at 30 s);
-- other 4xx fail at once (a wrong key or model will not fix itself).
+- other 4xx fail at once (a wrong key or model will not fix itself), and so do redirects (not
+  followed, so the key never travels to another host).
 The API key travels only in the `Authorization` header; it is never logged, and any response text
 quoted in an error has it redacted.
 """
@@ -30,7 +31,7 @@ from lima.judging.llm import CompletionFailedError, Message
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({408, 409, 425, 429})  # and every 5xx
 MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 300.0
 
@@ -124,16 +125,21 @@ class OpenAICompleter:
         self.stats["requests"] += 1
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with client.post(self.url, json=body) as response:
+                # no redirects: the key must not follow a Location header to another host
+                async with client.post(self.url, json=body, allow_redirects=False) as response:
                     status, headers = response.status, response.headers
-                    text = await response.text()
+                    text = (await response.read()).decode("utf-8", errors="replace")
         except TimeoutError:
             raise _RetryableError(f"timeout after {self.timeout_s}s") from None
         except aiohttp.ClientError as exc:
             # the exception's repr could carry request headers: keep only its type
             raise _RetryableError(f"connection error ({type(exc).__name__})") from None
-        if status in RETRY_STATUS:
+        if status in RETRY_STATUS or status >= 500:
             raise _RetryableError(f"HTTP {status}", _retry_after(headers))
+        if 300 <= status < 400:
+            raise CompletionFailedError(
+                f"HTTP {status} redirect from {self.url}: set LIMA_JUDGE_BASE_URL to the final URL"
+            )
         if status >= 400:
             raise CompletionFailedError(
                 f"HTTP {status} from {self.url}: {self._redact(text[:200])}"
@@ -142,7 +148,7 @@ class OpenAICompleter:
             content = json.loads(text)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise _RetryableError("malformed response body") from None
-        return content or ""
+        return _content_text(content)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -169,3 +175,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _content_text(content: object) -> str:
+    """The reply text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""  # null content (e.g. only tool calls): parsed as no verdict

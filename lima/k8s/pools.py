@@ -17,8 +17,17 @@ from lima.spec import Experiment, StageResources
 from lima.spec.resources import QUANTITY
 
 POOLS_KEY = "pools.yaml"
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 class Toleration(BaseModel):
@@ -97,7 +106,7 @@ def stage_resources(experiment: Experiment, stage: str) -> StageResources:
 def check_pools(
     experiment: Experiment, pools: dict[str, Pool], stages: list[str] | None = None
 ) -> list[str]:
-    """Every way a stage asks more than its pool allows, as `spec.resources.<stage>.<field>` lines."""
+    """Every way a stage asks more than its pool allows, as `spec.resources.<stage>.<field>`."""
     names = stages or list(type(experiment.spec.resources).model_fields)
     problems: list[str] = []
     for stage in names:
@@ -112,8 +121,13 @@ def check_pools(
             ("workers", res.workers, pool.maxWorkers, "maxWorkers", res.workers),
             ("gpus", res.gpus, pool.gpusPerWorker, "gpusPerWorker", res.gpus),
             ("cpus", res.cpus, pool.cpusPerWorker, "cpusPerWorker", res.cpus),
-            ("memory", quantity_bytes(res.memory), quantity_bytes(pool.memoryPerWorker),
-             "memoryPerWorker", res.memory),
+            (
+                "memory",
+                quantity_bytes(res.memory),
+                quantity_bytes(pool.memoryPerWorker),
+                "memoryPerWorker",
+                res.memory,
+            ),
         ]
         for field, asked, allowed, pool_field, shown in limits:
             if asked > allowed:

@@ -121,8 +121,12 @@ _VOLUMES = [
 _MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}]
 
 
-def _pod(container: dict[str, Any], pod_labels: dict[str, str], extra: dict[str, Any],
-         options: RayJobOptions) -> dict[str, Any]:
+def _pod(
+    container: dict[str, Any],
+    pod_labels: dict[str, str],
+    extra: dict[str, Any],
+    options: RayJobOptions,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "securityContext": _POD_SECURITY,
         "containers": [container],
@@ -135,8 +139,13 @@ def _pod(container: dict[str, Any], pod_labels: dict[str, str], extra: dict[str,
     return {"metadata": {"labels": pod_labels}, "spec": spec}
 
 
-def _container(name: str, image: str, env: list[dict[str, Any]], resources: dict[str, Any],
-               options: RayJobOptions) -> dict[str, Any]:
+def _container(
+    name: str,
+    image: str,
+    env: list[dict[str, Any]],
+    resources: dict[str, Any],
+    options: RayJobOptions,
+) -> dict[str, Any]:
     return {
         "name": name,
         "image": image,
@@ -188,9 +197,13 @@ def build_rayjob(
     meta_labels = labels(exp_name, stage, key)
     env = _env(s3, options)
     head = _container(
-        "ray-head", image, env,
-        {"requests": {"cpu": options.head_cpu, "memory": options.head_memory},
-         "limits": {"memory": options.head_memory}},
+        "ray-head",
+        image,
+        env,
+        {
+            "requests": {"cpu": options.head_cpu, "memory": options.head_memory},
+            "limits": {"memory": options.head_memory},
+        },
         options,
     )
     head["ports"] = [
@@ -206,7 +219,9 @@ def build_rayjob(
         "nodeSelector": dict(pool.nodeSelector),
         "tolerations": [t.manifest() for t in pool.tolerations],
     }
-    head_pod = {"nodeSelector": dict(options.head_node_selector)} if options.head_node_selector else {}
+    head_pod = (
+        {"nodeSelector": dict(options.head_node_selector)} if options.head_node_selector else {}
+    )
     replicas, low, high = _replicas(res, pool)
     worker_params = {"num-cpus": f"{max(int(res.cpus), 1)}"}
     if res.gpus:
@@ -235,8 +250,10 @@ def build_rayjob(
             "upscalingMode": "Default",
             "idleTimeoutSeconds": 60,
             "securityContext": _CONTAINER_SECURITY,
-            "resources": {"requests": {"cpu": "200m", "memory": "256Mi"},
-                          "limits": {"memory": "512Mi"}},
+            "resources": {
+                "requests": {"cpu": "200m", "memory": "256Mi"},
+                "limits": {"memory": "512Mi"},
+            },
         }
     spec: dict[str, Any] = {
         "entrypoint": f"python -m jobs.{stage} --experiment {spec_uri}",
@@ -263,12 +280,15 @@ def build_rayjob(
 def _submitter(image: str, options: RayJobOptions) -> dict[str, Any]:
     """The K8sJobMode submitter pod (`ray job submit`), under the same restricted profile."""
     container = _container(
-        "ray-job-submitter", image, [],
+        "ray-job-submitter",
+        image,
+        [],
         {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         options,
     )
-    pod = _pod(container, {"app.kubernetes.io/part-of": "lima-run"}, {"restartPolicy": "Never"},
-               options)
+    pod = _pod(
+        container, {"app.kubernetes.io/part-of": "lima-run"}, {"restartPolicy": "Never"}, options
+    )
     return pod
 
 

@@ -2,7 +2,8 @@
 
 Public API (stable, used by the train and generate stages):
 
-- `chat.format_conversation(turns, tokenizer, spec, add_generation_prompt=False) -> (input_ids, labels)`
+- `chat.format_conversation(turns, tokenizer, spec, add_generation_prompt=False)`
+  -> (input_ids, labels)
 - `chat.encode_prompt(turns_so_far, tokenizer, spec) -> input_ids` (ends with the assistant marker)
 - `chat.special_token_ids(tokenizer, spec) -> ChatTokens`
 - `tiny.build_tiny(spec, texts, out_dir) -> Path`

@@ -45,7 +45,7 @@ def _from_s3(uri: str, settings: Settings, scratch: Path) -> Path:
     if not keys:
         raise SourceError(f"model {uri} holds no object")
     for key in keys:
-        target = dest / key[len(prefix):]
+        target = dest / key[len(prefix) :]
         if not target.is_file():
             backend.get_file(key, target)
     if not (dest / "config.json").is_file():
@@ -59,18 +59,17 @@ def _from_hub(repo_id: str, settings: Settings) -> Path:
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     try:
         return Path(snapshot_download(repo_id, local_files_only=_offline(), token=token))
-    except Exception as error:  # noqa: BLE001 - hub raises many types; the message must be ours
+    except Exception as error:
         if _offline():
             raise SourceError(
                 f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; "
-                "download it on a connected machine (huggingface-cli download) or use a path/s3:// base"
+                "download it on a connected machine (huggingface-cli download) or use a "
+                "path/s3:// base"
             ) from None
         raise SourceError(f"cannot download model {repo_id!r}: {type(error).__name__}") from None
 
 
-def resolve_location(
-    location: str, settings: Settings, scratch: Path
-) -> Path:
+def resolve_location(location: str, settings: Settings, scratch: Path) -> Path:
     """A local folder for an HF id, a local path or an s3:// HF folder (not `tiny`)."""
     if location.startswith("s3://"):
         return _from_s3(location, settings, scratch)
@@ -169,8 +168,11 @@ def read_chat_tokens(folder: Path) -> dict[str, str]:
     if path.is_file():
         return json.loads(path.read_text())
     defaults = ModelSpec()
-    return {"user_token": defaults.user_token, "assistant_token": defaults.assistant_token,
-            "eot_token": defaults.eot_token}
+    return {
+        "user_token": defaults.user_token,
+        "assistant_token": defaults.assistant_token,
+        "eot_token": defaults.eot_token,
+    }
 
 
 def load_for_inference(path: Path | str, device: str = "cpu") -> tuple[Any, Any, int]:

@@ -17,15 +17,18 @@ PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
 
 def chat_tokens(spec: ModelSpec) -> dict[str, str]:
-    return {"user_token": spec.user_token, "assistant_token": spec.assistant_token,
-            "eot_token": spec.eot_token}
+    return {
+        "user_token": spec.user_token,
+        "assistant_token": spec.assistant_token,
+        "eot_token": spec.eot_token,
+    }
 
 
 def write_chat_file(folder: Path, spec: ModelSpec) -> None:
     (folder / CHAT_FILE).write_text(json.dumps(chat_tokens(spec), indent=2) + "\n")
 
 
-def train_tokenizer(spec: ModelSpec, texts: Iterable[str]):  # noqa: ANN201 - PreTrainedTokenizerFast
+def train_tokenizer(spec: ModelSpec, texts: Iterable[str]):
     """A byte-level BPE tokenizer (like GPT-2/Llama-3) with the chat markers as special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -51,7 +54,7 @@ def train_tokenizer(spec: ModelSpec, texts: Iterable[str]):  # noqa: ANN201 - Pr
     )
 
 
-def tiny_config(spec: ModelSpec, vocab_size: int, tokenizer, max_positions: int = 4096):  # noqa: ANN001, ANN201
+def tiny_config(spec: ModelSpec, vocab_size: int, tokenizer, max_positions: int = 4096):
     from transformers import LlamaConfig
 
     shape = spec.tiny

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lima.errors import LimaError
@@ -25,15 +26,25 @@ def _as_path(uri: str) -> str:
     return unquote(urlparse(uri).path)
 
 
-def locate(store: Any, experiment: str) -> str:
-    """Local path (file store) or s3:// URI of `report.html` in the newest run of `experiment` that produced a report."""
+def locate(store: Any, experiment: str, dest: Path | None = None) -> str:
+    """Where to open `report.html` of the newest run of `experiment` that produced a report.
+
+    A file store gives the local path of the stored page (its PNGs sit next to it). With an S3
+    store the `s3://` URI is returned, unless `dest` is given: then the whole report artifact
+    (HTML and figures, sha256-verified) is downloaded to `dest/<key>/` and that path returned.
+    """
     for record in reversed(store.runs(experiment)):
         for stage in record.get("stages", []):
             if stage.get("stage") != STAGE_NAME or stage.get("status") not in {"done", "cached"}:
                 continue
             manifest = store.manifest(STAGE_NAME, stage["key"])
-            if manifest is not None:
-                return _as_path(store.backend.uri(manifest.object(REPORT_FILE).key))
+            if manifest is None:
+                continue
+            where = _as_path(store.backend.uri(manifest.object(REPORT_FILE).key))
+            if dest is None or Path(where).is_file():
+                return where
+            folder = store.fetch(manifest, Path(dest) / manifest.key)
+            return str(folder / REPORT_FILE)
     raise LimaError(
         f"no report for experiment {experiment!r} yet; run `lima run` on it first "
         "(the report is the last stage)"

@@ -14,6 +14,17 @@ from lima.spec.base import SpecModel
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
+# fmt: off
+STEM_SITES = [
+    "math", "mathoverflow", "physics", "stats", "cs", "cstheory", "stackoverflow",
+    "superuser", "serverfault", "askubuntu", "unix", "softwareengineering", "chemistry",
+    "biology", "electronics", "engineering", "datascience", "ai", "crypto", "dba",
+    "codereview", "gamedev", "security", "networkengineering", "astronomy", "earthscience",
+    "quant", "bioinformatics", "computergraphics", "robotics", "raspberrypi", "arduino",
+    "tex", "gis", "dsp", "scicomp", "quantumcomputing", "economics", "mathematica",
+]
+# fmt: on
+
 
 class SourceKind(str, Enum):
     """The input layouts the curate stage can read."""
@@ -79,18 +90,11 @@ class StackExchangeFilters(SpecModel):
     """Sample across exchanges with p(site) proportional to size^(1/tau) (paper: tau = 3)."""
 
     body_prompt_fraction: float = Field(default=0.5, ge=0, le=1)
-    """Fraction of questions whose prompt is the body instead of the title (chosen at random, seeded)."""
+    """Fraction of questions whose prompt is the body instead of the title, chosen at random and
+    seeded (paper: "we randomly select the title as the prompt for some examples, and the
+    description for others"; the fraction is not given, 0.5 is this project's choice)."""
 
-    stem_sites: list[str] = Field(
-        default_factory=lambda: [
-            "math", "mathoverflow", "physics", "stats", "cs", "cstheory", "stackoverflow",
-            "superuser", "serverfault", "askubuntu", "unix", "softwareengineering", "chemistry",
-            "biology", "electronics", "engineering", "datascience", "ai", "crypto", "dba",
-            "codereview", "gamedev", "security", "networkengineering", "astronomy", "earthscience",
-            "quant", "bioinformatics", "computergraphics", "robotics", "raspberrypi", "arduino",
-            "tex", "gis", "dsp", "scicomp", "quantumcomputing", "economics", "mathematica",
-        ]
-    )
+    stem_sites: list[str] = Field(default_factory=lambda: list(STEM_SITES))
     """Sites in the STEM group (paper: 75 STEM exchanges, 99 other); every other site is "other"."""
 
 
@@ -128,7 +132,8 @@ class NaturalInstructionsFilters(SpecModel):
         default_factory=lambda: ["Classification", "Identification", "Detection", "Verification"]
     )
     """A task whose category contains one of these words is not a generation task (the paper
-    picks "natural language generation tasks such as summarization, paraphrasing, style transfer")."""
+    picks "natural language generation tasks such as summarization, paraphrasing, and style
+    transfer")."""
 
     english_only: bool = True
     """Skip tasks whose input or output language is not English (the paper's model is English)."""

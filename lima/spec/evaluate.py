@@ -36,13 +36,15 @@ class GenerateSpec(SpecModel):
     """Sampling temperature (paper: 0.7)."""
 
     repetition_penalty: float = Field(default=1.2, ge=1)
-    """Penalty on tokens already present (paper: 1.2)."""
+    """Penalty on previously generated tokens (paper: 1.2). The `hf` engine penalises only the
+    tokens generated so far, as the paper states, not the prompt (HF's own processor would
+    penalise both); the `vllm` engine's penalty also covers the prompt."""
 
     max_new_tokens: int = Field(default=2048, ge=1)
     """Longest answer in tokens (paper: 2048)."""
 
     batch_size: int = Field(default=8, ge=1)
-    """Prompts per generation batch on each replica."""
+    """Prompts per generation batch on each replica (sorted by length, left-padded)."""
 
     engine: Literal["hf", "vllm"] = "hf"
     """`hf` (transformers, CPU or GPU) or `vllm` (GPUs only)."""
@@ -53,7 +55,8 @@ class GenerateSpec(SpecModel):
     """What to answer with the selected checkpoint."""
 
     seed: int = 0
-    """Sampling seed; a re-run reproduces the answers."""
+    """Sampling seed; each prompt (and turn) draws from its own generator seeded with a hash of
+    (seed, prompt id, turn), so a re-run reproduces the answers at any batch size."""
 
 
 class JudgeBackend(str, Enum):

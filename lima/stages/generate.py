@@ -56,7 +56,9 @@ class _Run:
                 f"spec.judge.baselines: the name {SYSTEM!r} is reserved for the fine-tuned model"
             )
         self.decode = DecodeConfig.from_spec(self.spec.generate)
-        self.curated = ctx.input_dir("curate")
+        splits = {"train.jsonl", "dev.jsonl", "test.jsonl"}  # not rejected.jsonl (can be large)
+        wanted = [o.path for o in ctx.inputs["curate"].objects if o.path in splits]
+        self.curated = ctx.input_dir("curate", wanted)
         self.selection = json.loads(ctx.store.read_object(ctx.inputs["select"], "selection.json"))
         epoch, folder = self.selection["selected_epoch"], self.selection["model_dir"]
         self.lima = epoch_ref(ctx, epoch, folder)

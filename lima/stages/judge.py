@@ -78,6 +78,8 @@ class _SetJudging:
         if not verdicts:  # nothing asked: still name every label (with no share)
             labels = [str(v) for v in VALUES[protocol]]
             result.update(counts=dict.fromkeys(labels, 0), shares=dict.fromkeys(labels))
+            if protocol == "likert":
+                result["mean"] = None
         result["protocol"] = protocol
         return result
 

@@ -223,6 +223,8 @@ class S3Backend:
         if isinstance(error, InvalidResponseError):  # non-XML reply, e.g. a load balancer's 502
             status = getattr(error, "_code", 0) or 0
             return status >= 500 or status == 429
+        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            return False  # a local file problem: trying again cannot help
         return isinstance(error, (ServerError, HTTPError, ConnectionError, TimeoutError, OSError))
 
     def _describe(self, error: Exception) -> str:

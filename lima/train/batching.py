@@ -24,7 +24,9 @@ class EpochPlan:
     """per_rank[rank][step] = the micro-batches (example indices) of that rank for that step."""
 
 
-def micro_batches(lengths: list[int], micro: int, seed: int, epoch: int, grouped: bool = True) -> list[list[int]]:
+def micro_batches(
+    lengths: list[int], micro: int, seed: int, epoch: int, grouped: bool = True
+) -> list[list[int]]:
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -36,7 +38,13 @@ def micro_batches(lengths: list[int], micro: int, seed: int, epoch: int, grouped
 
 
 def plan_epoch(
-    lengths: list[int], *, micro: int, accumulation: int, workers: int, seed: int, epoch: int,
+    lengths: list[int],
+    *,
+    micro: int,
+    accumulation: int,
+    workers: int,
+    seed: int,
+    epoch: int,
     grouped: bool = True,
 ) -> EpochPlan:
     """Split one epoch into optimizer steps of `workers x accumulation` micro-batches.
@@ -63,7 +71,7 @@ def non_padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:
     return real / padded if padded else 1.0
 
 
-def collate(examples: list[Example], pad_id: int):  # noqa: ANN201 - dict of tensors
+def collate(examples: list[Example], pad_id: int):
     """Right-padded tensors: input_ids, attention_mask, labels (-100 on padding)."""
     import torch
 

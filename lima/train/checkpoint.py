@@ -22,6 +22,7 @@ from typing import Any
 STATE = "state.json"
 METRICS = "metrics.jsonl"
 HF_DIR = "hf"
+DIVERGED = "diverged.json"
 DS_DIR = "ds"
 
 
@@ -37,7 +38,7 @@ def is_complete(folder: Path, world_size: int | None = None) -> bool:
     return all((Path(folder) / "done" / f"rank-{r}").is_file() for r in range(world))
 
 
-def latest_complete(fs, run_path: str) -> tuple[int, str] | None:  # noqa: ANN001 - pyarrow fs
+def latest_complete(fs, run_path: str) -> tuple[int, str] | None:
     """(epoch, path) of the newest complete epoch checkpoint of a run in storage, if any.
 
     Ray registers a reported checkpoint when its controller next polls the workers; a worker
@@ -53,7 +54,8 @@ def latest_complete(fs, run_path: str) -> tuple[int, str] | None:  # noqa: ANN00
     epochs = sorted(
         (int(i.base_name.removeprefix("epoch-")), i.path)
         for i in infos
-        if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch-")
+        if i.type == pafs.FileType.Directory
+        and i.base_name.startswith("epoch-")
         and i.base_name.removeprefix("epoch-").isdigit()
     )
     for epoch, path in reversed(epochs):
@@ -62,7 +64,7 @@ def latest_complete(fs, run_path: str) -> tuple[int, str] | None:  # noqa: ANN00
     return None
 
 
-def stored_complete(fs, path: str) -> bool:  # noqa: ANN001 - pyarrow fs
+def stored_complete(fs, path: str) -> bool:
     """Like `is_complete`, for a checkpoint folder in storage."""
     import pyarrow.fs as pafs
 
@@ -74,12 +76,35 @@ def stored_complete(fs, path: str) -> bool:  # noqa: ANN001 - pyarrow fs
     return all(info.type == pafs.FileType.File for info in fs.get_file_info(wanted))
 
 
-def download(fs, path: str, dest: Path) -> Path:  # noqa: ANN001 - pyarrow fs
+def download(fs, path: str, dest: Path) -> Path:
     import pyarrow.fs as pafs
 
     dest.mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    pafs.copy_files(
+        path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
+    )
     return dest
+
+
+def write_divergence(fs, run_path: str, epoch: int, step: int, loss: float) -> None:
+    fs.create_dir(run_path, recursive=True)
+    with fs.open_output_stream(f"{run_path}/{DIVERGED}") as stream:
+        stream.write(json.dumps({"epoch": epoch, "step": step, "loss": str(loss)}).encode())
+
+
+def read_divergence(fs, run_path: str) -> dict[str, Any] | None:
+    import pyarrow.fs as pafs
+
+    path = f"{run_path}/{DIVERGED}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return json.loads(stream.read())
+
+
+def clear_divergence(fs, run_path: str) -> None:
+    if read_divergence(fs, run_path) is not None:
+        fs.delete_file(f"{run_path}/{DIVERGED}")
 
 
 def save_shards(engine: Any, folder: Path, epoch: int, rank: int) -> None:

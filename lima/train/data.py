@@ -82,7 +82,9 @@ def encode_rows(
             stats.truncated += 1
             ids, labels = ids[:context_length], labels[:context_length]
         if all(label == IGNORE_INDEX for label in labels[1:]):
-            stats.dropped.append({"id": row.get("id"), "reason": "no assistant token within context"})
+            stats.dropped.append(
+                {"id": row.get("id"), "reason": "no assistant token within context"}
+            )
             continue
         examples.append(Example(ids, labels))
     return examples, stats

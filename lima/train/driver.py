@@ -20,7 +20,7 @@ from lima.spec.model import ModelSpec
 from lima.spec.resources import StageResources, StorageSpec
 from lima.spec.train import TrainSpec
 from lima.train import checkpoint as ckpt
-from lima.train.batching import non_padding_fraction, micro_batches
+from lima.train.batching import micro_batches, non_padding_fraction
 from lima.train.data import EncodeStats, encode_rows, training_texts
 from lima.train.ds_config import build_ds_config, gradient_accumulation
 
@@ -54,12 +54,20 @@ def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, byt
     return {name: path.read_bytes() for name, path in rel.items() if names is None or name in names}
 
 
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-                   "chat_template.jinja", "lima_chat.json"]
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "lima_chat.json",
+]
 
 
-def prepare_base(job: TrainJob):  # noqa: ANN201 - (tokenizer, base dict for the workers)
+def prepare_base(job: TrainJob):
     import ray
     from transformers import AutoTokenizer
 
@@ -68,13 +76,20 @@ def prepare_base(job: TrainJob):  # noqa: ANN201 - (tokenizer, base dict for the
     texts = training_texts(job.train_rows) if job.model.base == "tiny" else None
     base_dir = resolve_base(job.model, job.settings, job.scratch_dir, texts)
     tokenizer_dir = resolve_tokenizer(job.model, job.settings, job.scratch_dir, base_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=job.model.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer_dir, trust_remote_code=job.model.trust_remote_code
+    )
     add_chat_tokens(tokenizer, job.model)
     size = sum(p.stat().st_size for p in Path(base_dir).rglob("*") if p.is_file())
-    digest = hashlib.sha256(f"{Path(base_dir).resolve()}|{size}|{tokenizer_dir}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        f"{Path(base_dir).resolve()}|{size}|{tokenizer_dir}".encode()
+    ).hexdigest()[:16]
     model_files = ray.put(_folder_files(base_dir)) if size <= SHIP_LIMIT_BYTES else None
-    base = {"digest": digest, "model_files": model_files,
-            "tokenizer_files": ray.put(_folder_files(tokenizer_dir, TOKENIZER_FILES))}
+    base = {
+        "digest": digest,
+        "model_files": model_files,
+        "tokenizer_files": ray.put(_folder_files(tokenizer_dir, TOKENIZER_FILES)),
+    }
     return tokenizer, base
 
 
@@ -92,10 +107,17 @@ def loop_config(job: TrainJob, tokenizer: Any, base: dict, train_ex: list, dev_e
         "accumulation": gradient_accumulation(spec, workers),
         "micro_batch_size": spec.micro_batch_size,
         "pad_id": int(tokenizer.pad_token_id),
-        "epochs": spec.epochs, "lr": spec.lr, "final_lr": spec.final_lr,
-        "warmup_steps": spec.warmup_steps, "residual_dropout": spec.residual_dropout,
-        "packing": spec.packing, "seed": spec.seed, "zero_stage": spec.zero_stage,
-        "eligible_epochs": list(spec.eligible_epochs), "fault": job.fault, **job.extra,
+        "epochs": spec.epochs,
+        "lr": spec.lr,
+        "final_lr": spec.final_lr,
+        "warmup_steps": spec.warmup_steps,
+        "residual_dropout": spec.residual_dropout,
+        "packing": spec.packing,
+        "seed": spec.seed,
+        "zero_stage": spec.zero_stage,
+        "eligible_epochs": list(spec.eligible_epochs),
+        "fault": job.fault,
+        **job.extra,
     }
 
 
@@ -110,7 +132,7 @@ def run_storage(job: TrainJob) -> tuple[Any, str]:
     return filesystem, f"{base_path}/train-runs"
 
 
-def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str):  # noqa: ANN201
+def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -122,9 +144,11 @@ def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str): 
     return TorchTrainer(
         train_loop,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=job.resources.workers,
-                                     use_gpu=job.resources.gpus > 0,
-                                     resources_per_worker=resources),
+        scaling_config=ScalingConfig(
+            num_workers=job.resources.workers,
+            use_gpu=job.resources.gpus > 0,
+            resources_per_worker=resources,
+        ),
         run_config=RunConfig(
             name=job.run_name,
             storage_path=runs_root,
@@ -135,10 +159,10 @@ def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str): 
     )
 
 
-def _fit(trainer: Any):  # noqa: ANN201 - Result
+def _fit(trainer: Any):
     try:
         result = trainer.fit()
-    except Exception as error:  # noqa: BLE001 - Ray wraps worker errors; we name the cause
+    except Exception as error:
         raise StageError(f"training failed after retries: {_describe(error)}") from error
     if getattr(result, "error", None):
         raise StageError(f"training failed after retries: {_describe(result.error)}")
@@ -185,10 +209,29 @@ def collect(job: TrainJob, fs: Any, run_path: str) -> list[dict[str, Any]]:
 def _stats_summary(stats: EncodeStats, dev: EncodeStats, lengths: list[int], job: TrainJob) -> dict:
     grouped = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, True)
     naive = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, False)
-    return {"train_rows": stats.rows, "train_examples": len(lengths), "truncated": stats.truncated,
-            "dropped": stats.dropped, "dev_rows": dev.rows, "dev_truncated": dev.truncated,
-            "non_padding_fraction": non_padding_fraction(grouped, lengths),
-            "non_padding_fraction_unsorted": non_padding_fraction(naive, lengths)}
+    return {
+        "train_rows": stats.rows,
+        "train_examples": len(lengths),
+        "truncated": stats.truncated,
+        "dropped": stats.dropped,
+        "dev_rows": dev.rows,
+        "dev_truncated": dev.truncated,
+        "non_padding_fraction": non_padding_fraction(grouped, lengths),
+        "non_padding_fraction_unsorted": non_padding_fraction(naive, lengths),
+    }
+
+
+def _raise_if_diverged(filesystem: Any, run_path: str) -> None:
+    diverged = ckpt.read_divergence(filesystem, run_path)
+    if not diverged:
+        return
+    good = ckpt.latest_complete(filesystem, run_path)
+    last = f"{good[1]} (epoch {good[0]})" if good else "none (no epoch completed)"
+    raise StageError(
+        f"training diverged (loss {diverged['loss']}) at epoch {diverged['epoch']} step "
+        f"{diverged['step']}; last good checkpoint kept at {last}. "
+        "Lower spec.train.lr or check the data."
+    )
 
 
 def run_training(job: TrainJob) -> dict[str, Any]:
@@ -205,19 +248,17 @@ def run_training(job: TrainJob) -> dict[str, Any]:
     config = loop_config(job, tokenizer, base, train_ex, dev_ex)
     config["run_storage"] = (filesystem, f"{runs_root}/{job.run_name}")
     trainer = make_trainer(job, config, filesystem, runs_root)
-    result = _fit(trainer)
-    if (result.metrics or {}).get("diverged"):
-        good = ckpt.latest_complete(filesystem, f"{runs_root}/{job.run_name}")
-        last = f"{good[1]} (epoch {good[0]})" if good else "none (no epoch completed)"
-        raise StageError(
-            f"training diverged (loss {result.metrics.get('loss')}) at epoch "
-            f"{result.metrics.get('epoch')} step {result.metrics.get('step')}; last good "
-            f"checkpoint kept at {last}. Lower spec.train.lr or check the data."
-        )
-    summary["epochs"] = collect(job, filesystem, f"{runs_root}/{job.run_name}")
+    run_path = f"{runs_root}/{job.run_name}"
+    ckpt.clear_divergence(filesystem, run_path)
+    _fit(trainer)
+    _raise_if_diverged(filesystem, run_path)
+    summary["epochs"] = collect(job, filesystem, run_path)
     records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
     summary["final"] = next((r for r in reversed(records) if r["kind"] == "epoch"), None)
-    summary["run"] = {"name": job.run_name, "workers": job.resources.workers,
-                      "zero_stage": job.train.zero_stage}
+    summary["run"] = {
+        "name": job.run_name,
+        "workers": job.resources.workers,
+        "zero_stage": job.train.zero_stage,
+    }
     (job.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -25,15 +25,15 @@ def decoder_layers(model: Any) -> Any:
     return layers
 
 
-def _hook(p: float):  # noqa: ANN202
-    import torch.nn.functional as F
+def _hook(p: float):
+    from torch.nn import functional
 
     def apply(module: Any, args: tuple, kwargs: dict, output: Any) -> Any:
         if not module.training or p == 0.0:
             return None
         x = args[0] if args else kwargs["hidden_states"]
         hidden = output[0] if isinstance(output, tuple) else output
-        dropped = x + F.dropout(hidden - x, p=p, training=True)
+        dropped = x + functional.dropout(hidden - x, p=p, training=True)
         return (dropped, *output[1:]) if isinstance(output, tuple) else dropped
 
     return apply

@@ -50,7 +50,7 @@ def _materialise_base(config: dict[str, Any]) -> tuple[Path, Path]:
     return resolve_base(spec, load_settings(), root / "resolved"), tokenizer_dir
 
 
-def load_model(config: dict[str, Any]):  # noqa: ANN201
+def load_model(config: dict[str, Any]):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,7 +60,9 @@ def load_model(config: dict[str, Any]):  # noqa: ANN201
     spec = ModelSpec.model_validate(config["model_spec"])
     model_dir, tokenizer_dir = _materialise_base(config)
     torch.manual_seed(config["seed"])
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=spec.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer_dir, trust_remote_code=spec.trust_remote_code
+    )
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=torch.float32, trust_remote_code=spec.trust_remote_code
     )
@@ -118,15 +120,20 @@ def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
     candidates = []
     restored = ray.train.get_checkpoint()
     if restored:
-        candidates.append((int(Path(restored.path).name.removeprefix("epoch-")),
-                           restored.path, restored.filesystem))
+        candidates.append(
+            (
+                int(Path(restored.path).name.removeprefix("epoch-")),
+                restored.path,
+                restored.filesystem,
+            )
+        )
     fs, run_path = config["run_storage"]
     found = ckpt.latest_complete(fs, run_path)
     if found:
         candidates.append((*found, fs))
     if not candidates:
         return None
-    epoch, path, filesystem = max(candidates, key=lambda c: c[0])
+    _, path, filesystem = max(candidates, key=lambda c: c[0])
     with tempfile.TemporaryDirectory(prefix="lima-restore-") as folder:
         local = ckpt.download(filesystem, path, Path(folder) / "ckpt")
         state, records = ckpt.read_state(local)
@@ -134,7 +141,9 @@ def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
     return {**state, "records": records}
 
 
-def dev_perplexity(engine: Any, dev: list[Example], config: dict, rank: int, world: int) -> float | None:
+def dev_perplexity(
+    engine: Any, dev: list[Example], config: dict, rank: int, world: int
+) -> float | None:
     """Token-weighted perplexity on the dev set, split over ranks (equal passes per rank)."""
     import torch
 
@@ -174,21 +183,31 @@ def train_loop(config: dict[str, Any]) -> None:
     model, tokenizer, spec = load_model(config)
     add_residual_dropout(model, config["residual_dropout"])
     engine, *_ = deepspeed.initialize(
-        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+        model=model,
+        model_parameters=[p for p in model.parameters() if p.requires_grad],
         config=config["ds_config"],
     )
     train = [Example(*e) for e in ray.get(config["examples"])]
     dev = [Example(*e) for e in ray.get(config["dev_examples"])]
     lengths = [len(e) for e in train]
-    plan_args = {"micro": config["micro_batch_size"], "accumulation": config["accumulation"],
-                 "workers": world, "seed": config["seed"], "grouped": config["packing"]}
+    plan_args = {
+        "micro": config["micro_batch_size"],
+        "accumulation": config["accumulation"],
+        "workers": world,
+        "seed": config["seed"],
+        "grouped": config["packing"],
+    }
     steps_per_epoch = plan_epoch(lengths, epoch=1, **plan_args).steps
     total_steps = steps_per_epoch * config["epochs"]
 
     start_epoch, global_step, records = 1, 0, []
     state = _restore(engine, config)
     if state:
-        start_epoch, global_step, records = state["epoch"] + 1, state["global_step"], state["records"]
+        start_epoch, global_step, records = (
+            state["epoch"] + 1,
+            state["global_step"],
+            state["records"],
+        )
         _trace(config, rank, f"resume after {state['epoch']}")
 
     for epoch in range(start_epoch, config["epochs"] + 1):
@@ -198,8 +217,9 @@ def train_loop(config: dict[str, Any]) -> None:
         epoch_start, epoch_stats = time.perf_counter(), [0.0, 0.0, 0.0, 0.0]
         for step in range(plan.steps):
             poison = _maybe_fault(config, rank, epoch, step)
-            lr = linear_lr(global_step, total_steps, config["lr"], config["final_lr"],
-                           config["warmup_steps"])
+            lr = linear_lr(
+                global_step, total_steps, config["lr"], config["final_lr"], config["warmup_steps"]
+            )
             for group in engine.optimizer.param_groups:
                 group["lr"] = lr
             started = time.perf_counter()
@@ -222,28 +242,58 @@ def train_loop(config: dict[str, Any]) -> None:
             elapsed = time.perf_counter() - started
             global_step += 1
             if not math.isfinite(mean_loss):
-                # Every rank sees the same reduced loss, so all stop here together.
-                ray.train.report({"diverged": True, "epoch": epoch, "step": global_step,
-                                  "loss": str(mean_loss)})
+                # Every rank sees the same reduced loss, so all stop here together; rank 0 leaves
+                # the reason in the run folder (Ray keeps only metrics attached to checkpoints).
+                if rank == 0:
+                    ckpt.write_divergence(*config["run_storage"], epoch, global_step, mean_loss)
                 return
-            records.append({"kind": "step", "epoch": epoch, "step": global_step, "loss": mean_loss,
-                            "lr": lr, "tokens_per_s": real_all / elapsed,
-                            "non_padding_fraction": real_all / padded_all})
-            epoch_stats = [a + b for a, b in
-                           zip(epoch_stats, [loss_sum, micro_total, real_all, padded_all], strict=True)]
+            records.append(
+                {
+                    "kind": "step",
+                    "epoch": epoch,
+                    "step": global_step,
+                    "loss": mean_loss,
+                    "lr": lr,
+                    "tokens": int(real_all),
+                    "seconds": elapsed,
+                    "tokens_per_s": real_all / elapsed,
+                    "non_padding_fraction": real_all / padded_all,
+                }
+            )
+            epoch_stats = [
+                a + b
+                for a, b in zip(
+                    epoch_stats, [loss_sum, micro_total, real_all, padded_all], strict=True
+                )
+            ]
         perplexity = dev_perplexity(engine, dev, config, rank, world)
         seconds = time.perf_counter() - epoch_start
-        record = {"kind": "epoch", "epoch": epoch, "step": global_step,
-                  "loss": epoch_stats[0] / epoch_stats[1], "lr": lr,
-                  "tokens_per_s": epoch_stats[2] / seconds,
-                  "non_padding_fraction": epoch_stats[2] / epoch_stats[3],
-                  "dev_perplexity": perplexity, "seconds": seconds}
+        record = {
+            "kind": "epoch",
+            "epoch": epoch,
+            "step": global_step,
+            "loss": epoch_stats[0] / epoch_stats[1],
+            "lr": lr,
+            "tokens_per_s": epoch_stats[2] / seconds,
+            "non_padding_fraction": epoch_stats[2] / epoch_stats[3],
+            "dev_perplexity": perplexity,
+            "seconds": seconds,
+        }
         records.append(record)
         _report_epoch(engine, tokenizer, spec, config, rank, world, epoch, global_step, records)
 
 
-def _report_epoch(engine: Any, tokenizer: Any, spec: Any, config: dict, rank: int, world: int,
-                  epoch: int, step: int, records: list[dict]) -> None:
+def _report_epoch(
+    engine: Any,
+    tokenizer: Any,
+    spec: Any,
+    config: dict,
+    rank: int,
+    world: int,
+    epoch: int,
+    step: int,
+    records: list[dict],
+) -> None:
     import ray.train
     from ray.train import Checkpoint
 
@@ -254,5 +304,8 @@ def _report_epoch(engine: Any, tokenizer: Any, spec: Any, config: dict, rank: in
         if rank == 0:
             ckpt.write_state(Path(folder), epoch, step, world, records)
         metrics = {k: v for k, v in records[-1].items() if v is not None and k != "kind"}
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder),
-                         checkpoint_dir_name=ckpt.tag(epoch))
+        ray.train.report(
+            metrics,
+            checkpoint=Checkpoint.from_directory(folder),
+            checkpoint_dir_name=ckpt.tag(epoch),
+        )

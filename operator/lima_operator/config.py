@@ -51,7 +51,9 @@ class OperatorConfig(BaseSettings):
             extra.append(("LIMA_JUDGE_BASE_URL", settings.judge_base_url))
         if settings.judge_model:
             extra.append(("LIMA_JUDGE_MODEL", settings.judge_model))
-        secret_env = (("LIMA_JUDGE_API_KEY", self.judge_secret, "apiKey"),) if self.judge_secret else ()
+        secret_env = (
+            (("LIMA_JUDGE_API_KEY", self.judge_secret, "apiKey"),) if self.judge_secret else ()
+        )
         return RayJobOptions(
             ray_version=self.ray_version,
             image_pull_policy=self.image_pull_policy,

@@ -64,8 +64,9 @@ async def cleanup(**_: Any) -> None:
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     config = STATE.config or OperatorConfig()
     if config.api_server:
-        info = kopf.ConnectionInfo(server=config.api_server, scheme="Bearer", token="dev",
-                                   insecure=True)
+        info = kopf.ConnectionInfo(
+            server=config.api_server, scheme="Bearer", token="dev", insecure=True
+        )
     else:
         info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
     STATE.info = info
@@ -83,7 +84,6 @@ def _deps() -> Deps:
             raise kopf.TemporaryError("not logged in yet", delay=1)
         STATE.kube = KubeClient(STATE.info)
     return Deps(STATE.kube, STATE.config, STATE.settings, STATE.stages)
-
 
 
 @kopf.timer(*EXPERIMENTS, interval=OperatorConfig().reconcile_interval_s, sharp=False)

@@ -59,7 +59,9 @@ class KubeClient:
         auth = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
         connector = aiohttp.TCPConnector(ssl=ssl_context(info), limit=50)
         self.session = aiohttp.ClientSession(
-            headers=headers, auth=auth, connector=connector,
+            headers=headers,
+            auth=auth,
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=30),
         )
 
@@ -93,7 +95,8 @@ class KubeClient:
 
     async def delete_rayjob(self, namespace: str, name: str) -> None:
         await self._call(
-            "DELETE", f"{RAYJOBS.format(ns=namespace)}/{name}",
+            "DELETE",
+            f"{RAYJOBS.format(ns=namespace)}/{name}",
             json={"propagationPolicy": "Background"},
         )
 

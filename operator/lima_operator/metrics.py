@@ -8,8 +8,10 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EXPERIMENTS = Gauge("lima_experiments", "Experiments known to the operator, by phase", ["phase"])
 STAGE_SECONDS = Histogram(
-    "lima_stage_duration_seconds", "Wall time of a stage's RayJob, start to end",
-    ["stage", "outcome"], buckets=(10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+    "lima_stage_duration_seconds",
+    "Wall time of a stage's RayJob, start to end",
+    ["stage", "outcome"],
+    buckets=(10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
 )
 RAYJOBS_CREATED = Counter("lima_rayjobs_created_total", "RayJobs created", ["stage"])
 RAYJOB_FAILURES = Counter("lima_rayjob_failures_total", "Failed RayJobs", ["stage", "reason"])

@@ -62,7 +62,7 @@ def publish_spec(experiment: Experiment, namespace: str, store: ArtifactStore) -
     the spec never sees a later edit, and Ray pods need no Kubernetes API access at all.
     """
     digest = spec_digest(experiment)
-    key = store._k("specs", namespace, experiment.metadata.name, f"{digest}.json")  # noqa: SLF001
+    key = store._k("specs", namespace, experiment.metadata.name, f"{digest}.json")
     if not store.backend.exists(key):
         store.backend.put_bytes(key, json.dumps(document(experiment), indent=1).encode())
     return store.backend.uri(key)

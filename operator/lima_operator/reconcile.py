@@ -25,7 +25,15 @@ from lima_operator.config import OperatorConfig
 from lima_operator.kube import KubeClient
 from lima_operator.pipeline import StageView, headline, plan, publish_spec, spec_digest
 from lima_operator.status import (
-    CACHED, DONE_PHASES, FAILED, INVALID, PENDING, RUNNING, SUCCEEDED, conditions, now,
+    CACHED,
+    DONE_PHASES,
+    FAILED,
+    INVALID,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    conditions,
+    now,
     rayjob_outcome,
 )
 
@@ -80,17 +88,23 @@ def _invalid(body: dict[str, Any], problems: list[str], reason: str) -> Result:
         "currentStage": "",
         "retry": _retry(body),
         "observedGeneration": generation,
-        "conditions": conditions(INVALID, reason, message, generation, status.get("conditions", [])),
+        "conditions": conditions(
+            INVALID, reason, message, generation, status.get("conditions", [])
+        ),
     }
-    events = [] if status.get("phase") == INVALID and _message(status) == message else [
-        ("Warning", reason, message)
-    ]
+    events = (
+        []
+        if status.get("phase") == INVALID and _message(status) == message
+        else [("Warning", reason, message)]
+    )
     return Result(new, events)
 
 
 def _message(status: dict[str, Any]) -> str:
-    return next((c.get("message", "") for c in status.get("conditions", [])
-                 if c.get("type") == "Failed"), "")
+    return next(
+        (c.get("message", "") for c in status.get("conditions", []) if c.get("type") == "Failed"),
+        "",
+    )
 
 
 def _retry(body: dict[str, Any]) -> str:
@@ -105,9 +119,9 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
     try:
         experiment = parse(body)
     except SpecError as error:
-        if status.get("phase") == INVALID and status.get("retry", "0") == retry:
-            if _message(status) == "; ".join(error.problems):
-                return None
+        unchanged = _message(status) == "; ".join(error.problems)
+        if status.get("phase") == INVALID and status.get("retry", "0") == retry and unchanged:
+            return None
         return _invalid(body, error.problems, "InvalidSpec")
     digest = spec_digest(experiment)
     if _settled(status, digest, retry):
@@ -144,8 +158,14 @@ async def _drop_stale(meta: dict[str, Any], views: list[StageView], retry: str, 
 
 
 async def _advance(
-    body: dict[str, Any], experiment: Experiment, views: list[StageView], spec_uri: str,
-    digest: str, retry: str, store: Any, deps: Deps,
+    body: dict[str, Any],
+    experiment: Experiment,
+    views: list[StageView],
+    spec_uri: str,
+    digest: str,
+    retry: str,
+    store: Any,
+    deps: Deps,
 ) -> Result:
     meta = body["metadata"]
     old = {s["name"]: s for s in (body.get("status") or {}).get("stages", [])}
@@ -169,10 +189,16 @@ async def _advance(
             views = plan(experiment, store, deps.stages)
             continue
         rows.append(row)
-        rows += [{"name": v.name, "phase": PENDING} for v in views[index + 1:]]
+        rows += [{"name": v.name, "phase": PENDING} for v in views[index + 1 :]]
         current = view.name
-        phase, reason, message = (FAILED, why, text) if outcome_phase == FAILED else (
-            RUNNING, why or outcome_phase, text or f"stage {view.name} {outcome_phase.lower()}"
+        phase, reason, message = (
+            (FAILED, why, text)
+            if outcome_phase == FAILED
+            else (
+                RUNNING,
+                why or outcome_phase,
+                text or f"stage {view.name} {outcome_phase.lower()}",
+            )
         )
         break
     done = [v.manifest for v in views if v.manifest is not None]
@@ -190,18 +216,26 @@ async def _advance(
         "specUri": spec_uri,
         "retry": retry,
         "stages": rows,
-        "conditions": conditions(phase, reason, message, generation,
-                                 previous_status.get("conditions", [])),
+        "conditions": conditions(
+            phase, reason, message, generation, previous_status.get("conditions", [])
+        ),
         **headline(done),
     }
     return Result(status, events)
 
 
 def _done_row(view: StageView, previous: dict[str, Any]) -> dict[str, Any]:
-    ran = bool(previous.get("rayJob")) and previous.get("key") == view.key and previous.get(
-        "phase") != CACHED
-    row = {"name": view.name, "phase": SUCCEEDED if ran else CACHED, "key": view.key,
-           "artifactUri": view.manifest.uri}
+    ran = (
+        bool(previous.get("rayJob"))
+        and previous.get("key") == view.key
+        and previous.get("phase") != CACHED
+    )
+    row = {
+        "name": view.name,
+        "phase": SUCCEEDED if ran else CACHED,
+        "key": view.key,
+        "artifactUri": view.manifest.uri,
+    }
     for field_name in ("rayJob", "attempts", "startTime", "endTime"):
         if ran and previous.get(field_name) is not None:
             row[field_name] = previous[field_name]
@@ -211,17 +245,27 @@ def _done_row(view: StageView, previous: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _follow(
-    body: dict[str, Any], experiment: Experiment, view: StageView, spec_uri: str, retry: str,
-    store: Any, previous: dict[str, Any], deps: Deps,
+    body: dict[str, Any],
+    experiment: Experiment,
+    view: StageView,
+    spec_uri: str,
+    retry: str,
+    store: Any,
+    previous: dict[str, Any],
+    deps: Deps,
 ) -> tuple[dict[str, Any], str, str, str, list[tuple[str, str, str]]]:
     """Create the stage's RayJob if needed, then read where it stands."""
     meta = body["metadata"]
     namespace = meta["namespace"]
     name = rayjob_name(meta["name"], view.name, view.key, retry)
     same = previous.get("rayJob") == name
-    row = {"name": view.name, "key": view.key, "rayJob": name,
-           "startTime": previous.get("startTime") if same else now(),
-           "attempts": previous.get("attempts", 1) if same else 1}
+    row = {
+        "name": view.name,
+        "key": view.key,
+        "rayJob": name,
+        "startTime": previous.get("startTime") if same else now(),
+        "attempts": previous.get("attempts", 1) if same else 1,
+    }
     events: list[tuple[str, str, str]] = []
     job = await deps.kube.get_rayjob(namespace, name)
     if job is None:
@@ -242,7 +286,9 @@ async def _follow(
             row.update(artifactUri=manifest.uri, endTime=now())
             metrics.stage_finished(view.name, row["startTime"], row["endTime"], SUCCEEDED)
     if outcome.phase == FAILED:
-        row["endTime"] = previous.get("endTime") if same and previous.get("phase") == FAILED else now()
+        row["endTime"] = (
+            previous.get("endTime") if same and previous.get("phase") == FAILED else now()
+        )
         text = f"stage {view.name} failed ({outcome.reason}): {outcome.message}"
         if previous.get("phase") != FAILED or not same:
             events.append(("Warning", "StageFailed", text))
@@ -253,15 +299,25 @@ async def _follow(
 
 
 async def _create(
-    body: dict[str, Any], experiment: Experiment, view: StageView, spec_uri: str, retry: str,
+    body: dict[str, Any],
+    experiment: Experiment,
+    view: StageView,
+    spec_uri: str,
+    retry: str,
     deps: Deps,
 ) -> dict[str, Any]:
     pools = await load_cluster_pools(deps)
     pool = pools[stage_resources(experiment, view.name).pool]  # checked by check_pools
     job = build_rayjob(
-        experiment, view.name, key=view.key, spec_uri=spec_uri,
-        namespace=body["metadata"]["namespace"], image=deps.config.image, pool=pool,
-        s3=deps.config.s3_ref(deps.settings), attempt=retry,
+        experiment,
+        view.name,
+        key=view.key,
+        spec_uri=spec_uri,
+        namespace=body["metadata"]["namespace"],
+        image=deps.config.image,
+        pool=pool,
+        s3=deps.config.s3_ref(deps.settings),
+        attempt=retry,
         options=deps.config.rayjob_options(deps.settings),
     )
     kopf.adopt(job, owner=body)  # ownerReference: the RayJob goes when the Experiment goes

@@ -32,7 +32,9 @@ def rayjob_outcome(rayjob: dict[str, Any]) -> Outcome:
     if deployment == "Complete" and job == "SUCCEEDED":
         return Outcome(SUCCEEDED, "Succeeded", message)
     if deployment in ("Failed", "ValidationFailed"):
-        return Outcome(FAILED, status.get("reason") or deployment, message or f"RayJob {deployment}")
+        return Outcome(
+            FAILED, status.get("reason") or deployment, message or f"RayJob {deployment}"
+        )
     if job == "STOPPED":
         return Outcome(FAILED, "Stopped", message or "the Ray job was stopped")
     if deployment == "Complete":  # finished without SUCCEEDED: never a success
@@ -49,7 +51,11 @@ def now() -> str:
 
 
 def condition(
-    kind: str, ok: bool, reason: str, message: str, generation: int | None,
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
     previous: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """A standard condition; lastTransitionTime only moves when the status flips."""
@@ -73,6 +79,8 @@ def conditions(
 ) -> list[dict[str, Any]]:
     return [
         condition("Ready", phase == SUCCEEDED, reason, message, generation, previous),
-        condition("Progressing", phase in (PENDING, RUNNING), reason, message, generation, previous),
+        condition(
+            "Progressing", phase in (PENDING, RUNNING), reason, message, generation, previous
+        ),
         condition("Failed", phase in (FAILED, INVALID), reason, message, generation, previous),
     ]

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - prose and fixture rows read better unwrapped
 """Builds examples/data/stackexchange/chemistry.stackexchange.com_Posts.xml from hand-written posts.
 
 The posts are written for this project (not copied from Stack Exchange); the file uses the real
@@ -8,7 +9,9 @@ from pathlib import Path
 
 from lxml import etree
 
-OUT = Path(__file__).resolve().parents[1] / "stackexchange" / "chemistry.stackexchange.com_Posts.xml"
+OUT = (
+    Path(__file__).resolve().parents[1] / "stackexchange" / "chemistry.stackexchange.com_Posts.xml"
+)
 
 QA = [
     (
@@ -230,9 +233,18 @@ growing slowly, which is one of the main causes of capacity fade.</p>""",
 # to other answers.
 EXTRA = [
     (2, "Because it is lighter.", 12),
-    (3, "<p>I always use the Henderson-Hasselbalch equation for this, and my students do too. " * 30 + "</p>", 15),
+    (
+        3,
+        "<p>I always use the Henderson-Hasselbalch equation for this, and my students do too. " * 30
+        + "</p>",
+        15,
+    ),
     (4, "<p>Catalysts lower the barrier both ways. " * 40 + "</p>", 3),
-    (5, "<p>As mentioned in the other answer, polarity has several definitions. " * 25 + "</p>", 11),
+    (
+        5,
+        "<p>As mentioned in the other answer, polarity has several definitions. " * 25 + "</p>",
+        11,
+    ),
 ]
 
 
@@ -241,15 +253,38 @@ def build() -> bytes:
     post_id = 1
     for title, body, answer, score in QA:
         question_id = post_id
-        etree.SubElement(root, "row", Id=str(question_id), PostTypeId="1", Score=str(score // 2),
-                         Title=title, Body=body, Tags="<physical-chemistry>",
-                         AcceptedAnswerId=str(question_id + 1), AnswerCount="1")
-        etree.SubElement(root, "row", Id=str(question_id + 1), PostTypeId="2",
-                         ParentId=str(question_id), Score=str(score), Body=answer)
+        etree.SubElement(
+            root,
+            "row",
+            Id=str(question_id),
+            PostTypeId="1",
+            Score=str(score // 2),
+            Title=title,
+            Body=body,
+            Tags="<physical-chemistry>",
+            AcceptedAnswerId=str(question_id + 1),
+            AnswerCount="1",
+        )
+        etree.SubElement(
+            root,
+            "row",
+            Id=str(question_id + 1),
+            PostTypeId="2",
+            ParentId=str(question_id),
+            Score=str(score),
+            Body=answer,
+        )
         post_id += 2
     for question, body, score in EXTRA:
-        etree.SubElement(root, "row", Id=str(post_id), PostTypeId="2",
-                         ParentId=str(question * 2 - 1), Score=str(score), Body=body)
+        etree.SubElement(
+            root,
+            "row",
+            Id=str(post_id),
+            PostTypeId="2",
+            ParentId=str(question * 2 - 1),
+            Score=str(score),
+            Body=body,
+        )
         post_id += 1
     lines = [b'<?xml version="1.0" encoding="utf-8"?>', b"<posts>"]
     lines += [b"  " + etree.tostring(row) for row in root]

@@ -28,7 +28,9 @@ def read(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             stats.count_drop(source, "json_error")
-            yield reject(source, path, number, "json_error", f"{exc.msg} at column {exc.colno}", line)
+            yield reject(
+                source, path, number, "json_error", f"{exc.msg} at column {exc.colno}", line
+            )
             continue
         turns, problem = conversation(record)
         if problem:

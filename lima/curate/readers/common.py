@@ -61,7 +61,9 @@ def csv_header(path: str) -> list[str]:
             return []
 
 
-def _check(header: list[str], values: list[str], max_chars: int) -> tuple[dict[str, str] | None, str]:
+def _check(
+    header: list[str], values: list[str], max_chars: int
+) -> tuple[dict[str, str] | None, str]:
     if not any(v.strip() for v in values):
         return None, "empty_row"
     if len(values) != len(header):

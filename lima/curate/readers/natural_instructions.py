@@ -20,7 +20,11 @@ from lima.spec.data import NaturalInstructionsFilters
 
 
 def read(
-    path: str, source: str, rules: NaturalInstructionsFilters, max_chars: int, seed: int,
+    path: str,
+    source: str,
+    rules: NaturalInstructionsFilters,
+    max_chars: int,
+    seed: int,
     stats: Stats,
 ) -> Iterator[Item]:
     task, error = _load(path, max_chars)
@@ -82,7 +86,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _one_instance(
-    task: dict[str, Any], instances: list[Any], path: str, name: str, source: str, seed: int,
+    task: dict[str, Any],
+    instances: list[Any],
+    path: str,
+    name: str,
+    source: str,
+    seed: int,
     stats: Stats,
 ) -> Iterator[Item]:
     order = list(range(len(instances)))
@@ -102,8 +111,14 @@ def _one_instance(
     instance = instances[chosen]
     output = instance["output"][0] if isinstance(instance["output"], list) else instance["output"]
     prompt = f"{definition(task)}\n\n{instance['input'].strip()}"
-    yield doc(source, path, instance.get("id", chosen), [prompt, str(output).strip()],
-              tags=[str(c).lower() for c in _as_list(task.get("Categories"))], meta={"task": name})
+    yield doc(
+        source,
+        path,
+        instance.get("id", chosen),
+        [prompt, str(output).strip()],
+        tags=[str(c).lower() for c in _as_list(task.get("Categories"))],
+        meta={"task": name},
+    )
 
 
 def _valid(instance: Any) -> bool:
@@ -112,6 +127,8 @@ def _valid(instance: Any) -> bool:
     output = instance.get("output")
     first = output[0] if isinstance(output, list) and output else output
     return (
-        isinstance(first, str) and bool(first.strip()) and bool(instance["input"].strip())
+        isinstance(first, str)
+        and bool(first.strip())
+        and bool(instance["input"].strip())
         and not has_invalid_utf8(instance["input"] + first)
     )

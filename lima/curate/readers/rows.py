@@ -62,7 +62,12 @@ def iter_rows(path: str, start: int, end: int, max_chars: int) -> Iterator[RawRo
         pending.append(line)
         pending_size += len(line)
         if pending_size > max_chars:
-            yield RawRow(pending_at, None, f"field_too_large: row over {max_chars} bytes", _excerpt(b"".join(pending[:1])))
+            yield RawRow(
+                pending_at,
+                None,
+                f"field_too_large: row over {max_chars} bytes",
+                _excerpt(b"".join(pending[:1])),
+            )
             pending, pending_size = [], 0
             continue
         if stripped.endswith(b"/>") or stripped.endswith(b"</row>"):
@@ -85,7 +90,9 @@ def _parse(offset: int, raw: bytes) -> RawRow:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        return RawRow(offset, None, f"invalid_utf8: {error.reason} at byte {error.start}", _excerpt(raw))
+        return RawRow(
+            offset, None, f"invalid_utf8: {error.reason} at byte {error.start}", _excerpt(raw)
+        )
     try:
         element = etree.fromstring(raw)
     except etree.XMLSyntaxError as error:

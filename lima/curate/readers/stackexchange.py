@@ -20,7 +20,6 @@ from lima.curate.stats import Stats
 from lima.curate.text import html_to_markdown, strip_links
 from lima.spec.data import StackExchangeFilters
 
-
 Best = dict[int, tuple[int, int]]  # question id -> (score, -answer id): max() picks the top answer
 
 
@@ -29,7 +28,11 @@ def site_of(path: str, override: str | None = None) -> str:
     if override:
         return override
     p = PurePosixPath(path.replace("\\", "/"))
-    stem = p.parent.name if p.name == "Posts.xml" else re.sub(r"[_.-]?Posts\.xml$", "", p.name, flags=re.I)
+    stem = (
+        p.parent.name
+        if p.name == "Posts.xml"
+        else re.sub(r"[_.-]?Posts\.xml$", "", p.name, flags=re.I)
+    )
     stem = stem.removesuffix(".xml").lower()
     return stem.split(".")[0] or "unknown"
 
@@ -96,19 +99,22 @@ def read_shard(
         if kind == "1":
             qid = _int(raw.attrs.get("Id"), -1)
             if qid in top:
-                yield _question(raw.attrs, qid, site, seed)
+                yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
         elif kind == "2":
             stats.count_read(source)
             yield from _answer(raw.attrs, path, source, answer_ids, rules, stats)
 
 
-def _question(attrs: dict[str, str], qid: int, site: str, seed: int) -> Item:
+def _question(attrs: dict[str, str], qid: int, site: str, seed: int, fraction: float) -> Item:
     title = (attrs.get("Title") or "").strip()
     # Paper: "we randomly select the title as the prompt for some examples, and the description
     # for others". Seeded per (site, question) so shards and reruns agree.
-    use_body = random.Random(f"{seed}:{site}:{qid}").random() < 0.5
+    use_body = random.Random(f"{seed}:{site}:{qid}").random() < fraction
     return {
-        "type": "se_question", "qid": qid, "title": title, "use_body": use_body,
+        "type": "se_question",
+        "qid": qid,
+        "title": title,
+        "use_body": use_body,
         "body": strip_links(html_to_markdown(attrs.get("Body") or "")) if use_body else "",
         "tags": re.findall(r"<([^>]+)>", attrs.get("Tags") or "")
         or [t for t in (attrs.get("Tags") or "").split("|") if t],
@@ -117,8 +123,12 @@ def _question(attrs: dict[str, str], qid: int, site: str, seed: int) -> Item:
 
 
 def _answer(
-    attrs: dict[str, str], path: str, source: str, answer_ids: set[int],
-    rules: StackExchangeFilters, stats: Stats,
+    attrs: dict[str, str],
+    path: str,
+    source: str,
+    answer_ids: set[int],
+    rules: StackExchangeFilters,
+    stats: Stats,
 ) -> Iterator[Item]:
     aid = _int(attrs.get("Id"), -1)
     score = _int(attrs.get("Score"))
@@ -134,13 +144,21 @@ def _answer(
         yield reject(source, path, aid, failure, f"score {score}, {len(markdown)} chars", markdown)
         return
     yield {
-        "type": "se_answer", "aid": aid, "qid": _int(attrs.get("ParentId"), -1),
-        "score": score, "markdown": markdown, "file": path,
+        "type": "se_answer",
+        "aid": aid,
+        "qid": _int(attrs.get("ParentId"), -1),
+        "score": score,
+        "markdown": markdown,
+        "file": path,
     }
 
 
 def join(
-    answers: list[Item], questions: dict[int, Item], source: str, site: str, stats: Stats,
+    answers: list[Item],
+    questions: dict[int, Item],
+    source: str,
+    site: str,
+    stats: Stats,
     rules: StackExchangeFilters,
 ) -> Iterator[Item]:
     """Pair each kept answer with its question; the prompt is the title or the body."""
@@ -155,14 +173,24 @@ def join(
             stats.count_drop(source, "title_not_self_contained")
             yield reject(source, *where, "title_not_self_contained", question["title"])
             continue
-        prompt = question["body"] if question["use_body"] and question["body"] else question["title"]
+        prompt = (
+            question["body"] if question["use_body"] and question["body"] else question["title"]
+        )
         if not prompt:
             stats.count_drop(source, "empty_prompt")
             yield reject(source, *where, "empty_prompt")
             continue
         meta: dict[str, Any] = {
-            "site": site, "score": answer["score"], "question_id": answer["qid"],
+            "site": site,
+            "score": answer["score"],
+            "question_id": answer["qid"],
             "prompt_from": "body" if prompt is question["body"] else "title",
         }
-        yield doc(source, answer["file"], answer["aid"], [prompt, answer["markdown"]],
-                  tags=question["tags"], meta=meta)
+        yield doc(
+            source,
+            answer["file"],
+            answer["aid"],
+            [prompt, answer["markdown"]],
+            tags=question["tags"],
+            meta=meta,
+        )

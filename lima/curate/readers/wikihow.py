@@ -28,11 +28,13 @@ BOILERPLATE = re.compile(
 _THIS_ARTICLE = re.compile(r"\b[Tt]his (article|wikiHow)( will)?")
 
 
-def read(path: str, source: str, rules: WikiHowFilters, max_chars: int, stats: Stats) -> Iterator[Item]:
+def read(
+    path: str, source: str, rules: WikiHowFilters, max_chars: int, stats: Stats
+) -> Iterator[Item]:
     header = set(csv_header(path))
-    if SEP <= header:
+    if header >= SEP:
         articles = _sep_articles(path, source, max_chars, stats)
-    elif ALL <= header:
+    elif header >= ALL:
         articles = _all_articles(path, source, max_chars, stats)
     else:
         stats.count_drop(source, "unknown_layout")
@@ -69,8 +71,15 @@ def _sep_articles(path: str, source: str, max_chars: int, stats: Stats) -> Itera
             if current is not None:
                 yield _sep_body(current)
             stats.count_read(source)
-            current = {"row": number, "title": row["title"], "overview": row["overview"], "parts": []}
-        current["parts"].append((row["sectionLabel"].strip(), row["headline"].strip(), row["text"].strip()))
+            current = {
+                "row": number,
+                "title": row["title"],
+                "overview": row["overview"],
+                "parts": [],
+            }
+        current["parts"].append(
+            (row["sectionLabel"].strip(), row["headline"].strip(), row["text"].strip())
+        )
     if current is not None:
         yield _sep_body(current)
 
@@ -84,7 +93,12 @@ def _sep_body(article: dict) -> Item:
             label, step = section, 0
         step += 1
         lines.append(f"{step}. {headline} {text}".strip())
-    return {"type": "article", "row": article["row"], "title": article["title"], "body": "\n".join(lines)}
+    return {
+        "type": "article",
+        "row": article["row"],
+        "title": article["title"],
+        "body": "\n".join(lines),
+    }
 
 
 def _prune(body: str) -> str:
@@ -111,7 +125,9 @@ def _prompt(title: str) -> str:
     return title.rstrip(" .") + ("" if title.endswith("?") else "?")
 
 
-def _finish(article: Item, source: str, path: str, rules: WikiHowFilters, stats: Stats) -> Iterator[Item]:
+def _finish(
+    article: Item, source: str, path: str, rules: WikiHowFilters, stats: Stats
+) -> Iterator[Item]:
     body = _prune(article["body"])
     title = article["title"].strip()
     where = (source, path, article["row"])

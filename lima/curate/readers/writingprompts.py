@@ -26,10 +26,7 @@ def read(
 ) -> Iterator[Item]:
     if path.endswith(".wp_target"):
         return  # read together with its .wp_source
-    if path.endswith(".wp_source"):
-        pairs = _pairs(path, max_chars)
-    else:
-        pairs = _csv_pairs(path, max_chars)
+    pairs = _pairs(path, max_chars) if path.endswith(".wp_source") else _csv_pairs(path, max_chars)
     for row, prompt, story, error in pairs:
         stats.count_read(source)
         if error:
@@ -81,24 +78,34 @@ def _csv_pairs(path: str, max_chars: int) -> Iterator[tuple[int, str, str, str]]
 
 
 def _finish(
-    path: str, source: str, row: int, prompt: str, story: str, rules: WritingPromptsFilters,
+    path: str,
+    source: str,
+    row: int,
+    prompt: str,
+    story: str,
+    rules: WritingPromptsFilters,
     stats: Stats,
 ) -> Iterator[Item]:
     match = _TAGS.match(prompt)
     tags = [t.upper() for t in _TAG.findall(match.group(0))] if match else []
-    prompt = detokenize(prompt[match.end():] if match else prompt)
+    prompt = detokenize(prompt[match.end() :] if match else prompt)
     story = detokenize(story)
     dropped = set(tags) & {t.upper() for t in rules.drop_tags}
     rule = (
-        "tag_dropped" if dropped
-        else "empty_prompt" if not prompt
-        else "story_too_short" if len(story) < rules.min_story_chars
-        else "story_too_long" if len(story) > rules.max_story_chars
+        "tag_dropped"
+        if dropped
+        else "empty_prompt"
+        if not prompt
+        else "story_too_short"
+        if len(story) < rules.min_story_chars
+        else "story_too_long"
+        if len(story) > rules.max_story_chars
         else None
     )
     if rule:
         stats.count_drop(source, rule)
-        yield reject(source, path, row, rule, ",".join(sorted(dropped)) or f"{len(story)} chars", prompt)
+        yield reject(
+            source, path, row, rule, ",".join(sorted(dropped)) or f"{len(story)} chars", prompt
+        )
         return
     yield doc(source, path, row, [prompt, story], tags=[t.lower() for t in tags])
-

@@ -1,0 +1,144 @@
+"""Operator latency: 100 Experiments created at once against kmock -> first RayJob of each.
+
+Runs the real operator (`kopf run -m lima_operator.handlers`, a separate process so its memory
+is its own) against kmock's Kubernetes emulator, creates N Experiments concurrently, and measures
+for each the time from its creation to its first RayJob appearing in the API. Side by side, the
+peer: a bare kopf operator that POSTs a fixed RayJob on create (benchmarks/_peer_operator.py),
+the floor kopf + the API impose. Goal: p95 < 1 s. Reports p50/p95/max and the operator's RSS.
+
+    .venv/bin/python benchmarks/operator_latency.py [--experiments 100] [--interval 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import kmock
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NS = "bench"
+
+
+def declare(emulator: kmock.KubernetesEmulator) -> None:
+    kinds = {"lima-run.io/v1alpha1/experiments": "Experiment", "ray.io/v1/rayjobs": "RayJob",
+             "v1/configmaps": "ConfigMap", "v1/events": "Event"}
+    for resource, kind in kinds.items():
+        info = emulator.resources[resource]
+        info.kind, info.namespaced = kind, True
+        info.verbs = {"list", "watch", "get", "patch", "create", "delete"}
+    namespaces = emulator.resources["v1/namespaces"]
+    namespaces.kind, namespaces.namespaced, namespaces.verbs = "Namespace", False, {"list", "watch"}
+
+
+def first_rayjobs(emulator: kmock.KubernetesEmulator) -> set[str]:
+    found = set()
+    for (resource, _ns, _name), obj in emulator.objects.items():
+        if resource.plural == "rayjobs" and not obj.deleted:
+            found.add(obj.raw["metadata"]["labels"]["lima-run.io/experiment"])
+    return found
+
+
+def operator_command(kind: str) -> list[str]:
+    kopf = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", NS, "--quiet"]
+    if kind == "lima-run":
+        return [*kopf, "-m", "lima_operator.handlers"]
+    return [*kopf, str(REPO / "benchmarks/_peer_operator.py")]
+
+
+async def measure(kind: str, count: int, interval: float, work: Path) -> dict[str, Any]:
+    document = yaml.safe_load((REPO / "examples/experiment.yaml").read_text())
+    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
+        declare(emulator)
+        emulator.objects["v1/configmaps", NS, "lima-run-pools"] = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "lima-run-pools", "namespace": NS},
+            "data": {"pools.yaml": "cpu: {cpusPerWorker: 4, memoryPerWorker: 16Gi}\n"},
+        }
+        env = {**os.environ, "LIMA_OPERATOR_API_SERVER": str(emulator.url),
+               "LIMA_OPERATOR_NAMESPACE": NS, "LIMA_OPERATOR_METRICS_PORT": "0",
+               "LIMA_OPERATOR_RECONCILE_INTERVAL_S": str(interval),
+               "LIMA_WORK_DIR": str(work / kind)}
+        env = {k: v for k, v in env.items() if not k.startswith("LIMA_S3")}
+        process = subprocess.Popen(operator_command(kind), env=env, cwd=REPO,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            await asyncio.sleep(3)  # let the operator start, log in and begin watching
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode()[-2000:])
+            rss_idle = psutil.Process(process.pid).memory_info().rss
+            created = await create_all(emulator, document, count)
+            seen = await wait_all(emulator, created, timeout=120)
+            rss = psutil.Process(process.pid).memory_info().rss
+        finally:
+            process.terminate()  # kopf stops gracefully through the API: keep kmock serving
+            try:
+                await asyncio.to_thread(process.wait, 30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    latencies = sorted(seen[n] - created[n] for n in seen)
+    return {
+        "operator": kind, "experiments": count, "rayjobs": len(seen),
+        "p50": statistics.median(latencies), "p95": latencies[int(0.95 * len(latencies)) - 1],
+        "max": latencies[-1], "rss_idle_mib": rss_idle / 2**20, "rss_mib": rss / 2**20,
+    }
+
+
+async def create_all(emulator: Any, document: dict[str, Any], count: int) -> dict[str, float]:
+    created: dict[str, float] = {}
+
+    async def one(index: int) -> None:
+        name = f"exp-{index:03d}"
+        body = {**document, "metadata": {"name": name, "namespace": NS, "uid": f"uid-{index}",
+                                         "generation": 1, "resourceVersion": "1"}}
+        created[name] = time.perf_counter()
+        async with emulator.post(f"/apis/lima-run.io/v1alpha1/namespaces/{NS}/experiments",
+                                 json=body) as response:
+            response.raise_for_status()
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return created
+
+
+async def wait_all(emulator: Any, created: dict[str, float], timeout: float) -> dict[str, float]:
+    seen: dict[str, float] = {}
+    deadline = time.perf_counter() + timeout
+    while len(seen) < len(created) and time.perf_counter() < deadline:
+        now = time.perf_counter()
+        for name in first_rayjobs(emulator) - set(seen):
+            seen[name] = now
+        await asyncio.sleep(0.005)
+    return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=5.0, help="reconcile interval (s)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for kind in ("lima-run", "peer"):
+            rows.append(asyncio.run(measure(kind, args.experiments, args.interval, Path(work))))
+    print("| operator | experiments | RayJobs seen | p50 s | p95 s | max s | RSS idle MiB "
+          "| RSS after MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['operator']} | {r['experiments']} | {r['rayjobs']} | {r['p50']:.3f} | "
+              f"{r['p95']:.3f} | {r['max']:.3f} | {r['rss_idle_mib']:.0f} | {r['rss_mib']:.0f} |")
+    ok = rows[0]["p95"] < 1.0 and rows[0]["rayjobs"] == args.experiments
+    print(f"goal p95 < 1 s: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
