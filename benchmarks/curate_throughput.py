@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,9 @@ ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray runs its workers at nice 15 by default; datatrove's processes run at nice 0. On a shared
+    # machine that alone would starve Ray's workers, so both run at the same priority here.
+    "RAY_worker_niceness": "0",
     "PYTHONPATH": str(REPO),
 }
 WORD = re.compile(r"(?<=[\s>])([A-Za-z]{3,})(?=[\s<.,;:!?])")
@@ -297,6 +301,7 @@ def main() -> None:
         help="documents the (slow, spaCy-based) Gopher run reads (0 = all)",
     )
     parser.add_argument("--skip-gopher", action="store_true")
+    parser.add_argument("--workdir", type=Path, help="keep (and reuse) the generated inputs here")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 4x and 1-worker runs")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -312,12 +317,22 @@ def main() -> None:
     run(args)
 
 
+def cached_generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, int]:
+    meta = folder / "meta.json"
+    if meta.is_file() and json.loads(meta.read_text())["posts"] == n_posts:
+        answers = json.loads(meta.read_text())["answers"]
+        return folder / "beer.stackexchange.com_Posts.xml", folder / "jsonl", answers
+    xml, jsonl, answers = generate(n_posts, folder, shards)
+    meta.write_text(json.dumps({"posts": n_posts, "answers": answers}))
+    return xml, jsonl, answers
+
+
 def run(args: argparse.Namespace) -> None:
     rows: list[tuple[str, str, float, float, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="lima-bench-") as tmp:
-        tmp_path = Path(tmp)
+        tmp_path = args.workdir or Path(tmp)
         t0 = time.perf_counter()
-        xml, jsonl, answers = generate(args.posts, tmp_path / "x1")
+        xml, jsonl, answers = cached_generate(args.posts, tmp_path / "x1")
         print(
             f"generated {args.posts} posts ({answers} answers, "
             f"{xml.stat().st_size / 2**20:.0f} MiB)"
@@ -347,6 +362,7 @@ def run(args: argparse.Namespace) -> None:
         for name in ["lima"] + ([] if args.skip_gopher else ["gopher"]):
             limit = args.datatrove_limit if name == "lima" else args.gopher_limit
             docs = min(answers, limit) if limit else answers
+            shutil.rmtree(tmp_path / f"dt-{name}", ignore_errors=True)
             r = measured(
                 [
                     "--child",
@@ -375,7 +391,7 @@ def run(args: argparse.Namespace) -> None:
         if not args.skip_scaling:
             one = lima("lima (1 Ray worker)", xml, "1", "paper", args.posts)
             print(f"speed-up 1 -> {w} workers: {one['seconds'] / base['seconds']:.2f}x", flush=True)
-            xml4, _, _ = generate(args.posts * 4, tmp_path / "x4", shards=1)
+            xml4, _, _ = cached_generate(args.posts * 4, tmp_path / "x4", shards=1)
             lima(f"lima 4x input ({w} workers)", xml4, w, "paper", args.posts * 4)
     print()
     print(f"{'system':44} {'input':>18} {'seconds':>9} {'posts/s':>10} {'peak MiB':>9}  note")

@@ -41,12 +41,16 @@ def declare(emulator: kmock.KubernetesEmulator) -> None:
     namespaces.kind, namespaces.namespaced, namespaces.verbs = "Namespace", False, {"list", "watch"}
 
 
-def first_rayjobs(emulator: kmock.KubernetesEmulator) -> set[str]:
-    found = set()
-    for (resource, _ns, _name), obj in emulator.objects.items():
-        if resource.plural == "rayjobs" and not obj.deleted:
-            found.add(obj.raw["metadata"]["labels"]["lima-run.io/experiment"])
-    return found
+def rayjob_posts(emulator: kmock.KubernetesEmulator, start: int) -> tuple[list[str], int]:
+    """Experiments whose RayJob was POSTed in requests[start:] (cheap to poll: no object copies)."""
+    requests = list(emulator)
+    names = [
+        r.data["metadata"]["labels"]["lima-run.io/experiment"]
+        for r in requests[start:]
+        if str(r.method).endswith("POST") and r.resource is not None
+        and r.resource.plural == "rayjobs" and isinstance(r.data, dict)
+    ]
+    return names, len(requests)
 
 
 def operator_command(kind: str) -> list[str]:
@@ -70,15 +74,16 @@ async def measure(kind: str, count: int, interval: float, work: Path) -> dict[st
                "LIMA_OPERATOR_RECONCILE_INTERVAL_S": str(interval),
                "LIMA_WORK_DIR": str(work / kind)}
         env = {k: v for k, v in env.items() if not k.startswith("LIMA_S3")}
+        log = (work / f"{kind}.log").open("wb")
         process = subprocess.Popen(operator_command(kind), env=env, cwd=REPO,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   stdout=log, stderr=subprocess.STDOUT)
         try:
-            await asyncio.sleep(3)  # let the operator start, log in and begin watching
+            await watching(emulator, process, timeout=60)
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode()[-2000:])
+                raise RuntimeError((work / f"{kind}.log").read_text()[-3000:])
             rss_idle = psutil.Process(process.pid).memory_info().rss
             created = await create_all(emulator, document, count)
-            seen = await wait_all(emulator, created, timeout=120)
+            seen = await wait_all(emulator, created, timeout=float(os.environ.get("BENCH_TIMEOUT", 120)))
             rss = psutil.Process(process.pid).memory_info().rss
         finally:
             process.terminate()  # kopf stops gracefully through the API: keep kmock serving
@@ -86,12 +91,25 @@ async def measure(kind: str, count: int, interval: float, work: Path) -> dict[st
                 await asyncio.to_thread(process.wait, 30)
             except subprocess.TimeoutExpired:
                 process.kill()
+    if not seen:
+        raise RuntimeError(f"no RayJob seen; operator log:\n{(work / f'{kind}.log').read_text()[-3000:]}")
     latencies = sorted(seen[n] - created[n] for n in seen)
     return {
         "operator": kind, "experiments": count, "rayjobs": len(seen),
         "p50": statistics.median(latencies), "p95": latencies[int(0.95 * len(latencies)) - 1],
         "max": latencies[-1], "rss_idle_mib": rss_idle / 2**20, "rss_mib": rss / 2**20,
     }
+
+
+async def watching(emulator: Any, process: subprocess.Popen, timeout: float) -> None:
+    """Wait until the operator watches Experiments (start-up is not part of the latency)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline and process.poll() is None:
+        if any(r.params.get("watch") == "true" and r.resource is not None
+               and r.resource.plural == "experiments" for r in list(emulator)):
+            await asyncio.sleep(0.5)  # the watch's initial listing
+            return
+        await asyncio.sleep(0.05)
 
 
 async def create_all(emulator: Any, document: dict[str, Any], count: int) -> dict[str, float]:
@@ -112,12 +130,14 @@ async def create_all(emulator: Any, document: dict[str, Any], count: int) -> dic
 
 async def wait_all(emulator: Any, created: dict[str, float], timeout: float) -> dict[str, float]:
     seen: dict[str, float] = {}
+    offset = 0
     deadline = time.perf_counter() + timeout
     while len(seen) < len(created) and time.perf_counter() < deadline:
+        names, offset = rayjob_posts(emulator, offset)
         now = time.perf_counter()
-        for name in first_rayjobs(emulator) - set(seen):
-            seen[name] = now
-        await asyncio.sleep(0.005)
+        for name in names:
+            seen.setdefault(name, now)
+        await asyncio.sleep(0.02)
     return seen
 
 

@@ -83,3 +83,20 @@ def test_exact_and_near_dedup():
 def test_token_counts_and_histogram():
     assert count_tokens(["hello world", ""]) == [2, 0]
     assert histogram([0, 5, 10, 99], [0, 10, 50]) == {"0-10": 2, "10-50": 1, ">=50": 1}
+
+
+def test_candidate_pool_is_subsampled_per_group():
+    from lima.curate.assemble import _subsample
+    from lima.spec.data import DataSpec
+
+    spec = DataSpec.model_validate(
+        {
+            "sources": [{"name": "a", "kind": "authored", "uri": "x", "quota": 2}],
+            "selection": {"candidates_per_slot": 3},
+        }
+    )
+    docs = [doc("a", "f", i, ["q", "r"]) for i in range(20)] + [doc("b", "f", 99, ["q", "r"])]
+    groups = ["a"] * 20 + ["b"]
+    kept, kept_groups, dropped = _subsample(spec, docs, groups, {"a": 2, "b": 1})
+    assert kept_groups.count("a") == 6 and kept_groups.count("b") == 1
+    assert len(dropped) == 14 and _subsample(spec, docs, groups, {"a": 2, "b": 1})[0] == kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,10 +80,30 @@ def _groups(
     return groups, caps, site_plan
 
 
+def _subsample(
+    spec: DataSpec, docs: list[Item], groups: list[str], caps: dict[str, int]
+) -> tuple[list[Item], list[str], list[Item]]:
+    """At most `candidates_per_slot` x cap candidates per group (seeded), kept in doc order."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        members[group].append(index)
+    keep: set[int] = set()
+    for group, indices in members.items():
+        limit = spec.selection.candidates_per_slot * max(caps.get(group, 0), 1)
+        if len(indices) > limit:
+            indices = random.Random(f"{spec.seed}:pool:{group}").sample(indices, limit)
+        keep.update(indices)
+    kept = [i for i in range(len(docs)) if i in keep]
+    dropped = [docs[i] for i in range(len(docs)) if i not in keep]
+    return [docs[i] for i in kept], [groups[i] for i in kept], dropped
+
+
 def select(
     spec: DataSpec, docs: list[Item], quotas: dict[str, int], stats: Stats, rejected: TextIO
 ) -> tuple[list[Item], dict[str, Any]]:
     groups, caps, site_plan = _groups(spec, docs, quotas)
+    pool = Counter(groups)
+    docs, groups, unsampled = _subsample(spec, docs, groups, caps)
     tokens = count_tokens(["\n".join(d["conversations"]) for d in docs])
     for item, n in zip(docs, tokens, strict=True):
         item["tokens"] = n
@@ -96,7 +117,7 @@ def select(
         chosen, over = random_selection(groups, caps, tokens, selection.token_budget, spec.seed)
     picked = set(chosen)
     train = [docs[i] for i in sorted(chosen)]
-    left = [docs[i] for i in range(len(docs)) if i not in picked]
+    left = [docs[i] for i in range(len(docs)) if i not in picked] + unsampled
     for item in left:
         stats.count_drop(item["source"], "not_selected")
     _write_rejects(
@@ -113,7 +134,7 @@ def select(
             for d in left
         ],
     )
-    return train, {"site_plan": site_plan, "skipped_for_budget": over, "pool": Counter(groups)}
+    return train, {"site_plan": site_plan, "skipped_for_budget": over, "pool": pool}
 
 
 def example_id(item: Item) -> str:
@@ -179,6 +200,7 @@ def build_stats(
                 "test": sum(d["source"] == name for d in test),
             },
             "selected": len(items),
+            "kept": len(items),
             "shortfall": short,
             "tokens": sum(d["tokens"] for d in items),
             "chars_histogram": histogram(

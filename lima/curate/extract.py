@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lima.curate.dedup import signature
@@ -19,9 +22,22 @@ from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
 
+def _local(row: dict[str, Any]) -> dict[str, Any]:
+    """On a multi-node cluster the driver's download of an s3:// source is not on this node:
+    fetch it here (credentials come from the pod's LIMA_S3_* environment)."""
+    if os.path.exists(row["path"]) or not row["uri"].startswith("s3://"):
+        return row
+    from lima.settings import load_settings
+    from lima.store import localize_uri
+
+    scratch = Path(tempfile.gettempdir()) / "lima-curate"
+    return {**row, "path": str(localize_uri(row["uri"], scratch, load_settings()))}
+
+
 def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Pass 1 over a Stack Exchange byte range: best answer per question (integers only)."""
     spec = DataSpec.model_validate(config)
+    row = _local(row)
     best = stackexchange.scan_top_answers(
         row["path"], row["start"], row["end"], spec.filters.max_field_chars
     )
@@ -42,6 +58,7 @@ def extract_task(row: dict[str, Any], config: dict[str, Any], top: Any = None) -
 def read_items(
     row: dict[str, Any], spec: DataSpec, top: dict[int, int], stats: Stats
 ) -> Iterator[Item]:
+    row = _local(row)
     kind, path, source, limit = (
         row["kind"],
         row["path"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,10 +148,3 @@ def _write(handle: TextIO, items: Iterable[Item]) -> int:
         handle.write("\n")
         count += 1
     return count
-
-
-def public(item: Item) -> Iterator[tuple[str, Any]]:
-    """Fields of a doc that belong in the output files (no signatures or internal keys)."""
-    for key, value in item.items():
-        if key not in {"type", "minhash", "hash", "_order", "_dup_of", "file", "row"}:
-            yield key, value

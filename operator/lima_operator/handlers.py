@@ -93,7 +93,10 @@ async def drive(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     if result is None:
         metrics.set_phase(meta["namespace"], meta["name"], (body.get("status") or {}).get("phase"))
         return
-    patch.status.update(result.status)
+    current = body.get("status") or {}
+    changed = {k: v for k, v in result.status.items() if current.get(k) != v}
+    if changed:  # an unchanged status is not re-sent: no write, no watch event
+        patch.status.update(changed)
     metrics.set_phase(meta["namespace"], meta["name"], result.status.get("phase"))
     for kind, reason, message in result.events:
         kopf.event(body, type=kind, reason=reason, message=message)

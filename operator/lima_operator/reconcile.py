@@ -49,6 +49,8 @@ class Deps:
     config: OperatorConfig
     settings: Settings
     stages: list[Stage]
+    pools: dict[str, Pool] = field(default_factory=dict)
+    """The pools ConfigMap as read at the start of this reconciliation."""
 
 
 @dataclass
@@ -128,9 +130,10 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
         return None
     names = [s.name for s in deps.stages]
     try:
-        problems = check_pools(experiment, await load_cluster_pools(deps), names)
+        pools = await load_cluster_pools(deps)
+        problems = check_pools(experiment, pools, names)
     except LimaError as error:
-        problems = [str(error)]
+        pools, problems = {}, [str(error)]
     if problems:
         result = _invalid(body, problems, "PoolLimits")
         result.status["specDigest"] = digest
@@ -140,6 +143,7 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
     if status.get("specDigest") not in (None, digest) or status.get("retry", "0") != retry:
         await _drop_stale(meta, views, retry, deps)
     spec_uri = publish_spec(experiment, meta["namespace"], store)
+    deps.pools = pools
     return await _advance(body, experiment, views, spec_uri, digest, retry, store, deps)
 
 
@@ -306,8 +310,7 @@ async def _create(
     retry: str,
     deps: Deps,
 ) -> dict[str, Any]:
-    pools = await load_cluster_pools(deps)
-    pool = pools[stage_resources(experiment, view.name).pool]  # checked by check_pools
+    pool = deps.pools[stage_resources(experiment, view.name).pool]  # checked by check_pools
     job = build_rayjob(
         experiment,
         view.name,
