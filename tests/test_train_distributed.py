@@ -143,7 +143,6 @@ def test_zero2_resumes_after_killed_worker_then_stops_on_divergence(
         "start 3",
     ]
     message = str(info.value)
-    assert "checkpoint storage unavailable" in message, message
     assert "(loss nan) at epoch 3 step 9" in message
     assert "last good checkpoint kept at" in message and "(epoch 2)" in message
     assert not (job.output_dir / "summary.json").exists()

@@ -57,7 +57,8 @@ class TrainSpec(SpecModel):
     """Keep optimizer state in CPU memory (DeepSpeed ZeRO-Offload)."""
 
     packing: bool = True
-    """Group examples of similar length so padding stays small (examples never attend to each other)."""
+    """Group examples of similar length into micro-batches so padding stays small; examples are
+    never packed into one row, so they never attend to each other (false: random batches)."""
 
     eligible_epochs: list[int] = Field(default_factory=lambda: [5, 6, 7, 8, 9, 10])
     """Epochs whose consolidated model is kept for dev-set selection (paper: "between the 5th

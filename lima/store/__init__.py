@@ -31,6 +31,7 @@ __all__ = [
     "open_store",
     "pyarrow_filesystem",
     "read_uri",
+    "s3_backend",
     "split_s3_uri",
 ]
 

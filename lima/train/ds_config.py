@@ -45,8 +45,9 @@ def build_ds_config(train: TrainSpec, workers: int, use_gpu: bool) -> dict[str, 
                 "betas": [train.adam_beta1, train.adam_beta2],
                 "weight_decay": train.weight_decay,
                 "eps": 1e-8,
-                # DeepSpeed's fused CPU Adam needs a compiled op; torch's AdamW is fine on CPU.
-                "torch_adam": not use_gpu,
+                # torch's AdamW (foreach) instead of DeepSpeed's fused Adam: no op to compile
+                # at start-up, on CPUs and GPUs alike.
+                "torch_adam": True,
                 "adam_w_mode": True,
             },
         },

@@ -9,10 +9,9 @@ statistics through all-reduce, so they also stop together on divergence.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,58 +19,13 @@ from lima.train import checkpoint as ckpt
 from lima.train.batching import collate, plan_epoch
 from lima.train.data import Example
 from lima.train.dropout import add_residual_dropout
+from lima.train.faults import maybe_fault, trace
 from lima.train.schedule import linear_lr
-
-
-def _unpack(files_ref: Any, folder: Path) -> Path:
-    import ray
-
-    if not (folder / ".complete").is_file():
-        for name, data in ray.get(files_ref).items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-        (folder / ".complete").write_text("ok\n")
-    return folder
-
-
-def _materialise_base(config: dict[str, Any]) -> tuple[Path, Path]:
-    """(model folder, tokenizer folder) on this worker: shipped through the object store by the
-    driver (tokenizer always; weights when small), or the base resolved here (HF id, s3://)."""
-    from lima.models.load import resolve_base
-    from lima.settings import load_settings
-    from lima.spec.model import ModelSpec
-
-    base = config["base"]
-    root = Path(tempfile.gettempdir()) / "lima-train-bases" / base["digest"]
-    tokenizer_dir = _unpack(base["tokenizer_files"], root / "tokenizer")
-    if base.get("model_files") is not None:
-        return _unpack(base["model_files"], root / "model"), tokenizer_dir
-    spec = ModelSpec.model_validate(config["model_spec"])
-    return resolve_base(spec, load_settings(), root / "resolved"), tokenizer_dir
-
-
-def load_model(config: dict[str, Any]):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lima.models.load import add_special_tokens
-    from lima.spec.model import ModelSpec
-
-    spec = ModelSpec.model_validate(config["model_spec"])
-    model_dir, tokenizer_dir = _materialise_base(config)
-    torch.manual_seed(config["seed"])
-    tokenizer = AutoTokenizer.from_pretrained(
-        tokenizer_dir, trust_remote_code=spec.trust_remote_code
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, trust_remote_code=spec.trust_remote_code
-    )
-    add_special_tokens(model, tokenizer, spec)
-    model.config.use_cache = False
-    return model, tokenizer, spec
+from lima.train.worker import load_model
 
 
 def _reduce(values: list[float]) -> list[float]:
+    """Sum over ranks (float64 so token counts stay exact)."""
     import torch
     import torch.distributed as dist
 
@@ -86,32 +40,6 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != -100).sum())
-
-
-def _maybe_fault(config: dict[str, Any], rank: int, epoch: int, step: int) -> bool:
-    """Test hook (`TrainJob.fault = {"trace": path, "events": [...]}`): each event names a rank,
-    epoch, step, kind (`kill`: SIGKILL this worker process; `nan`: poison the loss, returns True)
-    and a marker file that makes it fire on the first attempt only."""
-    for event in (config.get("fault") or {}).get("events", []):
-        if (rank, epoch, step) != (event["rank"], event["epoch"], event["step"]):
-            continue
-        marker = Path(event["marker"])
-        if marker.exists():
-            continue
-        marker.write_text(f"{event['kind']} rank {rank} epoch {epoch} step {step}\n")
-        if event["kind"] == "nan":
-            return True
-        os.kill(os.getpid(), signal.SIGKILL)
-    return False
-
-
-def _trace(config: dict[str, Any], rank: int, line: str) -> None:
-    path = (config.get("fault") or {}).get("trace")
-    if path and rank == 0:
-        with open(path, "a") as handle:
-            handle.write(line + "\n")
-        with open(path + ".times", "a") as handle:
-            handle.write(f"{time.time():.2f} {line}\n")
 
 
 def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,14 +101,139 @@ def dev_perplexity(
     return math.exp(min(total_nll / total_tokens, 50.0)) if total_tokens else None
 
 
+@dataclass
+class Run:
+    """One rank's training state."""
+
+    config: dict[str, Any]
+    engine: Any
+    tokenizer: Any
+    spec: Any
+    rank: int
+    world: int
+    train: list[Example]
+    dev: list[Example]
+    total_steps: int = 0
+    global_step: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def plan(self, epoch: int):
+        config = self.config
+        return plan_epoch(
+            [len(e) for e in self.train],
+            micro=config["micro_batch_size"],
+            accumulation=config["accumulation"],
+            workers=self.world,
+            seed=config["seed"],
+            epoch=epoch,
+            grouped=config["packing"],
+        )
+
+    def set_lr(self) -> float:
+        c = self.config
+        lr = linear_lr(
+            self.global_step, self.total_steps, c["lr"], c["final_lr"], c["warmup_steps"]
+        )
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def step(self, micro_batches: list[list[int]], poison: bool) -> list[float]:
+        """One optimizer step; returns [loss sum, micro-batches, real tokens, padded tokens]
+        summed over all ranks."""
+        loss_sum, real, padded = 0.0, 0, 0
+        for micro in micro_batches:
+            batch = collate([self.train[i] for i in micro], self.config["pad_id"])
+            real += int(batch["attention_mask"].sum())
+            padded += batch["attention_mask"].numel()
+            loss = self.engine(**_to(batch, self.engine.device)).loss
+            if poison:
+                loss = loss * float("nan")
+            self.engine.backward(loss)
+            self.engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary
+            loss_sum += float(loss.detach())
+        return _reduce([loss_sum, float(len(micro_batches)), float(real), float(padded)])
+
+    def epoch(self, epoch: int) -> bool:
+        """Train one epoch and report its checkpoint; False when the loss diverged."""
+        import torch
+
+        trace(self.config, self.rank, f"start {epoch}")
+        torch.manual_seed(self.config["seed"] * 100003 + epoch * 1009 + self.rank)  # dropout
+        plan, started, totals, lr = self.plan(epoch), time.perf_counter(), [0.0] * 4, 0.0
+        for index in range(plan.steps):
+            poison = maybe_fault(self.config, self.rank, epoch, index)
+            lr, step_start = self.set_lr(), time.perf_counter()
+            stats = self.step(plan.per_rank[self.rank][index], poison)
+            self.global_step += 1
+            loss = stats[0] / stats[1]
+            if not math.isfinite(loss):
+                self.diverged(epoch, loss)
+                return False
+            self.records.append(
+                _step_record(
+                    epoch, self.global_step, loss, lr, stats, time.perf_counter() - step_start
+                )
+            )
+            totals = [a + b for a, b in zip(totals, stats, strict=True)]
+        perplexity = dev_perplexity(self.engine, self.dev, self.config, self.rank, self.world)
+        seconds = time.perf_counter() - started
+        self.records.append(
+            {
+                "kind": "epoch",
+                "epoch": epoch,
+                "step": self.global_step,
+                "loss": totals[0] / totals[1],
+                "lr": lr,
+                "tokens_per_s": totals[2] / seconds,
+                "non_padding_fraction": totals[2] / totals[3],
+                "dev_perplexity": perplexity,
+                "seconds": seconds,
+            }
+        )
+        _report_epoch(
+            self.engine,
+            self.tokenizer,
+            self.spec,
+            self.config,
+            self.rank,
+            self.world,
+            epoch,
+            self.global_step,
+            self.records,
+        )
+        return True
+
+    def diverged(self, epoch: int, loss: float) -> None:
+        """Every rank sees the same reduced loss, so all stop together; rank 0 leaves the reason
+        in the run folder (Ray keeps only metrics that come with a checkpoint)."""
+        if self.rank == 0:
+            ckpt.write_divergence(*self.config["run_storage"], epoch, self.global_step, loss)
+
+
+def _step_record(
+    epoch: int, step: int, loss: float, lr: float, stats: list[float], seconds: float
+) -> dict[str, Any]:
+    return {
+        "kind": "step",
+        "epoch": epoch,
+        "step": step,
+        "loss": loss,
+        "lr": lr,
+        "tokens": int(stats[2]),
+        "seconds": seconds,
+        "tokens_per_s": stats[2] / seconds,
+        "non_padding_fraction": stats[2] / stats[3],
+    }
+
+
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train entry point. `config` is built by `lima.train.driver.loop_config`."""
     import deepspeed
+    import ray
     import ray.train
-    import torch
 
     context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
     model, tokenizer, spec = load_model(config)
     add_residual_dropout(model, config["residual_dropout"])
     engine, *_ = deepspeed.initialize(
@@ -188,100 +241,29 @@ def train_loop(config: dict[str, Any]) -> None:
         model_parameters=[p for p in model.parameters() if p.requires_grad],
         config=config["ds_config"],
     )
-    train = [Example(*e) for e in ray.get(config["examples"])]
-    dev = [Example(*e) for e in ray.get(config["dev_examples"])]
-    lengths = [len(e) for e in train]
-    plan_args = {
-        "micro": config["micro_batch_size"],
-        "accumulation": config["accumulation"],
-        "workers": world,
-        "seed": config["seed"],
-        "grouped": config["packing"],
-    }
-    steps_per_epoch = plan_epoch(lengths, epoch=1, **plan_args).steps
-    total_steps = steps_per_epoch * config["epochs"]
-
-    start_epoch, global_step, records = 1, 0, []
+    run = Run(
+        config,
+        engine,
+        tokenizer,
+        spec,
+        context.get_world_rank(),
+        context.get_world_size(),
+        train=[Example(*e) for e in ray.get(config["examples"])],
+        dev=[Example(*e) for e in ray.get(config["dev_examples"])],
+    )
+    run.total_steps = run.plan(1).steps * config["epochs"]
+    start = 1
     state = _restore(engine, config)
     if state:
-        start_epoch, global_step, records = (
+        start, run.global_step, run.records = (
             state["epoch"] + 1,
             state["global_step"],
             state["records"],
         )
-        _trace(config, rank, f"resume after {state['epoch']}")
-
-    for epoch in range(start_epoch, config["epochs"] + 1):
-        _trace(config, rank, f"start {epoch}")
-        torch.manual_seed(config["seed"] * 100003 + epoch * 1009 + rank)  # dropout masks
-        plan = plan_epoch(lengths, epoch=epoch, **plan_args)
-        epoch_start, epoch_stats = time.perf_counter(), [0.0, 0.0, 0.0, 0.0]
-        for step in range(plan.steps):
-            poison = _maybe_fault(config, rank, epoch, step)
-            lr = linear_lr(
-                global_step, total_steps, config["lr"], config["final_lr"], config["warmup_steps"]
-            )
-            for group in engine.optimizer.param_groups:
-                group["lr"] = lr
-            started = time.perf_counter()
-            loss_sum, real, padded = 0.0, 0, 0
-            for micro in plan.per_rank[rank][step]:
-                batch = collate([train[i] for i in micro], config["pad_id"])
-                real += int(batch["attention_mask"].sum())
-                padded += batch["attention_mask"].numel()
-                loss = engine(**_to(batch, engine.device)).loss
-                if poison:
-                    loss = loss * float("nan")
-                engine.backward(loss)
-                engine.step()
-                loss_sum += float(loss.detach())
-            micro_count = len(plan.per_rank[rank][step])
-            loss_sum, micro_total, real_all, padded_all = _reduce(
-                [loss_sum, float(micro_count), float(real), float(padded)]
-            )
-            mean_loss = loss_sum / micro_total
-            elapsed = time.perf_counter() - started
-            global_step += 1
-            if not math.isfinite(mean_loss):
-                # Every rank sees the same reduced loss, so all stop here together; rank 0 leaves
-                # the reason in the run folder (Ray keeps only metrics attached to checkpoints).
-                if rank == 0:
-                    ckpt.write_divergence(*config["run_storage"], epoch, global_step, mean_loss)
-                return
-            records.append(
-                {
-                    "kind": "step",
-                    "epoch": epoch,
-                    "step": global_step,
-                    "loss": mean_loss,
-                    "lr": lr,
-                    "tokens": int(real_all),
-                    "seconds": elapsed,
-                    "tokens_per_s": real_all / elapsed,
-                    "non_padding_fraction": real_all / padded_all,
-                }
-            )
-            epoch_stats = [
-                a + b
-                for a, b in zip(
-                    epoch_stats, [loss_sum, micro_total, real_all, padded_all], strict=True
-                )
-            ]
-        perplexity = dev_perplexity(engine, dev, config, rank, world)
-        seconds = time.perf_counter() - epoch_start
-        record = {
-            "kind": "epoch",
-            "epoch": epoch,
-            "step": global_step,
-            "loss": epoch_stats[0] / epoch_stats[1],
-            "lr": lr,
-            "tokens_per_s": epoch_stats[2] / seconds,
-            "non_padding_fraction": epoch_stats[2] / epoch_stats[3],
-            "dev_perplexity": perplexity,
-            "seconds": seconds,
-        }
-        records.append(record)
-        _report_epoch(engine, tokenizer, spec, config, rank, world, epoch, global_step, records)
+        trace(config, run.rank, f"resume after {state['epoch']}")
+    for epoch in range(start, config["epochs"] + 1):
+        if not run.epoch(epoch):
+            return
 
 
 def _report_epoch(
