@@ -41,4 +41,5 @@ async def create(body: kopf.Body, **_: Any) -> None:
     kopf.adopt(job, owner=body)
     url = f"{SERVER}/apis/ray.io/v1/namespaces/{namespace}/rayjobs"
     async with _session[0].post(url, json=job) as response:
-        response.raise_for_status()
+        if response.status != 409:  # 409: created by an earlier attempt of this handler
+            response.raise_for_status()

@@ -136,14 +136,13 @@ def main() -> int:
             runs[f"lima HFEngine, batch {size}"] = lambda size=size: batched(
                 folder, texts, args, size
             )
-        results = {}
+        results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in runs}
         batched(folder, texts[:2], args, 2)  # warm-up: imports and first-call costs, for both
-        for name, fn in runs.items():
-            rates = []
-            for _ in range(args.repeats):
+        # Interleaved rounds: on a shared machine every run sees the same load conditions.
+        for _ in range(args.repeats):
+            for name, fn in runs.items():
                 tokens, seconds = fn()
-                rates.append((tokens / seconds, tokens, seconds))
-            results[name] = rates
+                results[name].append((tokens / seconds, tokens, seconds))
     peer = statistics.median(r[0] for r in next(iter(results.values())))
     print(
         f"model: hidden {args.hidden}, layers {args.layers}; prompts {args.prompts}; "

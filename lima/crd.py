@@ -197,6 +197,7 @@ def status_schema() -> dict[str, Any]:
             "winRate": {"type": "string", "description": "Headline win/tie rate vs. baselines."},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
             "specUri": {"type": "string", "description": "Snapshot of the spec the RayJobs read."},
+            "specDigest": {"type": "string", "description": "Digest of the spec last acted on."},
             "retry": {"type": "string", "description": "Last `lima-run.io/retry` handled."},
             "conditions": {
                 "type": "array",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from eval_helpers import QA
 
 from lima.generation.config import DecodeConfig
@@ -16,6 +17,7 @@ from lima.store import open_store
 pytest_plugins = ["eval_fixtures"]  # the tuned_model / base_model fixtures
 
 
+@pytest.mark.slow  # Ray Data actors + several tiny models: ~30-60 s on 2 shared cores
 def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
     tuned_model: Path, settings, ray_local, tmp_path: Path
 ) -> None:

@@ -100,6 +100,21 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert status["stagesDone"] == 3 and status["bestEpoch"] == 5 and status["winRate"] == "0.42"
     assert all(s["artifactUri"] for s in status["stages"])
     assert len(objects(kmock, RAYJOBS)) == 2
+    assert_declared_in_crd(status)
+
+
+def assert_declared_in_crd(status: dict) -> None:
+    """The API server prunes undeclared status fields: everything written must be declared."""
+    from lima.crd import status_schema
+
+    schema = status_schema()["properties"]
+    assert set(status) - {"kopf"} <= set(schema), set(status) - set(schema)
+    stage_fields = set(schema["stages"]["items"]["properties"])
+    for stage in status["stages"]:
+        assert set(stage) <= stage_fields, set(stage) - stage_fields
+    condition_fields = set(schema["conditions"]["items"]["properties"])
+    for condition in status["conditions"]:
+        assert set(condition) <= condition_fields
 
 
 async def test_failure_marks_failed_with_event_then_retry(cluster) -> None:

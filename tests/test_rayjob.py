@@ -194,3 +194,17 @@ def test_bad_pools_file_names_the_field() -> None:
 
     with pytest.raises(LimaError, match=r"pools\.gpu\.gpusPerWorker"):
         load_pools("gpu: {gpusPerWorker: -1}")
+
+
+def test_every_registered_stage_has_a_job_entrypoint(capsys: pytest.CaptureFixture) -> None:
+    import importlib
+
+    from lima.stages import REGISTRY
+
+    for stage in REGISTRY:
+        module = importlib.import_module(f"jobs.{stage}")
+        assert module.main.__module__ == "jobs._entry"
+    from jobs._entry import main
+
+    assert main("curate", ["--experiment", "/no/such/spec.yaml"]) == 2
+    assert "no such file" in capsys.readouterr().err

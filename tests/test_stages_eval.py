@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import FIXTURES
 from eval_helpers import QA, SAFETY_QA, build_model, model_spec, rows
 
@@ -105,6 +106,7 @@ def experiment() -> Experiment:
     )
 
 
+@pytest.mark.slow  # Ray Data actors + several tiny models: ~30-60 s on 2 shared cores
 def test_select_generate_judge_report(
     settings,
     ray_local,

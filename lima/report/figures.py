@@ -18,11 +18,20 @@ COLOURS = {"win": "#3b75af", "tie": "#c9c9c9", "loss": "#e07b39"}
 RATING_COLOURS = {"fail": "#d9534f", "pass": "#f0ad4e", "excellent": "#5cb85c"}
 
 
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: Any, path: Path, bottom: float = 0.0) -> Path:
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _merged_legend(ax: Any, other: Any | None) -> None:
+    """One legend for a plot with a twin axis, inside the axes where it cannot hide a title."""
+    handles, labels = ax.get_legend_handles_labels()
+    if other is not None:
+        more = other.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    (other or ax).legend(handles, labels, loc="best", fontsize=8)  # the twin is drawn on top
 
 
 def win_tie_loss(pairwise: dict[str, Any], system: str, title: str, path: Path) -> Path | None:
@@ -41,7 +50,7 @@ def win_tie_loss(pairwise: dict[str, Any], system: str, title: str, path: Path) 
         win_lo, win_hi = r["ci"]["win"]
         ax.errorbar(
             r["win"],
-            y,
+            y - 0.25,
             xerr=[[r["win"] - win_lo], [win_hi - r["win"]]],
             fmt="none",
             ecolor="black",
@@ -51,7 +60,7 @@ def win_tie_loss(pairwise: dict[str, Any], system: str, title: str, path: Path) 
         edge = 1 - r["loss"]
         ax.errorbar(
             edge,
-            y,
+            y - 0.25,
             xerr=[[loss_hi - r["loss"]], [r["loss"] - loss_lo]],
             fmt="none",
             ecolor="black",
@@ -61,15 +70,14 @@ def win_tie_loss(pairwise: dict[str, Any], system: str, title: str, path: Path) 
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of judged turns")
     ax.set_title(title)
-    ax.legend(
+    fig.legend(
         handles=[plt.Rectangle((0, 0), 1, 1, color=COLOURS[k]) for k in COLOURS],
         labels=[f"{system} wins", "tie", "baseline wins"],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.35),
+        loc="lower center",
         ncol=3,
         fontsize=8,
     )
-    return _save(fig, path)
+    return _save(fig, path, bottom=0.1)
 
 
 def absolute(ratings: dict[str, Any], title: str, path: Path) -> Path | None:
@@ -128,7 +136,7 @@ def training(curves: dict[str, list[Any]], path: Path) -> Path | None:
     other.plot(curves["step"], curves["lr"], color="#e07b39", label="learning rate")
     other.set_ylabel("learning rate")
     ax.set_title("Training loss and learning rate")
-    fig.legend(loc="upper right", fontsize=8)
+    _merged_legend(ax, other)
     return _save(fig, path)
 
 
@@ -144,6 +152,7 @@ def perplexity_vs_quality(epochs: list[dict[str, Any]], path: Path) -> Path | No
     ax.set_ylabel("win rate vs reference (ties half)")
     ax.set_ylim(0, 1)
     with_ppl = [e for e in rows if e.get("dev_perplexity") is not None]
+    other = None
     if with_ppl:
         other = ax.twinx()
         other.plot(
@@ -154,8 +163,9 @@ def perplexity_vs_quality(epochs: list[dict[str, Any]], path: Path) -> Path | No
             label="dev perplexity",
         )
         other.set_ylabel("dev perplexity")
+    ax.set_xticks(xs)
     ax.set_title("Perplexity vs judged quality over epochs")
-    fig.legend(loc="upper right", fontsize=8)
+    _merged_legend(ax, other)
     return _save(fig, path)
 
 

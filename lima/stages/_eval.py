@@ -27,8 +27,10 @@ def judge_config(
 
 
 def generation_resources(ctx: StageContext) -> Any:
-    """Every stage that generates uses `resources.generate` (replicas, CPUs, GPUs)."""
-    return ctx.spec.resources.generate
+    """Replicas, CPUs and GPUs for generating: `resources.<stage>` when the spec has a section
+    for this stage (e.g. `select`), else `resources.generate` (same model, same needs)."""
+    own = getattr(ctx.spec.resources, ctx.stage, None)
+    return own if own is not None else ctx.spec.resources.generate
 
 
 def epoch_ref(ctx: StageContext, epoch: int, folder: str) -> ModelRef:
