@@ -33,9 +33,13 @@ async def create(body: kopf.Body, **_: Any) -> None:
         _session.append(aiohttp.ClientSession())
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     job = {
-        "apiVersion": "ray.io/v1", "kind": "RayJob",
-        "metadata": {"name": f"{name}-curate-peer", "namespace": namespace,
-                     "labels": {"lima-run.io/experiment": name}},
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {
+            "name": f"{name}-curate-peer",
+            "namespace": namespace,
+            "labels": {"lima-run.io/experiment": name},
+        },
         "spec": {"entrypoint": "python -m jobs.curate"},
     }
     kopf.adopt(job, owner=body)

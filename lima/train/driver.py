@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ class TrainJob:
     output_dir: Path
     fault: dict[str, Any] | None = None
     """Test-only fault injection (see `loop._maybe_fault`)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, bytes]:
@@ -117,7 +116,6 @@ def loop_config(job: TrainJob, tokenizer: Any, base: dict, train_ex: list, dev_e
         "zero_stage": spec.zero_stage,
         "eligible_epochs": list(spec.eligible_epochs),
         "fault": job.fault,
-        **job.extra,
     }
 
 
