@@ -301,6 +301,9 @@ def main() -> None:
         help="documents the (slow, spaCy-based) Gopher run reads (0 = all)",
     )
     parser.add_argument("--skip-gopher", action="store_true")
+    parser.add_argument("--skip-datatrove", action="store_true", help="lima's figures only")
+    parser.add_argument("--skip-relaxed", action="store_true")
+    parser.add_argument("--skip-4x", action="store_true")
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the generated inputs here")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 4x and 1-worker runs")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -358,8 +361,10 @@ def run(args: argparse.Namespace) -> None:
             return r
 
         base = lima(f"lima ({w} Ray workers)", xml, w, "paper", args.posts)
-        lima(f"lima, rules relaxed ({w} workers)", xml, w, "relaxed", args.posts)
-        for name in ["lima"] + ([] if args.skip_gopher else ["gopher"]):
+        if not args.skip_relaxed:
+            lima(f"lima, rules relaxed ({w} workers)", xml, w, "relaxed", args.posts)
+        peers = [] if args.skip_datatrove else ["lima"] + ([] if args.skip_gopher else ["gopher"])
+        for name in peers:
             limit = args.datatrove_limit if name == "lima" else args.gopher_limit
             docs = min(answers, limit) if limit else answers
             shutil.rmtree(tmp_path / f"dt-{name}", ignore_errors=True)
@@ -391,6 +396,7 @@ def run(args: argparse.Namespace) -> None:
         if not args.skip_scaling:
             one = lima("lima (1 Ray worker)", xml, "1", "paper", args.posts)
             print(f"speed-up 1 -> {w} workers: {one['seconds'] / base['seconds']:.2f}x", flush=True)
+        if not args.skip_scaling and not args.skip_4x:
             xml4, _, _ = cached_generate(args.posts * 4, tmp_path / "x4", shards=1)
             lima(f"lima 4x input ({w} workers)", xml4, w, "paper", args.posts * 4)
     print()

@@ -32,6 +32,7 @@ RAYJOBS = "ray.io/v1/rayjobs"
 CONFIGMAPS = "v1/configmaps"
 EVENTS = "v1/events"
 os.environ.setdefault("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "0.2")
+os.environ.setdefault("LIMA_OPERATOR_POOLS_CACHE_S", "0")  # each test has its own pools
 
 
 def _never_runs(ctx: StageContext) -> None:  # the RayJob runs stages, never the operator

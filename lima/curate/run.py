@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def curate(
     """Write train/dev/test.jsonl, stats.json and rejected.jsonl into `out_dir`; return stats."""
     expand_sources(spec, settings)  # a missing source fails here, before any work or output
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = scratch or out_dir / ".scratch"
+    # Downloads of s3:// sources go to scratch, never into the published output folder.
+    scratch = scratch or Path(tempfile.gettempdir()) / "lima-curate"
     with (out_dir / "rejected.jsonl").open("w", encoding="utf-8") as rejected:
         filtered = filter_and_dedup(
             spec, settings, scratch, rejected, workers=workers, cpus=cpus, progress=progress
@@ -33,5 +35,6 @@ def curate(
         if progress:
             progress(note="selecting")
         report = assemble(spec, filtered.docs, filtered.stats, rejected, out_dir)
-    report["totals"]["rejected_rows"] = sum(1 for _ in (out_dir / "rejected.jsonl").open("rb"))
+    with (out_dir / "rejected.jsonl").open("rb") as handle:
+        report["totals"]["rejected_rows"] = sum(1 for _ in handle)
     return report

@@ -27,6 +27,9 @@ class OperatorConfig(BaseSettings):
     reconcile_interval_s: float = 5.0
     """How often each Experiment's RayJob is looked at."""
 
+    pools_cache_s: float = 10.0
+    """How long the pools ConfigMap read is reused across Experiments."""
+
     metrics_port: int = 9090
     """Prometheus metrics port; 0 turns the endpoint off."""
 

@@ -7,6 +7,7 @@ and looked up before anything is created, so a restarted operator adopts what ex
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +71,19 @@ def parse(body: dict[str, Any]) -> Experiment:
     return parse_experiment(document, f"{meta.get('namespace')}/{meta.get('name')}")
 
 
+_pools_cache: dict[str, tuple[float, str | None]] = {}
+
+
 async def load_cluster_pools(deps: Deps) -> dict[str, Pool]:
-    found = await deps.kube.get_configmap(deps.config.namespace, deps.config.pools_configmap)
-    return load_pools(((found or {}).get("data") or {}).get(POOLS_KEY))
+    """The pools ConfigMap, re-read at most every `pools_cache_s` (every Experiment's timer
+    needs it; one read per interval is enough to follow `helm upgrade` of the pools)."""
+    where = f"{deps.config.namespace}/{deps.config.pools_configmap}"
+    cached = _pools_cache.get(where)
+    if cached is None or time.monotonic() - cached[0] > deps.config.pools_cache_s:
+        found = await deps.kube.get_configmap(deps.config.namespace, deps.config.pools_configmap)
+        cached = (time.monotonic(), ((found or {}).get("data") or {}).get(POOLS_KEY))
+        _pools_cache[where] = cached
+    return load_pools(cached[1])
 
 
 def _settled(status: dict[str, Any], digest: str, retry: str) -> bool:

@@ -127,12 +127,18 @@ PLAIN = [
 ]
 
 PLAIN += [
-    ("What is the difference between a virus and a bacterium?",
-     "Bacteria are single-celled living organisms. They have their own metabolism, can grow and divide on their own, and many are harmless or useful, such as those in the gut. Bacterial infections can often be treated with antibiotics.\n\nViruses are much smaller and are not cells. They consist of genetic material (DNA or RNA) in a protein coat, and they can only reproduce by entering a host cell and hijacking its machinery. Antibiotics do not work against them; antiviral drugs and vaccines are the main tools.\n\nThis is why antibiotics are not prescribed for colds or flu, which are viral."),
-    ("How do I make a good first impression at a networking event?",
-     "- **Arrive early.** Smaller groups are easier to join, and hosts have time to introduce you.\n- **Prepare a short introduction**: your name, what you do, and one interesting detail, in about fifteen seconds.\n- **Ask open questions** such as \"What brought you here?\" and listen more than you talk.\n- **Remember names** by repeating them once in conversation.\n- **Exit gracefully**: \"It was great to meet you; I'm going to say hello to a few more people.\"\n- **Follow up within two days** with a short personal message that mentions something you discussed."),
-    ("Explain what an API is with an everyday analogy.",
-     "An API (application programming interface) is a defined way for one program to ask another program for something.\n\nThink of a restaurant. You, the customer, do not walk into the kitchen and cook. Instead you read a menu, which lists what you can order, and give your order to a waiter. The waiter takes it to the kitchen and brings back your food.\n\nThe menu is the API's documentation, the waiter is the API, and the kitchen is the other system. A weather app, for example, sends a request such as \"forecast for Paris\" to a weather service's API and gets back structured data, without knowing how the service computes forecasts."),
+    (
+        "What is the difference between a virus and a bacterium?",
+        "Bacteria are single-celled living organisms. They have their own metabolism, can grow and divide on their own, and many are harmless or useful, such as those in the gut. Bacterial infections can often be treated with antibiotics.\n\nViruses are much smaller and are not cells. They consist of genetic material (DNA or RNA) in a protein coat, and they can only reproduce by entering a host cell and hijacking its machinery. Antibiotics do not work against them; antiviral drugs and vaccines are the main tools.\n\nThis is why antibiotics are not prescribed for colds or flu, which are viral.",
+    ),
+    (
+        "How do I make a good first impression at a networking event?",
+        '- **Arrive early.** Smaller groups are easier to join, and hosts have time to introduce you.\n- **Prepare a short introduction**: your name, what you do, and one interesting detail, in about fifteen seconds.\n- **Ask open questions** such as "What brought you here?" and listen more than you talk.\n- **Remember names** by repeating them once in conversation.\n- **Exit gracefully**: "It was great to meet you; I\'m going to say hello to a few more people."\n- **Follow up within two days** with a short personal message that mentions something you discussed.',
+    ),
+    (
+        "Explain what an API is with an everyday analogy.",
+        "An API (application programming interface) is a defined way for one program to ask another program for something.\n\nThink of a restaurant. You, the customer, do not walk into the kitchen and cook. Instead you read a menu, which lists what you can order, and give your order to a waiter. The waiter takes it to the kitchen and brings back your food.\n\nThe menu is the API's documentation, the waiter is the API, and the kitchen is the other system. A weather app, for example, sends a request such as \"forecast for Paris\" to a weather service's API and gets back structured data, without knowing how the service computes forecasts.",
+    ),
 ]
 
 SAFETY = [
