@@ -100,6 +100,7 @@ def execute(
             key=key,
             stage=stage.name,
             progress=progress,
+            forced=replace,
         )
         summary = stage.run(ctx) or {}
         if not any(output_dir.iterdir()):

@@ -43,6 +43,8 @@ class StageContext:
     key: str
     stage: str
     progress: ProgressSink = _no_progress
+    forced: bool = False
+    """The user asked to recompute (`--force`): stages must not resume earlier partial work."""
     _fetched: dict[str, Path] = field(default_factory=dict)
 
     @property

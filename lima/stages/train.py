@@ -8,6 +8,7 @@ model + tokenizer with EOT) for each eligible epoch, `metrics.jsonl`, `summary.j
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from lima.errors import StageError
@@ -49,7 +50,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         storage=ctx.spec.storage,
         train_rows=train_rows,
         dev_rows=dev_rows,
-        run_name=f"train-{ctx.key[:16]}",
+        # Same key -> same run folder, so a retried stage resumes its completed epochs;
+        # --force starts a fresh folder instead.
+        run_name=f"train-{ctx.key[:16]}" + (f"-{uuid.uuid4().hex[:8]}" if ctx.forced else ""),
         scratch_dir=ctx.scratch_dir,
         output_dir=ctx.output_dir,
     )
