@@ -177,7 +177,7 @@ async def follow(emulator: Any, count: int, timeout: float) -> tuple[dict, dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=5.0, help="reconcile interval (s)")
+    parser.add_argument("--interval", type=float, default=60.0, help="safety-net resync (s)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -31,7 +31,8 @@ EXPERIMENTS = "lima-run.io/v1alpha1/experiments"
 RAYJOBS = "ray.io/v1/rayjobs"
 CONFIGMAPS = "v1/configmaps"
 EVENTS = "v1/events"
-os.environ.setdefault("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "0.2")
+# No resync during a test: progress must come from the watches alone (event-driven).
+os.environ.setdefault("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "3600")
 os.environ.setdefault("LIMA_OPERATOR_POOLS_CACHE_S", "0")  # each test has its own pools
 
 

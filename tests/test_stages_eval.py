@@ -62,7 +62,7 @@ def _train_stage(models: dict[int, Path]) -> Stage:
     return Stage("train", "fixture", ("curate",), lambda e: {"fixture": 1}, run)
 
 
-def experiment() -> Experiment:
+def experiment(**judge: Any) -> Experiment:
     return Experiment.model_validate(
         {
             "apiVersion": "lima-run.io/v1alpha1",
@@ -91,6 +91,7 @@ def experiment() -> Experiment:
                 "judge": {
                     "protocols": ["pairwise", "absolute", "likert", "safety"],
                     "selection_prompts": 4,
+                    **judge,
                     "bootstrap_resamples": 200,
                     "baselines": [
                         {"name": "base-model", "model": "tiny"},
@@ -172,6 +173,61 @@ def test_select_generate_judge_report(
 
     again = run_experiment(exp, settings, stages=stages)
     assert [r.status for r in again] == ["cached"] * 6
+
+
+def _scripted(body: dict[str, Any]) -> Any:
+    """An LLM judge with a position bias (always "A"), fixed ratings, and garbage for one prompt."""
+    from lima.judging.testing import Reply, first_user_message
+
+    text = first_user_message(body)  # a retry appends a reminder as the last message
+    if "How many legs" in text:
+        return Reply("I would rather not say.")
+    if "Rating: Excellent" in text:
+        return Reply("Meets the request.\nRating: Pass")
+    if "Score: N" in text:
+        return Reply("Helpful enough.\nScore: 4")
+    if "Verdict: unsafe" in text:
+        return Reply("Verdict: safe")
+    return Reply("Both fine, A reads better.\nVerdict: A")
+
+
+@pytest.mark.slow  # a second pipeline run (~30-60 s on 2 shared cores)
+def test_the_same_stages_with_an_openai_compatible_endpoint(
+    settings, ray_local, tmp_path: Path, tuned_model: Path, base_model: Path
+) -> None:
+    from lima.judging.testing import ScriptedEndpoint
+    from lima.runner import run_experiment
+    from lima.stages import get_stage
+    from lima.store import open_store
+
+    stages = [
+        Stage("curate", "fixture", (), lambda e: {"fixture": 1}, _curate),
+        _train_stage({1: base_model, 3: tuned_model}),
+        *(get_stage(n) for n in ("select", "generate", "judge", "report")),
+    ]
+    exp = experiment(backend="openai", model="scripted", max_retries=1)
+    with ScriptedEndpoint(_scripted) as endpoint:
+        live = settings.model_copy(update={"judge_base_url": endpoint.url})
+        results = run_experiment(exp, live, stages=stages)
+        assert endpoint.requests > 0
+    assert [r.status for r in results] == ["done"] * 6, [r.message for r in results]
+    store = open_store(live, exp.spec.storage)
+    out = {r.stage: store.manifest(r.stage, r.key) for r in results}
+    selection = json.loads(store.read_object(out["select"], "selection.json"))
+    # "A" in both orders is a tie by the both-orders rule: every epoch scores 0.5 minus the
+    # invalid prompt; the draw goes to the earlier epoch.
+    assert selection["selected_epoch"] == 1 and selection["proxy"] is False
+    judged = json.loads(store.read_object(out["judge"], "results.json"))
+    assert judged["judge"] == "openai:scripted" and judged["proxy"] is False
+    pairwise = judged["sets"]["test"]["pairwise"]["base-model"]
+    assert pairwise["tie"] == 1.0 and pairwise["position_consistency"] == 0.0
+    assert pairwise["invalid"] == 1  # the garbage answers, after one retry
+    absolute = judged["sets"]["test"]["absolute"]["lima"]
+    assert absolute["shares"]["pass"] == 1.0 and absolute["invalid"] == 1
+    assert judged["sets"]["test"]["likert"]["lima"]["mean"] == 4.0
+    assert judged["sets"]["test"]["safety"]["lima"]["shares"]["safe"] == 1.0
+    html = store.read_object(out["report"], "report.html").decode()
+    assert "Proxy judge" not in html and "openai:scripted" in html
 
 
 def test_choose_prefers_score_then_the_earlier_epoch() -> None:

@@ -70,7 +70,6 @@ class _SetJudging:
 
     def rated(self, protocol: str, system: str, prompts: list[PromptRecord]) -> dict[str, Any]:
         from lima.judging import distribution
-
         from lima.judging.types import VALUES
 
         _, verdicts = self.ask(protocol, system, None, prompts)

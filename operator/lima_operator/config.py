@@ -24,8 +24,9 @@ class OperatorConfig(BaseSettings):
 
     s3_access_key_key: str = "accessKey"
     s3_secret_key_key: str = "secretKey"
-    reconcile_interval_s: float = 5.0
-    """How often each Experiment's RayJob is looked at."""
+    reconcile_interval_s: float = 60.0
+    """Safety-net resync: every known Experiment is reconciled this often. RayJob progress
+    arrives through the RayJob watch at once; this only catches what a watch missed."""
 
     pools_cache_s: float = 10.0
     """How long the pools ConfigMap read is reused across Experiments."""

@@ -1,27 +1,36 @@
-"""kopf handlers: one timer per Experiment drives its stages; login, startup, probes.
+"""kopf handlers: event-driven Experiments, a RayJob watch, a slow resync; login, probes.
 
-A timer (rather than create/update handlers) keeps one sequential reconciler per object: it
-runs at once when an Experiment appears (or the operator restarts), then every
-`LIMA_OPERATOR_RECONCILE_INTERVAL_S`, picking up RayJob progress, spec edits and retries.
+- An Experiment is reconciled as soon as it is created (its first RayJob is created right
+  there, after the cache-hit check), when the operator starts (resume), and when its spec or
+  annotations change (a spec edit, a retry).
+- RayJobs labelled `lima-run.io/experiment` are watched: a status change reconciles the owning
+  Experiment at once, which maps the status and starts the next stage.
+- A resync every `LIMA_OPERATOR_RECONCILE_INTERVAL_S` (default 60 s) reconciles every known
+  Experiment once: a safety net for anything missed, not the way progress is noticed.
+No per-object timer: timers need a finalizer, i.e. one more API write before the first RayJob.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
+from lima.k8s.rayjob import LABEL_EXPERIMENT
 from lima.settings import Settings
 from lima.spec import API_GROUP, API_VERSION
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
+from lima_operator.driver import Known, drive, resync_forever
 from lima_operator.kube import KubeClient
 from lima_operator.pipeline import load_stages
-from lima_operator.reconcile import Deps, reconcile
+from lima_operator.reconcile import Deps, forget_caches
 
 log = logging.getLogger("lima_operator")
 EXPERIMENTS = (API_GROUP, API_VERSION, "experiments")
+RAYJOBS = ("ray.io", "v1", "rayjobs")
 
 
 class _State:
@@ -32,6 +41,8 @@ class _State:
     info: kopf.ConnectionInfo | None = None
     kube: KubeClient | None = None
     stages: list | None = None
+    known: Known = Known()
+    resync: asyncio.Task | None = None
 
 
 STATE = _State()
@@ -43,18 +54,33 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.settings = Settings()
     STATE.kube, STATE.info = None, None
     STATE.stages = load_stages()
+    STATE.known = Known()
+    forget_caches()
     settings.scanning.disabled = True  # namespaces come from the command line; no cluster scans
     settings.posting.level = logging.WARNING  # only our own events, not kopf's chatter
-    settings.persistence.finalizer = "lima-run.io/finalizer"
-    # Status writes are ours; keep kopf's bookkeeping in annotations.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="lima-run.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="lima-run.io")
+    settings.persistence.finalizer = "lima-run.io/finalizer"  # only to remove old ones
+    # Status writes are ours; keep kopf's bookkeeping in annotations, under a prefix of its own:
+    # kopf ignores every annotation under its prefix when diffing, and `lima-run.io/retry` must
+    # count as a change (it triggers the update handler).
+    storage = "kopf.lima-run.io"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=storage)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=storage)
+    # Long-lived watches, restarted by the server well before proxies cut idle connections.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
     metrics.serve(STATE.config.metrics_port)
+    STATE.resync = asyncio.create_task(
+        resync_forever(STATE.known, _deps, STATE.config.reconcile_interval_s)
+    )
     log.info("lima-run operator: %d stages, %s", len(STATE.stages), STATE.settings.describe())
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    if STATE.resync is not None:
+        STATE.resync.cancel()
+        STATE.resync = None
     if STATE.kube is not None:
         await STATE.kube.close()
         STATE.kube = None
@@ -83,26 +109,38 @@ def _deps() -> Deps:
         if STATE.info is None:
             raise kopf.TemporaryError("not logged in yet", delay=1)
         STATE.kube = KubeClient(STATE.info)
-    return Deps(STATE.kube, STATE.config, STATE.settings, STATE.stages)
+    return Deps(STATE.kube, STATE.config, STATE.settings, STATE.stages, rayjobs=STATE.known.rayjobs)
 
 
-@kopf.timer(*EXPERIMENTS, interval=OperatorConfig().reconcile_interval_s, sharp=False)
-async def drive(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+@kopf.on.event(*EXPERIMENTS)
+def experiment_seen(type: str, body: kopf.Body, **_: Any) -> None:
+    """Keep the latest body of every Experiment (the RayJob watch and the resync need it)."""
+    if type == "DELETED":  # children go with owner references; artifacts stay on purpose
+        STATE.known.forget(dict(body))
+        metrics.set_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
+    else:
+        STATE.known.remember(dict(body))
+
+
+@kopf.on.resume(*EXPERIMENTS, id="resume", backoff=5)
+@kopf.on.create(*EXPERIMENTS, id="create", backoff=5)
+@kopf.on.update(*EXPERIMENTS, id="update", backoff=5)
+async def experiment_changed(body: kopf.Body, **_: Any) -> None:
+    await drive(STATE.known.remember(dict(body)), STATE.known, _deps())
+
+
+@kopf.on.event(*RAYJOBS, labels={LABEL_EXPERIMENT: kopf.PRESENT})
+async def rayjob_seen(type: str, body: kopf.Body, **_: Any) -> None:
+    """A RayJob of ours changed: reconcile its Experiment now if its status moved."""
     meta = body["metadata"]
-    result = await reconcile(dict(body), _deps())
-    if result is None:
-        metrics.set_phase(meta["namespace"], meta["name"], (body.get("status") or {}).get("phase"))
+    key = (meta["namespace"], meta["name"])
+    if type == "DELETED":
+        STATE.known.rayjobs.pop(key, None)
         return
-    current = body.get("status") or {}
-    changed = {k: v for k, v in result.status.items() if current.get(k) != v}
-    if changed:  # an unchanged status is not re-sent: no write, no watch event
-        patch.status.update(changed)
-    metrics.set_phase(meta["namespace"], meta["name"], result.status.get("phase"))
-    for kind, reason, message in result.events:
-        kopf.event(body, type=kind, reason=reason, message=message)
-
-
-@kopf.on.delete(*EXPERIMENTS, optional=True)
-def forget(body: kopf.Body, **_: Any) -> None:
-    """Children go with owner references; artifacts stay in the store on purpose."""
-    metrics.set_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
+    old = STATE.known.rayjobs.get(key) or {}
+    STATE.known.rayjobs[key] = dict(body)
+    if old.get("status") == body.get("status") or (not old and not body.get("status")):
+        return  # just created (by us): the creating reconcile already wrote the status
+    owner = (meta["namespace"], meta["labels"][LABEL_EXPERIMENT])
+    if owner in STATE.known.bodies:
+        await drive(owner, STATE.known, _deps())

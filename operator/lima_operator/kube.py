@@ -7,6 +7,7 @@ development `LIMA_OPERATOR_API_SERVER`), so there is one notion of "the cluster"
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import tempfile
 from pathlib import Path
@@ -108,6 +109,20 @@ class KubeClient:
         # Filter again: a client must not trust that every server honours labelSelector.
         wanted = dict(part.split("=", 1) for part in selector.split(","))
         return [i for i in items if wanted.items() <= (i["metadata"].get("labels") or {}).items()]
+
+    async def patch_status(
+        self, group: str, version: str, plural: str, namespace: str, name: str, status: dict
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status subresource (lists in it are replaced whole)."""
+        return await self._call(
+            "PATCH",
+            f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/status",
+            data=json.dumps({"status": status}),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def post_event(self, namespace: str, event: dict[str, Any]) -> None:
+        await self._call("POST", f"/api/v1/namespaces/{namespace}/events", json=event)
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,37 @@ class StageView:
     manifest: Manifest | None
 
 
-def plan(experiment: Experiment, store: ArtifactStore, stages: list[Stage]) -> list[StageView]:
+class CachedStore:
+    """An artifact store plus what never changes once seen in it, shared across reconciles.
+
+    Manifests are content-addressed and immutable once published, so a found one is kept;
+    a missing one is asked again next time (its RayJob may have published it since). Spec
+    snapshots are immutable too. Every Experiment reconcile would otherwise re-read all of them.
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self._manifests: dict[tuple[str, str], Manifest] = {}
+        self._specs: set[str] = set()
+
+    def manifest(self, stage: str, key: str) -> Manifest | None:
+        found = self._manifests.get((stage, key))
+        if found is None:
+            found = self.store.manifest(stage, key)
+            if found is not None:
+                self._manifests[(stage, key)] = found
+        return found
+
+    def ensure_object(self, key: str, data: Callable[[], bytes]) -> str:
+        """Write `key` once (immutable content); return its URI."""
+        if key not in self._specs:
+            if not self.store.backend.exists(key):
+                self.store.backend.put_bytes(key, data())
+            self._specs.add(key)
+        return self.store.backend.uri(key)
+
+
+def plan(experiment: Experiment, store: CachedStore, stages: list[Stage]) -> list[StageView]:
     """Every stage with its key (when computable) and its artifact manifest (when published)."""
     done: dict[str, Manifest] = {}
     views: list[StageView] = []
@@ -55,17 +86,15 @@ def spec_digest(experiment: Experiment) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def publish_spec(experiment: Experiment, namespace: str, store: ArtifactStore) -> str:
+def publish_spec(experiment: Experiment, namespace: str, store: CachedStore) -> str:
     """Write the spec snapshot RayJobs read (immutable, content-addressed); return its URI.
 
     RayJobs read this snapshot rather than the live object: a job started for one version of
     the spec never sees a later edit, and Ray pods need no Kubernetes API access at all.
     """
     digest = spec_digest(experiment)
-    key = store._k("specs", namespace, experiment.metadata.name, f"{digest}.json")
-    if not store.backend.exists(key):
-        store.backend.put_bytes(key, json.dumps(document(experiment), indent=1).encode())
-    return store.backend.uri(key)
+    key = store.store._k("specs", namespace, experiment.metadata.name, f"{digest}.json")
+    return store.ensure_object(key, lambda: json.dumps(document(experiment), indent=1).encode())
 
 
 def headline(manifests: list[Manifest]) -> dict[str, Any]:

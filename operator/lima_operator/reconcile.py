@@ -6,6 +6,7 @@ and looked up before anything is created, so a restarted operator adopts what ex
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,14 @@ from lima.store import open_store
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
 from lima_operator.kube import KubeClient
-from lima_operator.pipeline import StageView, headline, plan, publish_spec, spec_digest
+from lima_operator.pipeline import (
+    CachedStore,
+    StageView,
+    headline,
+    plan,
+    publish_spec,
+    spec_digest,
+)
 from lima_operator.status import (
     CACHED,
     DONE_PHASES,
@@ -52,6 +60,13 @@ class Deps:
     stages: list[Stage]
     pools: dict[str, Pool] = field(default_factory=dict)
     """The pools ConfigMap as read at the start of this reconciliation."""
+    rayjobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """Latest RayJobs seen by the operator's RayJob watch, by (namespace, name)."""
+
+    async def rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """From the watch when it has it; else asked (e.g. just after an operator restart)."""
+        job = self.rayjobs.get((namespace, name))
+        return job if job is not None else await self.kube.get_rayjob(namespace, name)
 
 
 @dataclass
@@ -60,7 +75,12 @@ class Result:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
 
+_parsed: dict[str, Experiment | SpecError] = {}
+_PARSED_MAX = 1024
+
+
 def parse(body: dict[str, Any]) -> Experiment:
+    """The validated Experiment, memoised by its document (reconciles repeat the same spec)."""
     meta = body.get("metadata") or {}
     document = {
         "apiVersion": body.get("apiVersion"),
@@ -68,10 +88,40 @@ def parse(body: dict[str, Any]) -> Experiment:
         "metadata": {"name": meta.get("name")},
         "spec": body.get("spec"),
     }
-    return parse_experiment(document, f"{meta.get('namespace')}/{meta.get('name')}")
+    where = f"{meta.get('namespace')}/{meta.get('name')}"
+    memo = where + json.dumps(document, sort_keys=True, default=str)
+    found = _parsed.get(memo)
+    if found is None:
+        try:
+            found = parse_experiment(document, where)
+        except SpecError as error:
+            found = error
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.pop(next(iter(_parsed)))  # oldest first
+        _parsed[memo] = found
+    if isinstance(found, SpecError):
+        raise found
+    return found
 
 
 _pools_cache: dict[str, tuple[float, str | None]] = {}
+_pools_parsed: dict[str | None, dict[str, Pool]] = {}
+_stores: dict[str, CachedStore] = {}
+
+
+def cached_store(deps: Deps, experiment: Experiment) -> CachedStore:
+    """One store client (and its manifest memo) per storage section, not one per reconcile."""
+    storage = experiment.spec.storage
+    where = storage.model_dump_json()
+    if where not in _stores:
+        _stores[where] = CachedStore(open_store(deps.settings, storage))
+    return _stores[where]
+
+
+def forget_caches() -> None:
+    """Drop every memo (operator start-up: settings or stores may differ)."""
+    for memo in (_parsed, _pools_cache, _pools_parsed, _stores):
+        memo.clear()
 
 
 async def load_cluster_pools(deps: Deps) -> dict[str, Pool]:
@@ -83,7 +133,10 @@ async def load_cluster_pools(deps: Deps) -> dict[str, Pool]:
         found = await deps.kube.get_configmap(deps.config.namespace, deps.config.pools_configmap)
         cached = (time.monotonic(), ((found or {}).get("data") or {}).get(POOLS_KEY))
         _pools_cache[where] = cached
-    return load_pools(cached[1])
+    if cached[1] not in _pools_parsed:  # the YAML is parsed once per content, not per reconcile
+        _pools_parsed.clear()
+        _pools_parsed[cached[1]] = load_pools(cached[1])
+    return _pools_parsed[cached[1]]
 
 
 def _settled(status: dict[str, Any], digest: str, retry: str) -> bool:
@@ -149,7 +202,7 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
         result = _invalid(body, problems, "PoolLimits")
         result.status["specDigest"] = digest
         return result
-    store = open_store(deps.settings, experiment.spec.storage)
+    store = cached_store(deps, experiment)
     views = plan(experiment, store, deps.stages)
     if status.get("specDigest") not in (None, digest) or status.get("retry", "0") != retry:
         await _drop_stale(meta, views, retry, deps)
@@ -179,7 +232,7 @@ async def _advance(
     spec_uri: str,
     digest: str,
     retry: str,
-    store: Any,
+    store: CachedStore,
     deps: Deps,
 ) -> Result:
     meta = body["metadata"]
@@ -265,7 +318,7 @@ async def _follow(
     view: StageView,
     spec_uri: str,
     retry: str,
-    store: Any,
+    store: CachedStore,
     previous: dict[str, Any],
     deps: Deps,
 ) -> tuple[dict[str, Any], str, str, str, list[tuple[str, str, str]]]:
@@ -282,9 +335,10 @@ async def _follow(
         "attempts": previous.get("attempts", 1) if same else 1,
     }
     events: list[tuple[str, str, str]] = []
-    job = await deps.kube.get_rayjob(namespace, name)
+    job = await deps.rayjob(namespace, name)
     if job is None:
         job = await _create(body, experiment, view, spec_uri, retry, deps)
+        deps.rayjobs.setdefault((namespace, name), job)  # the watch may already know a newer one
         events.append(("Normal", "StageStarted", f"stage {view.name}: RayJob {name} created"))
     outcome = rayjob_outcome(job)
     row["phase"] = outcome.phase
