@@ -20,7 +20,7 @@ from lima.errors import LimaError, SpecError
 from lima.settings import Settings, load_settings
 
 app = typer.Typer(
-    help="lima-run: the LIMA recipe (curate, fine-tune, generate, judge, report) as repeatable jobs.",
+    help="lima-run: the LIMA recipe (curate, fine-tune, generate, judge, report) as batch jobs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -41,7 +41,7 @@ def _main(
     )
 
 
-def _load(file: str):  # noqa: ANN202 - Experiment
+def _load(file: str):
     from lima.spec.load import load_experiment
 
     return load_experiment(file)
@@ -56,7 +56,8 @@ def validate(file: ExperimentArg) -> None:
     console.print(
         f"[green]valid[/green] {file}: Experiment [bold]{experiment.metadata.name}[/bold], "
         f"{len(spec.data.sources)} sources (quota {quotas}), base model {spec.model.base}, "
-        f"{spec.train.epochs} epochs, ZeRO-{spec.train.zero_stage}, judge {spec.judge.backend.value}",
+        f"{spec.train.epochs} epochs, ZeRO-{spec.train.zero_stage}, "
+        f"judge {spec.judge.backend.value}",
         soft_wrap=True,
     )
 
@@ -78,7 +79,8 @@ def run(
     console.print(f"[bold]{experiment.metadata.name}[/bold]  ({settings.describe()})")
     with RichEvents(console) as events:
         results = run_experiment(
-            experiment, settings,
+            experiment,
+            settings,
             options=RunOptions(force=force, force_stages=force_stage or []),
             events=events,
         )
@@ -123,7 +125,9 @@ def status(
     for record in records:
         stages = record.get("stages", [])
         table.add_row(
-            record["run_id"], record["experiment"], record["started_at"][:19],
+            record["run_id"],
+            record["experiment"],
+            record["started_at"][:19],
             " ".join(f"{s['stage']}:{s['status']}" for s in stages),
             f"{sum(s['status'] == 'cached' for s in stages)}/{len(stages)}",
             str(sum(s["status"] == "failed" for s in stages)),
@@ -169,7 +173,7 @@ def report(
 
     store, name = _store_for(experiment)
     path = locate(store, name, load_settings().work_dir / "reports" / name)
-    console.print(str(path))
+    console.print(str(path), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -201,7 +205,7 @@ def _emit(text: str, output: Path | None) -> None:
     console.print(f"wrote {output}")
 
 
-def _store_for(experiment: str | None):  # noqa: ANN202 - (ArtifactStore, name)
+def _store_for(experiment: str | None):
     """The store and experiment name for a name or a file (a file also gives its storage)."""
     from lima.spec import StorageSpec
     from lima.store import open_store

@@ -37,7 +37,7 @@ class RichEvents(Events):
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def stage_started(self, stage: Stage, key: str):  # noqa: ANN201 - ProgressSink
+    def stage_started(self, stage: Stage, key: str):
         task = self.progress.add_task("", total=None, stage=stage.name, note="running")
         self.tasks[stage.name] = task
 
@@ -70,8 +70,11 @@ def summary_table(results: Sequence[StageResult]) -> Table:
     for r in results:
         style = STATUS_STYLE.get(r.status, "white")
         table.add_row(
-            r.stage, f"[{style}]{r.status}[/{style}]", "hit" if r.cache_hit else "miss",
-            f"{r.duration_s:.1f}s", r.uri or r.message[:80],
+            r.stage,
+            f"[{style}]{r.status}[/{style}]",
+            "hit" if r.cache_hit else "miss",
+            f"{r.duration_s:.1f}s",
+            r.uri or r.message[:80],
         )
     hits = sum(r.cache_hit for r in results)
     table.caption = f"{hits}/{len(results)} cache hits, {sum(r.duration_s for r in results):.1f}s"

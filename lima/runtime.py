@@ -27,7 +27,8 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
         return
     log.info("starting a local Ray instance")
     ray.init(
-        num_cpus=num_cpus or max(os.cpu_count() or 1, 4),  # logical slots: small stages oversubscribe
+        num_cpus=num_cpus
+        or max(os.cpu_count() or 1, 4),  # logical slots: small stages oversubscribe
         include_dashboard=False,
         ignore_reinit_error=True,
         log_to_driver=False,

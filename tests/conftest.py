@@ -40,7 +40,11 @@ def s3_server() -> Iterator[dict[str, str]]:
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield {"endpoint": f"{host}:{port}", "access_key": "testing-access", "secret_key": "testing-secret-key"}
+        yield {
+            "endpoint": f"{host}:{port}",
+            "access_key": "testing-access",
+            "secret_key": "testing-secret-key",
+        }
     finally:
         server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -270,3 +271,30 @@ def test_rayjob_status_mapping(deployment: str, job: str, phase: str) -> None:
 
     status = {"jobDeploymentStatus": deployment, "jobStatus": job, "reason": "", "message": "m"}
     assert rayjob_outcome({"status": status}).phase == phase
+
+
+async def test_resync_notices_what_no_watch_reports(cluster, monkeypatch) -> None:
+    kmock, settings, operator = cluster
+    await operator.stop()
+    monkeypatch.setenv("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "0.3")
+    await operator.start()
+    document = example()
+    await create(kmock, document)
+    await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    await wait_for(
+        lambda: (
+            "kopf.lima-run.io/last-handled-configuration"
+            in objects(kmock, EXPERIMENTS)["demo"]["metadata"]["annotations"]
+        ),
+        what="creation handled",
+    )
+    await asyncio.sleep(1)  # kmock keeps resourceVersion: kopf re-handles events until here
+    # The artifact appears in the store with no Kubernetes event at all (e.g. `lima run` on a
+    # laptop pushed it): only the safety-net resync can notice, and it moves on to train.
+    publish(settings, document, "curate")
+    await wait_for(lambda: rayjob_for(kmock, "train"), what="train RayJob from the resync")
+    started = await wait_for(
+        lambda: [e for e in posted_events(kmock, "StageStarted") if "train" in e["message"]],
+        what="StageStarted event posted outside kopf's handlers",
+    )
+    assert started[0]["involvedObject"]["uid"] == "uid-demo"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from lima.spec.base import API_GROUP, API_VERSION, KIND, SpecModel
 from lima.spec.data import DataSpec, Source, SourceKind
@@ -25,16 +25,34 @@ from lima.spec.resources import Resources, StageResources, StorageSpec
 from lima.spec.train import TrainSpec
 
 __all__ = [
-    "API_GROUP", "API_VERSION", "KIND", "Baseline", "DataSpec", "Experiment", "ExperimentSpec",
-    "GenerateSpec", "JudgeBackend", "JudgeSpec", "Metadata", "ModelSpec", "PromptSet", "Protocol",
-    "Resources", "Source", "SourceKind", "StageResources", "StorageSpec", "TinyPreset", "TrainSpec",
+    "API_GROUP",
+    "API_VERSION",
+    "KIND",
+    "Baseline",
+    "DataSpec",
+    "Experiment",
+    "ExperimentSpec",
+    "GenerateSpec",
+    "JudgeBackend",
+    "JudgeSpec",
+    "Metadata",
+    "ModelSpec",
+    "PromptSet",
+    "Protocol",
+    "Resources",
+    "Source",
+    "SourceKind",
+    "StageResources",
+    "StorageSpec",
+    "TinyPreset",
+    "TrainSpec",
 ]
 
 
 class Metadata(SpecModel):
     """Kubernetes object metadata; only what lima-run reads is declared, the rest is allowed."""
 
-    model_config = {**SpecModel.model_config, "extra": "allow"}
+    model_config = ConfigDict(extra="allow")  # merged with SpecModel's config by pydantic
 
     name: str = Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=30)
     """Experiment name: a DNS-1035 label, at most 30 characters so that derived RayJob names

@@ -5,7 +5,7 @@ Defaults follow the LIMA paper (Zhou et al., 2023, arXiv 2305.11206), Section 2 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -26,7 +26,7 @@ STEM_SITES = [
 # fmt: on
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     """The input layouts the curate stage can read."""
 
     stackexchange = "stackexchange"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -59,13 +59,13 @@ class GenerateSpec(SpecModel):
     (seed, prompt id, turn), so a re-run reproduces the answers at any batch size."""
 
 
-class JudgeBackend(str, Enum):
+class JudgeBackend(StrEnum):
     reference = "reference"
     openai = "openai"
     hf = "hf"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     pairwise = "pairwise"
     absolute = "absolute"
     likert = "likert"

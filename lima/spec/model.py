@@ -32,7 +32,8 @@ class ModelSpec(SpecModel):
 
     eot_token: str = "<|eot|>"
     """End-of-turn token added to the vocabulary; ends every utterance and stops generation
-    (LIMA Section 3: "we introduce a special end-of-turn token (EOT) at the end of each utterance")."""
+    (LIMA Section 3: a special end-of-turn token (EOT) is introduced at the end of each
+    utterance)."""
 
     user_token: str = "<|user|>"
     """Marks the start of a user turn."""

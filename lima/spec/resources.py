@@ -44,6 +44,9 @@ class Resources(SpecModel):
     curate: StageResources = Field(default_factory=lambda: StageResources(workers=2))
     train: StageResources = Field(default_factory=lambda: StageResources(workers=2))
     generate: StageResources = Field(default_factory=lambda: StageResources(workers=2))
+    select: StageResources = Field(default_factory=lambda: StageResources(workers=2))
+    """Checkpoint selection generates dev answers for every eligible epoch: size it like
+    `generate`."""
     judge: StageResources = Field(default_factory=StageResources)
     report: StageResources = Field(default_factory=StageResources)
 

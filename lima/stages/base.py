@@ -48,7 +48,7 @@ class StageContext:
     _fetched: dict[str, Path] = field(default_factory=dict)
 
     @property
-    def spec(self):  # noqa: ANN201 - ExperimentSpec
+    def spec(self):
         return self.experiment.spec
 
     @property

@@ -83,16 +83,19 @@ class KubeClient:
     async def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call("GET", f"{RAYJOBS.format(ns=namespace)}/{name}")
 
-    async def create_rayjob(self, rayjob: dict[str, Any]) -> dict[str, Any]:
-        """Create, or return the one that already has this deterministic name (no duplicate)."""
+    async def create_rayjob(self, rayjob: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create, or return the one that already has this deterministic name (no duplicate);
+        the flag says whether this call created it."""
         namespace = rayjob["metadata"]["namespace"]
         try:
             created = await self._call("POST", RAYJOBS.format(ns=namespace), json=rayjob)
+            new = True
         except ConflictError:
             created = await self.get_rayjob(namespace, rayjob["metadata"]["name"])
+            new = False
         if created is None:
             raise KubeError(f"RayJob {namespace}/{rayjob['metadata']['name']} vanished")
-        return created
+        return created, new
 
     async def delete_rayjob(self, namespace: str, name: str) -> None:
         await self._call(

@@ -63,11 +63,6 @@ class Deps:
     rayjobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """Latest RayJobs seen by the operator's RayJob watch, by (namespace, name)."""
 
-    async def rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """From the watch when it has it; else asked (e.g. just after an operator restart)."""
-        job = self.rayjobs.get((namespace, name))
-        return job if job is not None else await self.kube.get_rayjob(namespace, name)
-
 
 @dataclass
 class Result:
@@ -335,11 +330,16 @@ async def _follow(
         "attempts": previous.get("attempts", 1) if same else 1,
     }
     events: list[tuple[str, str, str]] = []
-    job = await deps.rayjob(namespace, name)
+    # A RayJob this status never named cannot exist unless an operator died between creating
+    # it and writing the status: create straight away (a 409 then adopts the existing one).
+    job = deps.rayjobs.get((namespace, name))
+    if job is None and same:
+        job = await deps.kube.get_rayjob(namespace, name)
     if job is None:
-        job = await _create(body, experiment, view, spec_uri, retry, deps)
+        job, new = await _create(body, experiment, view, spec_uri, retry, deps)
         deps.rayjobs.setdefault((namespace, name), job)  # the watch may already know a newer one
-        events.append(("Normal", "StageStarted", f"stage {view.name}: RayJob {name} created"))
+        if new:
+            events.append(("Normal", "StageStarted", f"stage {view.name}: RayJob {name} created"))
     outcome = rayjob_outcome(job)
     row["phase"] = outcome.phase
     if outcome.phase == "Retrying":
@@ -374,7 +374,7 @@ async def _create(
     spec_uri: str,
     retry: str,
     deps: Deps,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     pool = deps.pools[stage_resources(experiment, view.name).pool]  # checked by check_pools
     job = build_rayjob(
         experiment,
@@ -390,5 +390,7 @@ async def _create(
     )
     kopf.adopt(job, owner=body)  # ownerReference: the RayJob goes when the Experiment goes
     job["metadata"]["labels"][LABEL_KEY] = view.key[:63]
-    metrics.rayjob_created(view.name)
-    return await deps.kube.create_rayjob(job)
+    created, new = await deps.kube.create_rayjob(job)
+    if new:
+        metrics.rayjob_created(view.name)
+    return created, new
