@@ -8,8 +8,8 @@ than the operators being measured (profiled: >90% of the benchmark process in
 `kmock/_internal/filtering.py`). Here the history holds only the requests being served right
 now, newest first: a request is routed exactly as before (the emulator's reactions select by
 method/resource, not by position in the history), at a cost that no longer grows.
-The requests are still counted, by method and resource, for the report. And every write gets
-a new `resourceVersion`, as from a real API server (kmock keeps whatever the client sent).
+The requests are still counted, by method and resource, for the report. And like a real API server,
+every write gets a new `resourceVersion` and `generateName` makes a name (`_as_api_server`).
 """
 
 from __future__ import annotations
@@ -52,21 +52,25 @@ class LeanEmulator(kmock.KubernetesEmulator):
         self._requests = InFlight()
 
     async def _handle(self, request: Any) -> Any:
-        self._version_writes(request)
+        self._as_api_server(request)
         try:
             return await super()._handle(request)
         finally:  # routed and answered (or, for a watch, its stream ended)
             self._requests.done(request)
 
-    def _version_writes(self, request: Any) -> None:
-        """Give every create/patch a new resourceVersion, as an API server does (kmock keeps
-        the client's): kopf tells its own patch's watch event from older ones by it."""
+    def _as_api_server(self, request: Any) -> None:
+        """What an API server does and kmock does not: a new resourceVersion on every write
+        (kopf tells its own patch's watch event from older ones by it), and a name made from
+        `generateName` (kopf's Events have none: kmock answers them 409)."""
         action = str(getattr(request, "action", ""))
         if request.resource is None or not isinstance(request.data, dict):
             return
         if action.endswith(("CREATE", "UPDATE")):
             self._version = getattr(self, "_version", 1000) + 1
-            request.data.setdefault("metadata", {})["resourceVersion"] = str(self._version)
+            meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self._version)
+            if action.endswith("CREATE") and not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{self._version:x}"
 
     @property
     def request_counts(self) -> Counter[str]:

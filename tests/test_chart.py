@@ -189,7 +189,7 @@ def test_least_privilege_rbac(rendered) -> None:
         for r in rule["resources"]
     }
     assert rules == {
-        ("lima-run.io", "experiments"): {"list", "watch", "patch"},
+        ("lima-run.io", "experiments"): {"list", "watch"},
         ("lima-run.io", "experiments/status"): {"patch"},
         ("ray.io", "rayjobs"): {"get", "list", "watch", "create", "delete"},
         ("", "events"): {"create"},

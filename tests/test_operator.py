@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 
 import pytest
@@ -281,14 +280,7 @@ async def test_resync_notices_what_no_watch_reports(cluster, monkeypatch) -> Non
     document = example()
     await create(kmock, document)
     await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
-    await wait_for(
-        lambda: (
-            "kopf.lima-run.io/last-handled-configuration"
-            in objects(kmock, EXPERIMENTS)["demo"]["metadata"]["annotations"]
-        ),
-        what="creation handled",
-    )
-    await asyncio.sleep(1)  # kmock keeps resourceVersion: kopf re-handles events until here
+    await wait_for(lambda: experiment_status(kmock).get("currentStage") == "curate", what="status")
     # The artifact appears in the store with no Kubernetes event at all (e.g. `lima run` on a
     # laptop pushed it): only the safety-net resync can notice, and it moves on to train.
     publish(settings, document, "curate")

@@ -33,6 +33,7 @@ class Known:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)  # by uid: last written
     rayjobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    triggers: dict[Key, str] = field(default_factory=dict)  # what the last reconcile acted on
 
     def remember(self, body: dict[str, Any]) -> Key:
         meta = body["metadata"]
@@ -48,6 +49,7 @@ class Known:
         if known is not None:
             self.statuses.pop(known["metadata"].get("uid") or "", None)
         self.locks.pop(key, None)
+        self.triggers.pop(key, None)
 
 
 async def drive(key: Key, known: Known, deps: Deps) -> None:

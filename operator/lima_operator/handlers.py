@@ -1,18 +1,20 @@
 """kopf handlers: event-driven Experiments, a RayJob watch, a slow resync; login, probes.
 
-- An Experiment is reconciled as soon as it is created (its first RayJob is created right
-  there, after the cache-hit check), when the operator starts (resume), and when its spec or
-  annotations change (a spec edit, a retry).
+- An Experiment is reconciled as soon as its creation event arrives (its first RayJob is
+  created right there, after the cache-hit check), when the operator starts (first sight), and
+  when its spec or retry annotation changes.
 - RayJobs labelled `lima-run.io/experiment` are watched: a status change reconciles the owning
   Experiment at once, which maps the status and starts the next stage.
 - A resync every `LIMA_OPERATOR_RECONCILE_INTERVAL_S` (default 60 s) reconciles every known
   Experiment once: a safety net for anything missed, not the way progress is noticed.
-No per-object timer: timers need a finalizer, i.e. one more API write before the first RayJob.
+No per-object timer (a finalizer, i.e. one more API write before the first RayJob) and no kopf
+change handlers (kopf's bookkeeping patch after each): kopf only watches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -26,7 +28,7 @@ from lima_operator.config import OperatorConfig
 from lima_operator.driver import Known, drive, resync_forever
 from lima_operator.kube import KubeClient
 from lima_operator.pipeline import load_stages
-from lima_operator.reconcile import Deps, forget_caches
+from lima_operator.reconcile import RETRY_ANNOTATION, Deps, forget_caches
 
 log = logging.getLogger("lima_operator")
 EXPERIMENTS = (API_GROUP, API_VERSION, "experiments")
@@ -58,10 +60,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     forget_caches()
     settings.scanning.disabled = True  # namespaces come from the command line; no cluster scans
     settings.posting.level = logging.WARNING  # only our own events, not kopf's chatter
-    settings.persistence.finalizer = "lima-run.io/finalizer"  # only to remove old ones
-    # Status writes are ours; keep kopf's bookkeeping in annotations, under a prefix of its own:
-    # kopf ignores every annotation under its prefix when diffing, and `lima-run.io/retry` must
-    # count as a change (it triggers the update handler).
+    # Only event handlers: kopf keeps no progress or diff-base state and adds no finalizer;
+    # should a change handler ever be added, its bookkeeping goes under a prefix of its own
+    # (kopf ignores annotations under its prefix when diffing: `lima-run.io/retry` must count).
     storage = "kopf.lima-run.io"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=storage)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=storage)
@@ -113,20 +114,35 @@ def _deps() -> Deps:
 
 
 @kopf.on.event(*EXPERIMENTS)
-def experiment_seen(type: str, body: kopf.Body, **_: Any) -> None:
-    """Keep the latest body of every Experiment (the RayJob watch and the resync need it)."""
+async def experiment_seen(type: str, body: kopf.Body, **_: Any) -> None:
+    """Every Experiment event: remember the body; reconcile when what we act on changed.
+
+    A plain event handler rather than kopf's create/update/resume handlers: those make kopf
+    diff every event and write its bookkeeping annotations (one more API write and watch event
+    per change). The trigger here is the spec and the retry annotation, compared with what this
+    process last reconciled: first sight (a new Experiment, or any after a restart), a spec
+    edit and a retry all reconcile; the operator's own status writes do not.
+    """
     if type == "DELETED":  # children go with owner references; artifacts stay on purpose
         STATE.known.forget(dict(body))
         metrics.set_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
-    else:
-        STATE.known.remember(dict(body))
+        return
+    key = STATE.known.remember(dict(body))
+    if body["metadata"].get("deletionTimestamp"):
+        return  # going away: start nothing new
+    trigger = _trigger(body)
+    if STATE.known.triggers.get(key) == trigger:
+        return
+    await drive(key, STATE.known, _deps())
+    STATE.known.triggers[key] = trigger  # not on failure: the next event or the resync retries
 
 
-@kopf.on.resume(*EXPERIMENTS, id="resume", backoff=5)
-@kopf.on.create(*EXPERIMENTS, id="create", backoff=5)
-@kopf.on.update(*EXPERIMENTS, id="update", backoff=5)
-async def experiment_changed(body: kopf.Body, **_: Any) -> None:
-    await drive(STATE.known.remember(dict(body)), STATE.known, _deps())
+def _trigger(body: kopf.Body) -> str:
+    annotations = body["metadata"].get("annotations") or {}
+    return json.dumps(
+        [body["metadata"].get("uid"), body.get("spec"), annotations.get(RETRY_ANNOTATION)],
+        sort_keys=True,
+    )
 
 
 @kopf.on.event(*RAYJOBS, labels={LABEL_EXPERIMENT: kopf.PRESENT})

@@ -120,8 +120,8 @@ def forget_caches() -> None:
 
 
 async def load_cluster_pools(deps: Deps) -> dict[str, Pool]:
-    """The pools ConfigMap, re-read at most every `pools_cache_s` (every Experiment's timer
-    needs it; one read per interval is enough to follow `helm upgrade` of the pools)."""
+    """The pools ConfigMap, re-read at most every `pools_cache_s` (every reconcile needs it;
+    one read per interval is enough to follow `helm upgrade` of the pools), parsed once."""
     where = f"{deps.config.namespace}/{deps.config.pools_configmap}"
     cached = _pools_cache.get(where)
     if cached is None or time.monotonic() - cached[0] > deps.config.pools_cache_s:
