@@ -217,14 +217,17 @@ class ArtifactStore:
         if replace:
             self.backend.put_bytes(manifest_key, manifest.to_json().encode())
             return manifest
-        if self.backend.put_if_absent(manifest_key, manifest.to_json().encode()):
+        created = self.backend.put_if_absent(manifest_key, manifest.to_json().encode())
+        if created:
             return manifest
         # Someone published the same content address first: theirs is the one result. (A retried
         # PUT whose first try landed also reads as "exists": then the stored manifest is ours.)
         winner = self.manifest(stage, key)
         if winner is None:
             raise StoreError(f"manifest vanished during publish: {manifest.uri}")
-        if winner.attempt != attempt:
+        if winner.attempt != attempt and created is False:
+            # Our manifest was never visible, so nobody can reference our files. (None: it was
+            # visible before a racing overwrite; its files stay, unreferenced but safe.)
             self._forget_attempt(attempt_prefix)
         return winner
 

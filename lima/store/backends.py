@@ -34,7 +34,10 @@ class Backend(Protocol):
     def uri(self, key: str) -> str: ...
     def put_file(self, key: str, path: Path) -> None: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
-    def put_if_absent(self, key: str, data: bytes) -> bool: ...
+    def put_if_absent(self, key: str, data: bytes) -> bool | None:
+        """True: created. False: the key existed and nothing was written. None: written, then
+        overwritten by a racing writer (a server that ignores conditional writes)."""
+        ...
     def get_file(self, key: str, dest: Path, sha256: str | None = None) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
     def exists(self, key: str) -> bool: ...
@@ -299,8 +302,8 @@ class S3Backend:
             lambda: self.client.put_object(self.bucket, key, io.BytesIO(data), len(data)),
         )
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Create `key` unless it exists; False when another writer's object is there.
+    def put_if_absent(self, key: str, data: bytes) -> bool | None:
+        """Create `key` unless it exists (see `Backend.put_if_absent` for the three answers).
 
         The PUT carries `If-None-Match: *` (AWS S3, MinIO and moto refuse it with 412 when the
         key exists, atomically). Some S3-compatible servers ignore that header and overwrite, so
@@ -326,7 +329,9 @@ class S3Backend:
 
         if not self._retry(f"upload {self.uri(key)}", put):
             return False
-        return self.get_bytes(key) == data
+        # Our bytes were visible for a while if the read-back shows another writer's: say so
+        # (None), so the caller keeps the files a reader may already have been pointed at.
+        return True if self.get_bytes(key) == data else None
 
     def _conditional_put(self, key: str, data: bytes) -> None:
         """PutObject with `If-None-Match: *`.
