@@ -25,8 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # long URIs stay copyable on one line
+err = Console(stderr=True, soft_wrap=True)
 
 ExperimentArg = Annotated[str, typer.Argument(help="Experiment YAML file (or s3:// URI).")]
 
@@ -121,16 +121,16 @@ def status(
     if not records:
         console.print("no runs recorded" + (f" for {name}" if name else ""))
         return
-    table = Table("run", "experiment", "started", "stages", "cache hits", "failed", "duration")
+    table = Table("run", "experiment", "ran", "cached", "failed", "duration")
     for record in records:
         stages = record.get("stages", [])
+        count = {k: sum(s["status"] == k for s in stages) for k in ("done", "cached", "failed")}
         table.add_row(
             record["run_id"],
             record["experiment"],
-            record["started_at"][:19],
-            " ".join(f"{s['stage']}:{s['status']}" for s in stages),
-            f"{sum(s['status'] == 'cached' for s in stages)}/{len(stages)}",
-            str(sum(s["status"] == "failed" for s in stages)),
+            str(count["done"]),
+            f"{count['cached']}/{len(stages)}",
+            f"[red]{count['failed']}[/red]" if count["failed"] else "0",
             f"{sum(s.get('duration_s', 0) for s in stages):.1f}s",
         )
     console.print(table)

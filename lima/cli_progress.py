@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from lima.runner import Events, StageResult
 from lima.stages import Stage
@@ -21,7 +21,9 @@ class RichEvents(Events):
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.fields[stage]:<9}[/bold]"),
+            TextColumn(
+                "[bold]{task.fields[stage]}[/bold]", table_column=Column(min_width=9, no_wrap=True)
+            ),
             BarColumn(bar_width=28),
             TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
@@ -65,8 +67,9 @@ class RichEvents(Events):
 
 def summary_table(results: Sequence[StageResult]) -> Table:
     table = Table(title="run summary")
-    for column in ("stage", "status", "cache", "duration", "artifact"):
-        table.add_column(column)
+    for column in ("stage", "status", "cache", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("artifact", overflow="fold")
     for r in results:
         style = STATUS_STYLE.get(r.status, "white")
         table.add_row(

@@ -20,6 +20,7 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    _quiet_ray_progress()
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining Ray at %s", address)
@@ -34,3 +35,20 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
         log_to_driver=False,
         configure_logging=False,
     )
+
+
+def _quiet_ray_progress() -> None:
+    """Ray Data's own progress lines would interleave with the CLI's per-stage bars; stages
+    report progress through their ProgressSink instead. `lima -v` still shows Ray's INFO logs."""
+    if logging.getLogger("lima").getEffectiveLevel() <= logging.INFO:
+        return
+    # Inherited by the Ray workers started after this: no download/loading bars from HF.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from ray.data import DataContext  # importing ray.data configures its loggers: do it first
+
+    for name in ("ray.data", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
