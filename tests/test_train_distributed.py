@@ -79,7 +79,16 @@ def test_zero3_stage_checkpoints_to_s3(ray_local, s3_settings, tmp_path: Path) -
         started_at=now_iso(),
     )
     stage = get_stage("train")
-    manifest = execute(experiment, stage, {"curate": curate}, store, s3_settings, lambda **_: None)
+    notes: list[str] = []
+    manifest = execute(
+        experiment,
+        stage,
+        {"curate": curate},
+        store,
+        s3_settings,
+        lambda **update: notes.append(update.get("note") or ""),
+    )
+    assert any("checkpointed" in note for note in notes)  # per-epoch progress while fit() runs
     paths = {o.path for o in manifest.objects}
     assert {
         "epoch-3/config.json",

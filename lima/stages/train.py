@@ -55,6 +55,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         run_name=f"train-{ctx.key[:16]}" + (f"-{uuid.uuid4().hex[:8]}" if ctx.forced else ""),
         scratch_dir=ctx.scratch_dir,
         output_dir=ctx.output_dir,
+        progress=ctx.progress,
     )
     summary = run_training(job)
     summary["rejected_rows"] = len(rejected)

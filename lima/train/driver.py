@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,8 @@ class TrainJob:
     output_dir: Path
     fault: dict[str, Any] | None = None
     """Test-only fault injection (see `loop._maybe_fault`)."""
+    progress: Any = None
+    """The stage's ProgressSink: told each time an epoch checkpoint is complete in storage."""
 
 
 def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, bytes]:
@@ -157,6 +161,36 @@ def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str):
     )
 
 
+@contextmanager
+def _epoch_progress(job: TrainJob, filesystem: Any, run_path: str, every_s: float = 1.0):
+    """While `trainer.fit()` blocks, report completed epochs from the checkpoints in storage
+    (the only progress signal that also survives worker restarts)."""
+    if job.progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen = 0
+        while not stop.wait(every_s):
+            latest = ckpt.latest_complete(filesystem, run_path)
+            if latest and latest[0] != seen:
+                seen = latest[0]
+                job.progress(
+                    completed=seen,
+                    total=job.train.epochs,
+                    note=f"epoch {seen}/{job.train.epochs} checkpointed",
+                )
+
+    thread = threading.Thread(target=watch, name="lima-train-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every_s + 5)
+
+
 def _fit(trainer: Any):
     try:
         result = trainer.fit()
@@ -248,7 +282,8 @@ def run_training(job: TrainJob) -> dict[str, Any]:
     trainer = make_trainer(job, config, filesystem, runs_root)
     run_path = f"{runs_root}/{job.run_name}"
     ckpt.clear_divergence(filesystem, run_path)
-    _fit(trainer)
+    with _epoch_progress(job, filesystem, run_path):
+        _fit(trainer)
     _raise_if_diverged(filesystem, run_path)
     summary["epochs"] = collect(job, filesystem, run_path)
     records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
