@@ -60,19 +60,7 @@ def make_job(
 ):
     from lima.train.driver import TrainJob
 
-    values = {
-        "epochs": epochs,
-        "eligible_epochs": [epochs],
-        "global_batch_size": 8,
-        "micro_batch_size": 2,
-        "context_length": 64,
-        "lr": 3e-3,
-        "final_lr": 3e-4,
-        "residual_dropout": 0.1,
-        "zero_stage": zero_stage,
-        "max_failures": 1,
-    }
-    spec = TrainSpec(**{**values, **train})
+    spec = TrainSpec(**{**small_recipe(zero_stage, epochs), **train})
     return TrainJob(
         model=tiny_model_spec(),
         train=spec,
@@ -86,6 +74,22 @@ def make_job(
         output_dir=tmp / "out",
         fault=fault,
     )
+
+
+def small_recipe(zero_stage: int, epochs: int) -> dict[str, Any]:
+    """The small, fast training recipe shared by `make_job` and `stage_experiment`."""
+    return {
+        "epochs": epochs,
+        "eligible_epochs": [epochs],
+        "global_batch_size": 8,
+        "micro_batch_size": 2,
+        "context_length": 64,
+        "lr": 3e-3,
+        "final_lr": 3e-4,
+        "residual_dropout": 0.1,
+        "zero_stage": zero_stage,
+        "max_failures": 1,
+    }
 
 
 def stage_experiment(zero_stage: int = 3, epochs: int = 3):
@@ -104,18 +108,7 @@ def stage_experiment(zero_stage: int = 3, epochs: int = 3):
                     ]
                 },
                 "model": tiny_model_spec().model_dump(mode="json"),
-                "train": {
-                    "epochs": epochs,
-                    "eligible_epochs": [epochs],
-                    "global_batch_size": 8,
-                    "micro_batch_size": 2,
-                    "context_length": 64,
-                    "lr": 3e-3,
-                    "final_lr": 3e-4,
-                    "residual_dropout": 0.1,
-                    "zero_stage": zero_stage,
-                    "max_failures": 1,
-                },
+                "train": small_recipe(zero_stage, epochs),
                 "resources": {"train": {"workers": 2, "cpus": 1}},
             },
         }

@@ -116,26 +116,39 @@ class HFEngine:
 
     def answer(self, records: list[PromptRecord]) -> list[dict[str, Any]]:
         """Answer every record turn by turn; turn k sees the user turns and answers before it."""
-        from lima.models.chat import encode_prompt
-
-        history: dict[str, list[str]] = {r.id: [] for r in records}
-        turns_out: dict[str, list[dict[str, Any]]] = {r.id: [] for r in records}
-        for turn in range(max(len(r.turns) for r in records)):
-            active = [r for r in records if turn < len(r.turns)]
-            convs = [[*history[r.id], r.turns[turn]] for r in active]
-            prompts = [encode_prompt(c, self.tokenizer, self.spec) for c in convs]
-            seeds = [seed_for(self.config.seed, r.id, turn) for r in active]
-            for record, conv, result in zip(
-                active, convs, self.generate_turns(prompts, seeds), strict=True
-            ):
-                text = self.decode(result.token_ids)
-                history[record.id] = [*conv, text]
-                turns_out[record.id].append(turn_record(record.turns[turn], text, result))
-        return [{"id": r.id, "turns": turns_out[r.id]} for r in records]
+        return answer_turn_by_turn(self, records)
 
     def decode(self, token_ids: list[int]) -> str:
-        body = [t for t in token_ids if t != self.eot_id]
-        return self.tokenizer.decode(body, skip_special_tokens=True).strip()
+        return decode_answer(self.tokenizer, self.eot_id, token_ids)
+
+
+def decode_answer(tokenizer: Any, eot_id: int, token_ids: list[int]) -> str:
+    body = [t for t in token_ids if t != eot_id]
+    return tokenizer.decode(body, skip_special_tokens=True).strip()
+
+
+def answer_turn_by_turn(engine: Any, records: list[PromptRecord]) -> list[dict[str, Any]]:
+    """The multi-turn loop every engine shares: turn k of each record is generated (as one
+    batch across records) after its earlier user turns and the engine's own earlier answers.
+
+    `engine` provides tokenizer, spec, config, `generate_turns(prompts, seeds)` and `decode`.
+    """
+    from lima.models.chat import encode_prompt
+
+    history: dict[str, list[str]] = {r.id: [] for r in records}
+    turns_out: dict[str, list[dict[str, Any]]] = {r.id: [] for r in records}
+    for turn in range(max(len(r.turns) for r in records)):
+        active = [r for r in records if turn < len(r.turns)]
+        convs = [[*history[r.id], r.turns[turn]] for r in active]
+        prompts = [encode_prompt(c, engine.tokenizer, engine.spec) for c in convs]
+        seeds = [seed_for(engine.config.seed, r.id, turn) for r in active]
+        for record, conv, result in zip(
+            active, convs, engine.generate_turns(prompts, seeds), strict=True
+        ):
+            text = engine.decode(result.token_ids)
+            history[record.id] = [*conv, text]
+            turns_out[record.id].append(turn_record(record.turns[turn], text, result))
+    return [{"id": r.id, "turns": turns_out[r.id]} for r in records]
 
 
 def turn_record(prompt: str, text: str, result: TurnResult) -> dict[str, Any]:

@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from lima.errors import StageError
-from lima.generation.config import DecodeConfig, seed_for
-from lima.generation.hf_engine import TurnResult, chat_spec, turn_record
+from lima.generation.config import DecodeConfig
+from lima.generation.hf_engine import (
+    TurnResult,
+    answer_turn_by_turn,
+    chat_spec,
+    decode_answer,
+)
 from lima.generation.prompts import PromptRecord
 
 
@@ -63,34 +68,30 @@ class VLLMEngine:
             seed=seed,
         )
 
-    def answer(self, records: list[PromptRecord]) -> list[dict[str, Any]]:
+    def generate_turns(self, prompts: list[list[int]], seeds: list[int]) -> list[TurnResult]:
+        """One vLLM batch; a `stop` finish means the EOT stop token was produced."""
         from vllm.inputs import TokensPrompt
 
-        from lima.models.chat import encode_prompt
-
-        history: dict[str, list[str]] = {r.id: [] for r in records}
-        turns_out: dict[str, list[dict[str, Any]]] = {r.id: [] for r in records}
-        for turn in range(max(len(r.turns) for r in records)):
-            active = [r for r in records if turn < len(r.turns)]
-            convs = [[*history[r.id], r.turns[turn]] for r in active]
-            prompts = [encode_prompt(c, self.tokenizer, self.spec) for c in convs]
-            seeds = [seed_for(self.config.seed, r.id, turn) for r in active]
-            started = time.perf_counter()
-            outputs = self.llm.generate(
-                [TokensPrompt(prompt_token_ids=p) for p in prompts],
-                sampling_params=[self._params(s) for s in seeds],
-                use_tqdm=False,
+        started = time.perf_counter()
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            sampling_params=[self._params(s) for s in seeds],
+            use_tqdm=False,
+        )
+        latency = time.perf_counter() - started
+        return [
+            TurnResult(
+                list(out.outputs[0].token_ids),
+                "eot" if out.outputs[0].finish_reason == "stop" else "length",
+                len(prompt),
+                latency,
+                seed,
             )
-            latency = time.perf_counter() - started
-            for record, conv, prompt, seed, out in zip(
-                active, convs, prompts, seeds, outputs, strict=True
-            ):
-                ids = list(out.outputs[0].token_ids)
-                finish = "eot" if out.outputs[0].finish_reason == "stop" else "length"
-                result = TurnResult(ids, finish, len(prompt), latency, seed)
-                text = self.tokenizer.decode(
-                    [t for t in ids if t != self.eot_id], skip_special_tokens=True
-                ).strip()
-                history[record.id] = [*conv, text]
-                turns_out[record.id].append(turn_record(record.turns[turn], text, result))
-        return [{"id": r.id, "turns": turns_out[r.id]} for r in records]
+            for prompt, seed, out in zip(prompts, seeds, outputs, strict=True)
+        ]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return decode_answer(self.tokenizer, self.eot_id, token_ids)
+
+    def answer(self, records: list[PromptRecord]) -> list[dict[str, Any]]:
+        return answer_turn_by_turn(self, records)
