@@ -40,12 +40,12 @@ test-fast: $(STAMP)  ## the tests without the slow (DeepSpeed/Ray Train) ones
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check lima jobs operator tests benchmarks
-	$(BIN)/ruff format --check lima jobs operator tests benchmarks
+	$(BIN)/ruff check lima operator tests benchmarks scripts
+	$(BIN)/ruff format --check lima operator tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix lima jobs operator tests benchmarks
-	$(BIN)/ruff format lima jobs operator tests benchmarks
+	$(BIN)/ruff check --fix lima operator tests benchmarks scripts
+	$(BIN)/ruff format lima operator tests benchmarks scripts
 
 crd: $(STAMP)  ## regenerate the Experiment CRD and the spec reference from the models
 	$(BIN)/lima crd --output helm/lima-run/crds/experiments.lima-run.io.yaml

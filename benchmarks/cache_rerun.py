@@ -4,7 +4,7 @@ unchanged experiment should be all cache hits and take < 5% of the first run's t
     .venv/bin/python benchmarks/cache_rerun.py                      # registered stages + demo
     .venv/bin/python benchmarks/cache_rerun.py --synthetic          # labelled synthetic pipeline
 
-With the registered stages (lima.stages.REGISTRY) and examples/experiment.yaml it measures the real
+With the real stage graph (lima.dag.GRAPH) and examples/experiment.yaml it measures the real
 LIMA pipeline. When stages are not registered yet (or with --synthetic) it uses a SYNTHETIC
 pipeline defined in this file only (stages that hash, sort and compute on generated data), and
 says so in its output. Each invocation uses a fresh work dir (and a fresh store prefix), so the
@@ -34,11 +34,12 @@ for name, value in {
 }.items():
     os.environ.setdefault(name, value)
 
-from lima.runner import StageResult, run_experiment  # noqa: E402
+from lima import dag  # noqa: E402
+from lima.runner import StageRun, run_experiment  # noqa: E402
 from lima.settings import load_settings  # noqa: E402
 from lima.spec import Experiment  # noqa: E402
 from lima.spec.load import load_experiment  # noqa: E402
-from lima.stages import REGISTRY, Stage, StageContext, pipeline  # noqa: E402
+from lima.stages import Stage, StageContext  # noqa: E402
 
 GOAL = 0.05
 
@@ -91,14 +92,7 @@ def synthetic_pipeline() -> list[Stage]:
 def choose_stages(force_synthetic: bool) -> tuple[list[Stage] | None, str]:
     if force_synthetic:
         return synthetic_pipeline(), "SYNTHETIC pipeline (--synthetic)"
-    if not REGISTRY:
-        return synthetic_pipeline(), "SYNTHETIC pipeline (no stage registered in lima.stages)"
-    try:
-        stages = pipeline()
-    except Exception as error:
-        reason = f"{type(error).__name__}: {error}"
-        return synthetic_pipeline(), f"SYNTHETIC pipeline (registered stages unusable: {reason})"
-    return None, f"REGISTERED stages: {' -> '.join(s.name for s in stages)}"
+    return None, f"the real stages: {' -> '.join(dag.NAMES)}"
 
 
 def fresh_experiment(path: Path) -> Experiment:
@@ -110,7 +104,7 @@ def fresh_experiment(path: Path) -> Experiment:
     return experiment.model_copy(update={"spec": spec})
 
 
-def timed_run(experiment: Experiment, settings, stages) -> tuple[float, list[StageResult]]:
+def timed_run(experiment: Experiment, settings, stages) -> tuple[float, list[StageRun]]:
     started = time.perf_counter()
     results = run_experiment(experiment, settings, stages=stages)
     return time.perf_counter() - started, results

@@ -1,20 +1,28 @@
-"""Curation throughput: lima-run's pipeline vs datatrove on the same Stack Exchange dump.
+"""Curation throughput: lima-run vs datatrove doing the same work on the same inputs, in one run.
 
-Generates a Posts.xml of N posts by perturbing the shared beer.stackexchange.com sample (ids
-remapped per copy, ~10% of words and the scores perturbed), then runs, each in a fresh process:
+Inputs (generated once, cached in --workdir): a Posts.xml of N posts made by perturbing the shared
+beer.stackexchange.com sample (ids remapped per copy, ~10 % of words and the scores changed), and
+the same answers pre-extracted to JSONL (`{"id", "text": Markdown, "metadata": {"score"}}`, 4
+files; the extraction is not timed).
 
-  lima      parse Posts.xml (2 passes) + LIMA's rules + HTML->Markdown + exact/near dedup,
-            on Ray Data
-  lima-all  the same with every rule relaxed, so every top answer is converted and MinHashed
-  datatrove JsonlReader + filter + MinHash dedup (signatures, buckets, clusters, filter), with
-            (a) LIMA's per-document rules as a LambdaFilter, (b) GopherQualityFilter
-            datatrove gets a pre-extracted JSONL of the answers (plain text): it has no Posts.xml
-            reader, and the extraction is not timed, which favours datatrove.
+Work, on both sides, with the same number of worker processes:
+  xml    read Posts.xml, best answer per question, HTML->Markdown (the same converter), LIMA's
+         Stack Exchange rules (the same function), MinHash signatures (5-word shingles, 128
+         permutations, 32-bit), near-duplicate removal. lima: `filter_and_dedup` (the curate
+         stage's read + rules + dedup, on Ray Data; it also joins the questions). datatrove:
+         `_datatrove_posts.py` (a Posts.xml reader written for it + its own filter, writer and
+         four MinHash stages).
+  jsonl  read the pre-extracted answers, the same rules on the text, MinHash, dedup. lima: one
+         Ray task per file over Arrow (pyarrow.json, score rule vectorised), lima's rule function,
+         `lima.curate.minhash`, the stage's `Deduplicator`. datatrove: JsonlReader + LambdaFilter
+         + its four MinHash stages.
 
-Also: peak memory (RSS of the process tree, sampled) at 1x and 4x input, and speed-up from 1 to
-2 Ray workers. Usage:
-  .venv/bin/python benchmarks/curate_throughput.py --posts 200000
-  .venv/bin/python benchmarks/curate_throughput.py --posts 5000 --datatrove-limit 2000   # quick
+Each measurement is a fresh process; the peak RSS of its whole process tree is sampled. lima's
+seconds exclude `ray.init` (a RayJob joins a running cluster), reported apart. Also: lima on the
+xml input with 1 worker (speed-up 1 -> N workers) and, with --scale-4x, on 4x the posts (driver
+memory). Usage:
+  .venv/bin/python benchmarks/curate_throughput.py                # 200,000 posts
+  .venv/bin/python benchmarks/curate_throughput.py --posts 20000  # quick
 """
 
 from __future__ import annotations
@@ -43,40 +51,18 @@ ENV = {
     # Ray runs its workers at nice 15 by default; datatrove's processes run at nice 0. On a shared
     # machine that alone would starve Ray's workers, so both run at the same priority here.
     "RAY_worker_niceness": "0",
-    "PYTHONPATH": str(REPO),
+    "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "benchmarks")]),
 }
 WORD = re.compile(r"(?<=[\s>])([A-Za-z]{3,})(?=[\s<.,;:!?])")
-VOCAB = [
-    "malt",
-    "hop",
-    "yeast",
-    "barley",
-    "lager",
-    "stout",
-    "cask",
-    "keg",
-    "pint",
-    "brew",
-    "wort",
-    "mash",
-    "boil",
-    "ferment",
-    "cellar",
-    "bitter",
-    "sweet",
-    "roast",
-    "amber",
-    "golden",
-    "hazy",
-    "crisp",
-    "dry",
-]
+VOCAB = "malt hop yeast barley lager stout cask keg pint brew wort mash boil ferment".split()
 
 
 # ---------------------------------------------------------------- input generation
-def generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, int]:
-    """(Posts.xml, folder of answer JSONL for datatrove, answers written)."""
-    from lxml import etree, html
+def generate(n_posts: int, folder: Path, with_jsonl: bool, shards: int = 4) -> int:
+    """Write folder/Posts.xml (and folder/jsonl/part*.jsonl); return the number of answers."""
+    from lxml import etree
+
+    from lima.curate.text import html_to_markdown
 
     sample = SAMPLE if SAMPLE.is_file() else FALLBACK
     rows = [
@@ -85,32 +71,28 @@ def generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, i
         if line.strip().startswith(b"<row")
     ]
     offset = max(int(r["Id"]) for r in rows) + 1
-    xml_path = folder / "beer.stackexchange.com_Posts.xml"
-    jsonl = folder / "jsonl"
-    jsonl.mkdir(parents=True, exist_ok=True)
-    outs = [(jsonl / f"part{i}.jsonl").open("w") for i in range(shards)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "jsonl").mkdir(exist_ok=True)
+    outs = [(folder / "jsonl" / f"part{i}.jsonl").open("w") for i in range(shards * with_jsonl)]
     rng = random.Random(0)
     answers = 0
-    with xml_path.open("wb") as xml:
+    with (folder / "beer.stackexchange.com_Posts.xml").open("wb") as xml:
         xml.write(b'<?xml version="1.0" encoding="utf-8"?>\n<posts>\n')
         for n in range(n_posts):
             copy, row = divmod(n, len(rows))
             attrs = _perturb(rows[row], copy, offset, rng)
             xml.write(b"  " + etree.tostring(etree.Element("row", **attrs)) + b"\n")
-            if attrs.get("PostTypeId") == "2":
-                body = attrs.get("Body") or "<p></p>"
-                text = html.fromstring(body).text_content() if body.strip() else ""
-                record = {
-                    "id": attrs["Id"],
-                    "text": text,
-                    "metadata": {"score": int(attrs["Score"])},
-                }
+            if attrs.get("PostTypeId") != "2":
+                continue
+            if outs:
+                text = html_to_markdown(attrs.get("Body") or "")
+                record = {"id": attrs["Id"], "text": text, "metadata": {"score": int(attrs["Score"])}}
                 outs[answers % shards].write(json.dumps(record) + "\n")
-                answers += 1
+            answers += 1
         xml.write(b"</posts>\n")
     for handle in outs:
         handle.close()
-    return xml_path, jsonl, answers
+    return answers
 
 
 def _perturb(attrs: dict, copy: int, offset: int, rng: random.Random) -> dict:
@@ -129,122 +111,125 @@ def _perturb(attrs: dict, copy: int, offset: int, rng: random.Random) -> dict:
     return out
 
 
+def cached_inputs(n_posts: int, folder: Path, with_jsonl: bool = True) -> tuple[Path, Path, int]:
+    """(Posts.xml, JSONL folder, answers), generated unless folder already holds them."""
+    meta = folder / "meta.json"
+    want = {"posts": n_posts, "jsonl": with_jsonl, "version": 2}
+    if meta.is_file() and {k: v for k, v in json.loads(meta.read_text()).items() if k in want} == want:
+        answers = json.loads(meta.read_text())["answers"]
+    else:
+        answers = generate(n_posts, folder, with_jsonl)
+        meta.write_text(json.dumps({**want, "answers": answers}))
+    return folder / "beer.stackexchange.com_Posts.xml", folder / "jsonl", answers
+
+
 # ---------------------------------------------------------------- children (fresh processes)
-def child_lima(xml: str, workers: int, relaxed: bool) -> dict:
+def _ray_init(workers: int) -> float:
     import ray
 
     started = time.perf_counter()
     ray.init(
-        num_cpus=max(2, workers),
-        include_dashboard=False,
-        log_to_driver=False,
+        num_cpus=max(2, workers), include_dashboard=False, log_to_driver=False,
         configure_logging=False,
-    )
-    ray_start = time.perf_counter() - started
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def child_lima_xml(xml: str, workers: int) -> dict:
+    ray_start = _ray_init(workers)
     from lima.curate.pipeline import filter_and_dedup
     from lima.spec.data import DataSpec
 
-    rules = (
-        {
-            "min_score": -(10**6),
-            "min_answer_chars": 0,
-            "max_answer_chars": 10**7,
-            "drop_first_person": False,
-            "drop_other_answer_references": False,
-            "drop_bare_urls": False,
-            "require_title_question": False,
-        }
-        if relaxed
-        else {}
-    )
     spec = DataSpec.model_validate(
-        {
-            "sources": [{"name": "se", "kind": "stackexchange", "uri": xml, "quota": 1}],
-            "filters": {"stackexchange": rules},
-        }
+        {"sources": [{"name": "se", "kind": "stackexchange", "uri": xml, "quota": 1}]}
     )
     with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "w") as rejected:
         started = time.perf_counter()
         out = filter_and_dedup(spec, None, Path(scratch), rejected, workers=workers, cpus=1)
         seconds = time.perf_counter() - started
+    return {"seconds": seconds, "ray_start_s": ray_start, "kept": len(out.docs), **_driver_rss()}
+
+
+def lima_jsonl_task(shard: dict, min_score: int, shingle: int, num_perm: int) -> dict:
+    """One Ray task per JSONL file: Arrow read, vectorised score rule, LIMA rules, signatures."""
+    import pickle
+
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    from lima.curate.minhash import signatures
+    from lima.curate.records import doc
+    from lima.curate.rules import answer_failure
+    from lima.spec.data import StackExchangeFilters
+
+    rules = StackExchangeFilters(min_score=min_score)
+    table = pj.read_json(shard["path"])
+    passing = table.filter(pc.greater_equal(pc.struct_field(table["metadata"], "score"), min_score))
+    ids = passing["id"].to_pylist()
+    texts = passing["text"].to_pylist()
+    scores = pc.struct_field(passing["metadata"], "score").to_pylist()
+    kept = [
+        doc("se", shard["path"], i, ["", t], meta={"score": s})
+        for i, t, s in zip(ids, texts, scores, strict=True)
+        if answer_failure(t, s, rules) is None
+    ]
+    for item, sig in zip(kept, signatures([d["conversations"][1] for d in kept], shingle, num_perm)):
+        item["minhash"] = sig
+    rejected = table.num_rows - len(kept)
+    return {"id": shard["id"], "payload": pickle.dumps((kept, rejected), protocol=5)}
+
+
+def child_lima_jsonl(folder: str, workers: int) -> dict:
+    ray_start = _ray_init(workers)
+    from lima.curate.dedup import Deduplicator, text_hash
+    from lima.curate.parallel import run_shards
+    from lima.curate.stats import Stats
+    from lima.spec.data import DataSpec
+
+    spec = DataSpec.model_validate(
+        {"sources": [{"name": "se", "kind": "authored", "uri": folder, "quota": 1}]}
+    )
+    files = sorted(str(p) for p in Path(folder).glob("*.jsonl"))
+    shards = [{"id": i, "path": p} for i, p in enumerate(files)]
+    started = time.perf_counter()
+    params = {
+        "min_score": spec.filters.stackexchange.min_score,
+        "shingle": spec.dedup.shingle_size,
+        "num_perm": spec.dedup.num_perm,
+    }
+    docs = []
+    for items, _rejected in run_shards(lima_jsonl_task, shards, params, workers, 1):
+        docs.extend(items)
+    for item in docs:
+        item["hash"] = text_hash("\n".join(item["conversations"]))
+    dedup = Deduplicator(
+        exact=True, near=True, threshold=spec.dedup.jaccard_threshold, num_perm=spec.dedup.num_perm
+    )
+    kept = [item for item in dedup(docs, Stats()) if item["type"] == "doc"]
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "ray_start_s": ray_start, "kept": len(kept), **_driver_rss()}
+
+
+def child_datatrove(source: str, kind: str, work: str, workers: int) -> dict:
+    import _datatrove_posts
+
+    shutil.rmtree(work, ignore_errors=True)
+    started = time.perf_counter()
+    kept = _datatrove_posts.run(source, kind, work, workers)
+    return {"seconds": time.perf_counter() - started, "kept": kept, **_driver_rss()}
+
+
+def _driver_rss() -> dict:
     import resource
 
-    return {
-        "seconds": seconds,
-        "ray_start_s": ray_start,
-        "kept": len(out.docs),
-        "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return {"driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def child_datatrove(jsonl: str, work: str, workers: int, filter_name: str, limit: int) -> dict:
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (
-        MinhashDedupBuckets,
-        MinhashDedupCluster,
-        MinhashDedupFilter,
-        MinhashDedupSignature,
-    )
-    from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.filters import GopherQualityFilter, LambdaFilter
-    from datatrove.pipeline.readers import JsonlReader
-
-    from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
-
-    def lima_rules(doc) -> bool:  # the per-document part of LIMA's Stack Exchange rules
-        text = doc.text
-        return (
-            doc.metadata.get("score", 0) >= 10
-            and 1200 <= len(text) <= 4096
-            and not first_person(text)
-            and not refers_to_other_answers(text)
-            and not has_bare_url(text)
-        )
-
-    def make_filter():
-        return LambdaFilter(lima_rules) if filter_name == "lima" else GopherQualityFilter()
-
-    config = MinhashConfig()
-    tasks = len(list(Path(jsonl).glob("*.jsonl")))
-    per_task = max(1, limit // tasks) if limit > 0 else -1
-    common = {"logging_dir": f"{work}/logs", "skip_completed": False}
-    stages = [
-        LocalPipelineExecutor(
-            [
-                JsonlReader(jsonl, limit=per_task),
-                make_filter(),
-                MinhashDedupSignature(f"{work}/sigs", config=config),
-            ],
-            tasks=tasks,
-            workers=workers,
-            **{**common, "logging_dir": f"{work}/l1"},
-        ),
-        LocalPipelineExecutor(
-            [MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=config)],
-            tasks=config.num_buckets,
-            workers=workers,
-            **{**common, "logging_dir": f"{work}/l2"},
-        ),
-        LocalPipelineExecutor(
-            [MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=config)],
-            tasks=1,
-            **{**common, "logging_dir": f"{work}/l3"},
-        ),
-        LocalPipelineExecutor(
-            [
-                JsonlReader(jsonl, limit=per_task),
-                make_filter(),
-                MinhashDedupFilter(f"{work}/remove"),
-            ],
-            tasks=tasks,
-            workers=workers,
-            **{**common, "logging_dir": f"{work}/l4"},
-        ),
-    ]
-    started = time.perf_counter()
-    for stage in stages:
-        stage.run()
-    return {"seconds": time.perf_counter() - started}
+CHILDREN = {
+    "lima-xml": lambda a: child_lima_xml(a[0], int(a[1])),
+    "lima-jsonl": lambda a: child_lima_jsonl(a[0], int(a[1])),
+    "datatrove": lambda a: child_datatrove(a[0], a[1], a[2], int(a[3])),
+}
 
 
 # ---------------------------------------------------------------- measuring
@@ -253,9 +238,9 @@ def measured(args: list[str]) -> dict:
     import psutil
 
     process = subprocess.Popen(
-        [sys.executable, __file__, *args],
+        [sys.executable, __file__, "--child", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**os.environ, **ENV},
         text=True,
     )
@@ -271,18 +256,84 @@ def measured(args: list[str]) -> dict:
                 peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
             except psutil.Error:
                 pass
-            time.sleep(0.25)
+            time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    out, _ = process.communicate()
+    load = os.getloadavg()[0]
+    out, err = process.communicate()
     done.set()
     thread.join()
     if process.returncode:
-        raise SystemExit(f"child {args[:2]} failed ({process.returncode})")
+        raise SystemExit(f"child {args[:2]} failed ({process.returncode}):\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["tree_peak_mb"] = peak
+    result.update(tree_peak_mb=peak, load=max(load, os.getloadavg()[0]))
     return result
+
+
+def run(args: argparse.Namespace) -> dict:
+    workdir = args.workdir or Path(tempfile.gettempdir()) / "lima-bench" / f"curate-{args.posts}"
+    t0 = time.perf_counter()
+    xml, jsonl, answers = cached_inputs(args.posts, workdir)
+    print(
+        f"inputs: {args.posts:,} posts ({xml.stat().st_size / 2**20:.0f} MiB Posts.xml), "
+        f"{answers:,} answers in JSONL ({time.perf_counter() - t0:.0f}s to prepare)",
+        flush=True,
+    )
+    w = str(args.workers)
+    rows: list[dict] = []
+
+    def record(label: str, system: str, kind: str, docs: int, r: dict) -> dict:
+        r.update(label=label, system=system, kind=kind, docs=docs, rate=docs / r["seconds"])
+        rows.append(r)
+        extra = f", +{r['ray_start_s']:.1f}s ray.init" if "ray_start_s" in r else ""
+        print(
+            f"  {label:44} {r['seconds']:7.1f}s {r['rate']:9,.0f} docs/s  kept {r['kept']:5}  "
+            f"tree {r['tree_peak_mb']:5.0f} MiB  driver {r['driver_peak_mb']:4.0f} MiB  "
+            f"load {r['load']:.1f}{extra}",
+            flush=True,
+        )
+        return r
+
+    dt_work = str(workdir / "datatrove")
+    results = {}
+    for kind, source, docs in (("xml", xml, args.posts), ("jsonl", jsonl, answers)):
+        lima = record(
+            f"lima-run, {kind} ({w} workers)",
+            "lima",
+            kind,
+            docs,
+            measured([f"lima-{kind}", str(source), w]),
+        )
+        peer = record(
+            f"datatrove, {kind} ({w} workers)",
+            "datatrove",
+            kind,
+            docs,
+            measured(["datatrove", str(source), kind, dt_work, w]),
+        )
+        results[f"ratio_{kind}"] = lima["rate"] / peer["rate"]
+    one = record("lima-run, xml (1 worker)", "lima", "xml", args.posts, measured(["lima-xml", str(xml), "1"]))
+    two = next(r for r in rows if r["system"] == "lima" and r["kind"] == "xml")
+    results["speedup"] = one["seconds"] / two["seconds"]
+    if args.scale_4x:
+        xml4, _, _ = cached_inputs(args.posts * 4, workdir.with_name(workdir.name + "-x4"), False)
+        four = record(
+            f"lima-run, xml 4x input ({w} workers)",
+            "lima",
+            "xml",
+            args.posts * 4,
+            measured(["lima-xml", str(xml4), w]),
+        )
+        results["driver_mb_1x_4x"] = (two["driver_peak_mb"], four["driver_peak_mb"])
+    print()
+    print(f"lima-run / datatrove, Posts.xml input:  {results['ratio_xml']:.2f}x  (goal >= 2.0)")
+    print(f"lima-run / datatrove, JSONL input:      {results['ratio_jsonl']:.2f}x  (goal >= 2.0)")
+    print(f"lima-run speed-up 1 -> {w} workers:      {results['speedup']:.2f}x  (goal >= 1.7)")
+    if "driver_mb_1x_4x" in results:
+        a, b = results["driver_mb_1x_4x"]
+        print(f"lima-run driver peak RSS 1x -> 4x input: {a:.0f} -> {b:.0f} MiB")
+    return results
 
 
 def main() -> None:
@@ -291,118 +342,17 @@ def main() -> None:
     )
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--datatrove-limit", type=int, default=0, help="documents datatrove reads (0 = all answers)"
-    )
-    parser.add_argument(
-        "--gopher-limit",
-        type=int,
-        default=20_000,
-        help="documents the (slow, spaCy-based) Gopher run reads (0 = all)",
-    )
-    parser.add_argument("--skip-gopher", action="store_true")
-    parser.add_argument("--skip-datatrove", action="store_true", help="lima's figures only")
-    parser.add_argument("--skip-relaxed", action="store_true")
-    parser.add_argument("--skip-4x", action="store_true")
-    parser.add_argument("--workdir", type=Path, help="keep (and reuse) the generated inputs here")
-    parser.add_argument("--skip-scaling", action="store_true", help="skip the 4x and 1-worker runs")
+    parser.add_argument("--workdir", type=Path, help="where the generated inputs are cached")
+    parser.add_argument("--scale-4x", action="store_true", help="also run lima on 4x the posts")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, *rest = args.child
-        if kind == "lima":
-            print(json.dumps(child_lima(rest[0], int(rest[1]), rest[2] == "relaxed")))
-        else:
-            print(
-                json.dumps(child_datatrove(rest[0], rest[1], int(rest[2]), rest[3], int(rest[4])))
-            )
+        print(json.dumps(CHILDREN[args.child[0]](args.child[1:])))
+        return
+    if not (SAMPLE.is_file() or FALLBACK.is_file()):
+        print(f"skipped: no Stack Exchange sample at {SAMPLE}")
         return
     run(args)
-
-
-def cached_generate(n_posts: int, folder: Path, shards: int = 4) -> tuple[Path, Path, int]:
-    meta = folder / "meta.json"
-    if meta.is_file() and json.loads(meta.read_text())["posts"] == n_posts:
-        answers = json.loads(meta.read_text())["answers"]
-        return folder / "beer.stackexchange.com_Posts.xml", folder / "jsonl", answers
-    xml, jsonl, answers = generate(n_posts, folder, shards)
-    meta.write_text(json.dumps({"posts": n_posts, "answers": answers}))
-    return xml, jsonl, answers
-
-
-def run(args: argparse.Namespace) -> None:
-    rows: list[tuple[str, str, float, float, float, str]] = []
-    with tempfile.TemporaryDirectory(prefix="lima-bench-") as tmp:
-        tmp_path = args.workdir or Path(tmp)
-        t0 = time.perf_counter()
-        xml, jsonl, answers = cached_generate(args.posts, tmp_path / "x1")
-        print(
-            f"generated {args.posts} posts ({answers} answers, "
-            f"{xml.stat().st_size / 2**20:.0f} MiB)"
-            f" in {time.perf_counter() - t0:.0f}s",
-            flush=True,
-        )
-        w = str(args.workers)
-
-        def lima(label: str, path: Path, workers: str, mode: str, posts: int) -> dict:
-            r = measured(["--child", "lima", str(path), workers, mode])
-            rows.append(
-                (
-                    label,
-                    f"{posts:,} posts",
-                    r["seconds"],
-                    posts / r["seconds"],
-                    r["tree_peak_mb"],
-                    f"kept {r['kept']}, driver {r['driver_peak_mb']:.0f} MiB, "
-                    f"+{r['ray_start_s']:.0f}s Ray start",
-                )
-            )
-            print(rows[-1], flush=True)
-            return r
-
-        base = lima(f"lima ({w} Ray workers)", xml, w, "paper", args.posts)
-        if not args.skip_relaxed:
-            lima(f"lima, rules relaxed ({w} workers)", xml, w, "relaxed", args.posts)
-        peers = [] if args.skip_datatrove else ["lima"] + ([] if args.skip_gopher else ["gopher"])
-        for name in peers:
-            limit = args.datatrove_limit if name == "lima" else args.gopher_limit
-            docs = min(answers, limit) if limit else answers
-            shutil.rmtree(tmp_path / f"dt-{name}", ignore_errors=True)
-            r = measured(
-                [
-                    "--child",
-                    "datatrove",
-                    str(jsonl),
-                    str(tmp_path / f"dt-{name}"),
-                    w,
-                    name,
-                    str(limit),
-                ]
-            )
-            label = f"datatrove, {'LIMA rules' if name == 'lima' else 'Gopher'} ({w} workers)"
-            # docs/s over posts: datatrove reads only the answers, so scale by posts per answer
-            posts_equiv = docs * args.posts / answers
-            rows.append(
-                (
-                    label,
-                    f"{docs:,} answers",
-                    r["seconds"],
-                    posts_equiv / r["seconds"],
-                    r["tree_peak_mb"],
-                    "pre-extracted JSONL",
-                )
-            )
-            print(rows[-1], flush=True)
-        if not args.skip_scaling:
-            one = lima("lima (1 Ray worker)", xml, "1", "paper", args.posts)
-            print(f"speed-up 1 -> {w} workers: {one['seconds'] / base['seconds']:.2f}x", flush=True)
-        if not args.skip_scaling and not args.skip_4x:
-            xml4, _, _ = cached_generate(args.posts * 4, tmp_path / "x4", shards=1)
-            lima(f"lima 4x input ({w} workers)", xml4, w, "paper", args.posts * 4)
-    print()
-    print(f"{'system':44} {'input':>18} {'seconds':>9} {'posts/s':>10} {'peak MiB':>9}  note")
-    for label, size, seconds, rate, peak, note in rows:
-        print(f"{label:44} {size:>18} {seconds:9.1f} {rate:10.0f} {peak:9.0f}  {note}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Judge throughput against a local OpenAI-compatible endpoint with injected latency.
 
-The endpoint (lima.judging.testing.ScriptedEndpoint, real HTTP) runs in its own process and
+The endpoint (tests/scripted_endpoint.py's ScriptedEndpoint, real HTTP) runs in its own process and
 answers every request after `--latency` seconds. With `--concurrency` requests in flight the
 best possible rate is concurrency / latency requests per second (the bound); the goal is
 >= 80 % of it. Rows:
@@ -20,22 +20,26 @@ import asyncio
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+TESTS = Path(__file__).resolve().parent.parent / "tests"
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "x" * 2000}]}
 
 
 def serve(latency: float, conn: Any) -> None:
-    from lima.judging.testing import Reply, ScriptedEndpoint
+    sys.path.insert(0, str(TESTS))  # the scripted endpoint is a test helper, not lima code
+    from scripted_endpoint import Reply, ScriptedEndpoint
 
     def responder(body: dict) -> Reply:
         text = body["messages"][-1]["content"]
-        if "Rating: Excellent" in text:
-            return Reply("The answer covers the request.\nRating: Pass")
-        return Reply("Both are fine but A is clearer.\nVerdict: A")
+        if "Fail, Pass or Excellent" in text:  # the lima set's absolute question
+            return Reply("The answer covers the request.\nPass")
+        return Reply("Both are fine but A is clearer.\nAnswer A is significantly better.")
 
     endpoint = ScriptedEndpoint(responder, latency=latency).start()
     conn.send(endpoint.port)

@@ -1,4 +1,5 @@
-# Runtime image of every RayJob: Ray + lima-run (+ its stages' libraries).
+# Runtime image of every RayJob: Ray + lima-run with its `ml` extra (the stages' libraries).
+# Each RayJob runs `lima stage NAME --experiment URI` (lima/k8s/rayjob.py).
 #   CPU:  docker build -f docker/runtime.Dockerfile -t ghcr.io/lima-run/runtime:0.1.0 .
 #   CUDA: docker build -f docker/runtime.Dockerfile --build-arg VARIANT=cuda \
 #           -t ghcr.io/lima-run/runtime:0.1.0-cuda .
@@ -16,12 +17,11 @@ USER root
 WORKDIR /opt/lima-run
 COPY pyproject.toml README.md ./
 COPY lima ./lima
-COPY jobs ./jobs
 COPY operator ./operator
 # torch first from the variant's index, so the project's range never pulls another build.
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" \
- && pip install --no-cache-dir . \
- && python -c "import lima, jobs.train"
+ && pip install --no-cache-dir ".[ml]" \
+ && lima --help >/dev/null && python -c "import lima.stages.train, deepspeed, ray"
 # The RayJob pod security context runs as uid/gid 1000 (the ray user of the base image) with a
 # read-only root filesystem; everything writable is under /tmp (an emptyDir).
 ENV HOME=/tmp/home HF_HOME=/tmp/hf LIMA_WORK_DIR=/tmp/lima PYTHONDONTWRITEBYTECODE=1

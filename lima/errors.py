@@ -18,18 +18,29 @@ class SpecError(LimaError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
 
 
+class SettingsError(LimaError):
+    """A `LIMA_*` setting is invalid; the message names the variable, never its value."""
+
+
 class SourceError(LimaError):
     """An input named by the spec is missing or unreadable."""
 
 
 class StoreError(LimaError):
-    """The artifact store failed (after retries) or returned corrupt data."""
+    """The artifact store failed (after retries), refused a key, or returned corrupt data.
 
-    exit_code = 1
+    Exit code 2 like every environment problem the user fixes (an unreachable or misconfigured
+    store); a stage that fails because of it still makes `lima run` exit 1.
+    """
 
 
 class IntegrityError(StoreError):
-    """An object's sha256 does not match its manifest."""
+    """Stored data is corrupt: an object's sha256 or size does not match its manifest, or a
+    manifest, run record or cache entry is truncated or unreadable (the message names it)."""
+
+
+class LeaseTimeoutError(StoreError):
+    """Another run held a stage key's lease longer than we were willing to wait."""
 
 
 class StageError(LimaError):

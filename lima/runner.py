@@ -1,6 +1,6 @@
-"""The local runner: resolve the DAG, compute content keys, skip cache hits, run the rest.
+"""The local runner: follow the plan (lima.dag.plan), skip cache hits, run the rest.
 
-The same `run_stage` is what a RayJob entrypoint (`jobs/<stage>.py`) calls on a cluster, so a
+The same `run_single_stage` is what a RayJob runs on a cluster (`lima stage NAME FILE`), so a
 laptop run and an operator-driven run produce identical artifacts and keys.
 """
 
@@ -16,18 +16,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lima import dag
+from lima.dag import PlannedStage, Stage
 from lima.errors import LimaError, StageError, StoreError
 from lima.settings import Settings
 from lima.spec import Experiment
-from lima.stages import Stage, StageContext, pipeline, topological
-from lima.stages.base import ProgressSink
-from lima.store import ArtifactStore, InputRef, Manifest, artifact_key, now_iso, open_store
+from lima.stages.base import ProgressSink, StageContext
+from lima.store import ArtifactStore, InputRef, Manifest, now_iso, open_store
 
 log = logging.getLogger("lima.runner")
 
 
 @dataclass
-class StageResult:
+class StageRun:
+    """What happened to one stage in one run (kept in the run record)."""
+
     stage: str
     key: str
     status: str  # "cached" | "done" | "failed" | "skipped"
@@ -36,6 +39,7 @@ class StageResult:
     duration_s: float = 0.0
     message: str = ""
     summary: dict[str, Any] | None = None
+    """The stage's typed result (lima.results) as JSON; `dag.get(stage).read_result` reads it."""
 
     @property
     def cache_hit(self) -> bool:
@@ -48,22 +52,8 @@ class Events:
     def stage_started(self, stage: Stage, key: str) -> ProgressSink:
         return lambda **_: None
 
-    def stage_finished(self, result: StageResult) -> None:
+    def stage_finished(self, result: StageRun) -> None:
         return None
-
-
-def stage_key(experiment: Experiment, stage: Stage, inputs: dict[str, Manifest]) -> str:
-    config = stage.config(experiment)
-    return artifact_key(stage.name, stage.version, config, {n: m.digest for n, m in inputs.items()})
-
-
-def resolve_inputs(
-    store: ArtifactStore, stage: Stage, done: dict[str, Manifest]
-) -> dict[str, Manifest]:
-    missing = [name for name in stage.inputs if name not in done]
-    if missing:
-        raise LimaError(f"stage {stage.name!r} needs {', '.join(missing)} to have run first")
-    return {name: done[name] for name in stage.inputs}
 
 
 def execute(
@@ -79,11 +69,12 @@ def execute(
 ) -> Manifest:
     """Run one stage into a fresh folder and publish it (manifest last).
 
-    `replace` (a forced run) makes the new output the artifact even if one exists at `key`.
+    `key` defaults to the stage's key for these inputs; `replace` (a forced run) makes the new
+    output the artifact even if one exists at `key`.
     """
     from lima.runtime import ensure_ray
 
-    key = key or stage_key(experiment, stage, inputs)
+    key = key or stage.key(experiment, inputs)
     scratch_root = settings.scratch_dir.resolve()
     scratch_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=scratch_root))
@@ -102,7 +93,7 @@ def execute(
             progress=progress,
             forced=replace,
         )
-        summary = stage.run(ctx) or {}
+        summary = stage.check_result(stage.load_run()(ctx))
         if not any(output_dir.iterdir()):
             raise StageError(f"stage {stage.name!r} produced no output")
         return store.publish(
@@ -129,6 +120,37 @@ class RunOptions:
     """Run these stages (and reuse their inputs from the cache); None = all."""
 
 
+class _Walk:
+    """One run's progress through the plan: which stages are still to be forced."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        store: ArtifactStore,
+        stages: Sequence[Stage],
+        options: RunOptions,
+    ) -> None:
+        self.experiment, self.store, self.stages, self.options = experiment, store, stages, options
+        names = {s.name for s in stages}
+        unknown = set(options.force_stages) - names
+        if unknown:
+            raise LimaError(f"--force-stage names unknown stage(s): {', '.join(sorted(unknown))}")
+        self.to_force = names if options.force else set(options.force_stages)
+        if options.only is not None:
+            self.to_force &= set(options.only)
+
+    def plan(self) -> list[PlannedStage]:
+        """The plan as it stands now: re-read after each stage (its artifact changes the keys
+        of the stages after it); forced stages count as uncached until they have run."""
+        return dag.plan(
+            self.experiment, self.store, self.stages, ignore_cache=lambda s: s.name in self.to_force
+        )
+
+    def inputs(self, planned: list[PlannedStage], stage: Stage) -> dict[str, Manifest]:
+        by_name = {p.name: p.manifest for p in planned}
+        return {name: by_name[name] for name in stage.inputs if by_name[name] is not None}
+
+
 def run_experiment(
     experiment: Experiment,
     settings: Settings,
@@ -137,16 +159,13 @@ def run_experiment(
     options: RunOptions | None = None,
     events: Events | None = None,
     store: ArtifactStore | None = None,
-) -> list[StageResult]:
-    """Run every stage in DAG order; a failed stage stops the run and later stages are skipped."""
+) -> list[StageRun]:
+    """Run every stage in graph order; a failed stage stops the run and later stages are skipped."""
     options = options or RunOptions()
     events = events or Events()
     store = store or open_store(settings, experiment.spec.storage)
-    ordered = topological(stages) if stages is not None else pipeline()
-    unknown = set(options.force_stages) - {s.name for s in ordered}
-    if unknown:
-        raise LimaError(f"--force-stage names unknown stage(s): {', '.join(sorted(unknown))}")
-
+    ordered = dag.topological(stages if stages is not None else dag.GRAPH)
+    walk = _Walk(experiment, store, ordered, options)
     run_id = _new_run_id()
     record: dict[str, Any] = {
         "run_id": run_id,
@@ -154,14 +173,13 @@ def run_experiment(
         "started_at": now_iso(),
         "stages": [],
     }
-    done: dict[str, Manifest] = {}
-    results: list[StageResult] = []
+    results: list[StageRun] = []
     failed = False
-    for stage in ordered:
+    for position, stage in enumerate(ordered):
         if failed:
-            result = StageResult(stage.name, "", "skipped", message="an earlier stage failed")
+            result = StageRun(stage.name, "", "skipped", message="an earlier stage failed")
         else:
-            result = _run_one(experiment, stage, store, settings, options, events, done)
+            result = _run_planned(walk, position, settings, events)
             failed = result.status == "failed"
         results.append(result)
         events.stage_finished(result)
@@ -185,59 +203,48 @@ def _save_record(
         log.warning("run record %s not saved: %s", run_id, error)
 
 
-def _run_one(
-    experiment: Experiment,
-    stage: Stage,
-    store: ArtifactStore,
-    settings: Settings,
-    options: RunOptions,
-    events: Events,
-    done: dict[str, Manifest],
-) -> StageResult:
+def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events) -> StageRun:
+    """Serve stage `position` of the plan from the cache, or run it."""
     started = time.perf_counter()
+    stage, key = walk.stages[position], ""
+
+    def elapsed() -> float:
+        return round(time.perf_counter() - started, 3)
+
     try:
-        inputs = resolve_inputs(store, stage, done)
-        key = stage_key(experiment, stage, inputs)
-        forced = options.force or stage.name in options.force_stages
-        skip = options.only is not None and stage.name not in options.only
-        cached = None if forced and not skip else store.manifest(stage.name, key)
-        if cached is not None:
-            done[stage.name] = cached
-            return StageResult(
-                stage.name,
-                key,
-                "cached",
-                cached.uri,
-                cached.digest,
-                round(time.perf_counter() - started, 3),
-                summary=cached.summary,
+        planned = walk.plan()
+        step = planned[position]
+        key = step.key or ""
+        if step.manifest is not None:
+            cached = step.manifest
+            return StageRun(
+                stage.name, key, "cached", cached.uri, cached.digest, elapsed(), "", cached.summary
             )
-        if skip:
+        if step.key is None:
+            missing = [p.name for p in planned if p.name in stage.inputs and p.manifest is None]
+            raise LimaError(f"stage {stage.name!r} needs {', '.join(missing)} to have run first")
+        if walk.options.only is not None and stage.name not in walk.options.only:
             raise LimaError(f"stage {stage.name!r} is not cached; run it first")
         progress = events.stage_started(stage, key)
+        forced = stage.name in walk.to_force
         manifest = execute(
-            experiment, stage, inputs, store, settings, progress, key, replace=forced
-        )
-        done[stage.name] = manifest
-        return StageResult(
-            stage.name,
+            walk.experiment,
+            stage,
+            walk.inputs(planned, stage),
+            walk.store,
+            settings,
+            progress,
             key,
-            "done",
-            manifest.uri,
-            manifest.digest,
-            round(time.perf_counter() - started, 3),
-            summary=manifest.summary,
+            replace=forced,
+        )
+        walk.to_force.discard(stage.name)
+        return StageRun(
+            stage.name, key, "done", manifest.uri, manifest.digest, elapsed(), "", manifest.summary
         )
     except Exception as error:
         log.debug("stage %s failed", stage.name, exc_info=True)
         message = str(error) if isinstance(error, LimaError) else f"{type(error).__name__}: {error}"
-        return StageResult(
-            stage.name,
-            locals().get("key", ""),
-            "failed",
-            duration_s=round(time.perf_counter() - started, 3),
-            message=message,
-        )
+        return StageRun(stage.name, key, "failed", duration_s=elapsed(), message=message)
 
 
 def run_single_stage(
@@ -248,28 +255,20 @@ def run_single_stage(
     force: bool = False,
     stages: Sequence[Stage] | None = None,
     progress: ProgressSink | None = None,
-) -> StageResult:
+) -> StageRun:
     """Run one stage whose inputs are already in the store (what a RayJob does)."""
-    ordered = topological(stages) if stages is not None else pipeline()
-    by_name = {s.name: s for s in ordered}
-    if name not in by_name:
-        raise LimaError(f"unknown stage {name!r} (known: {', '.join(by_name)})")
+    ordered = dag.topological(stages if stages is not None else dag.GRAPH)
+    target = dag.get(name, ordered)
+    needed = dag.ancestors(name, ordered) | {name}
+    ordered = [s for s in ordered if s.name in needed]
     store = open_store(settings, experiment.spec.storage)
-    done: dict[str, Manifest] = {}
-    for stage in ordered:
-        if stage.name == name:
-            break
-        if stage.name not in _ancestors(by_name, name):
-            continue
-        key = stage_key(experiment, stage, resolve_inputs(store, stage, done))
-        manifest = store.manifest(stage.name, key)
-        if manifest is None:
-            raise LimaError(f"stage {name!r} needs {stage.name!r}, which has no artifact yet")
-        done[stage.name] = manifest
+    walk = _Walk(experiment, store, ordered, RunOptions(force_stages=[name] if force else []))
+    for step in walk.plan():
+        if step.name != name and step.manifest is None:
+            raise LimaError(f"stage {name!r} needs {step.name!r}, which has no artifact yet")
     events = _SingleEvents(progress)
-    options = RunOptions(force_stages=[name] if force else [])
     run_id, started_at = _new_run_id(), now_iso()
-    result = _run_one(experiment, by_name[name], store, settings, options, events, done)
+    result = _run_planned(walk, ordered.index(target), settings, events)
     record = {
         "run_id": run_id,
         "experiment": experiment.metadata.name,
@@ -290,30 +289,3 @@ class _SingleEvents(Events):
 
     def stage_started(self, stage: Stage, key: str) -> ProgressSink:
         return self._progress or super().stage_started(stage, key)
-
-
-def _ancestors(by_name: dict[str, Stage], name: str) -> set[str]:
-    seen: set[str] = set()
-    stack = list(by_name[name].inputs)
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(by_name[current].inputs)
-    return seen
-
-
-def planned_keys(experiment: Experiment, store: ArtifactStore) -> dict[str, str | None]:
-    """Key of every stage whose inputs are all cached (None once a stage's output is missing)."""
-    done: dict[str, Manifest] = {}
-    keys: dict[str, str | None] = {}
-    for stage in pipeline():
-        if any(i not in done for i in stage.inputs):
-            keys[stage.name] = None
-            continue
-        key = stage_key(experiment, stage, {i: done[i] for i in stage.inputs})
-        keys[stage.name] = key
-        manifest = store.manifest(stage.name, key)
-        if manifest is not None:
-            done[stage.name] = manifest
-    return keys

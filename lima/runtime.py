@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from lima.settings import Settings
 
@@ -28,13 +29,27 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
         return
     log.info("starting a local Ray instance")
     ray.init(
-        num_cpus=num_cpus
-        or max(os.cpu_count() or 1, 4),  # logical slots: small stages oversubscribe
+        num_cpus=num_cpus or local_cpu_slots(),
         include_dashboard=False,
         ignore_reinit_error=True,
         log_to_driver=False,
         configure_logging=False,
     )
+
+
+def local_cpu_slots() -> int:
+    """CPU slots of a local Ray: at least 4 logical slots, so small stages oversubscribe a
+    2-core laptop instead of waiting for each other."""
+    return max(os.cpu_count() or 1, 4)
+
+
+def local_gpus() -> int:
+    """NVIDIA GPUs this machine exposes (without importing torch)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    driver = Path("/proc/driver/nvidia/gpus")
+    return len(list(driver.iterdir())) if driver.is_dir() else 0
 
 
 def _quiet_ray_progress() -> None:

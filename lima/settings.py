@@ -2,20 +2,34 @@
 
 Read from `LIMA_*` environment variables and a `.env` file. Credentials are `SecretStr`: their
 repr is `'**********'`, and nothing in lima-run ever calls `get_secret_value()` except the
-client constructors.
+client constructors. A rejected setting names the variable and the rule, never a value: the
+values sit next to the credentials, and pydantic would otherwise print them all
+(`input_value={...}`) into CI and pod logs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lima.errors import SettingsError
+
+# `host`, `host:port`, `[v6]:port`: what the S3 client accepts; no user info, path or query.
+_HOST_PORT = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$"
+)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LIMA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="LIMA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a validation error must never print the settings dict
     )
 
     s3_endpoint: str | None = None
@@ -27,16 +41,16 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     """Use TLS to reach the S3 endpoint (set from the scheme when the endpoint is a URL)."""
 
-    s3_retries: int = Field(default=5, ge=0)
+    s3_retries: int = Field(default=5, ge=0, le=50)
     """Retries of a transient S3 failure (connection error, 5xx, throttling) before giving up."""
 
-    s3_backoff_s: float = Field(default=0.5, ge=0)
+    s3_backoff_s: float = Field(default=0.5, ge=0, le=60, allow_inf_nan=False)
     """First retry delay; doubles on every retry (with jitter)."""
 
-    s3_timeout_s: float = Field(default=30.0, gt=0)
+    s3_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
     """Read timeout of one S3 request."""
 
-    bucket: str | None = None
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     """Overrides `spec.storage.bucket`."""
 
     ray_address: str | None = None
@@ -57,17 +71,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _endpoint_host_port(self) -> Settings:
         """Accept `http://host:port` too: the S3 client wants `host:port` and a TLS flag."""
-        endpoint = self.s3_endpoint
-        if endpoint and "://" in endpoint:
-            scheme, _, rest = endpoint.partition("://")
+        endpoint = (self.s3_endpoint or "").strip()
+        if "://" in endpoint:
+            scheme, _, endpoint = endpoint.partition("://")
             if scheme not in ("http", "https"):
-                raise ValueError(
-                    f"s3_endpoint must be host:port or an http(s) URL (got {scheme}://)"
-                )
-            self.s3_endpoint = rest.rstrip("/")
+                raise ValueError("must be host:port or an http(s):// URL (other scheme given)")
+            endpoint = endpoint.rstrip("/")
             self.s3_secure = scheme == "https"
-        if self.s3_endpoint == "":
-            self.s3_endpoint = None
+        if endpoint and not _HOST_PORT.match(endpoint):
+            # Never echo it: a URL may carry `user:password@`.
+            raise ValueError("must be host:port or an http(s)://host:port URL, with no path")
+        self.s3_endpoint = endpoint or None
         return self
 
     @property
@@ -88,5 +102,19 @@ class Settings(BaseSettings):
         return f"artifacts: {where}; ray: {self.ray_address or 'local'}"
 
 
-def load_settings() -> Settings:
-    return Settings()
+def describe_settings_error(error: ValidationError) -> str:
+    """`LIMA_S3_ENDPOINT: must be ...` per problem: the variable and the rule, no value."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in item["loc"]) or "s3_endpoint"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"LIMA_{field.upper()}: {message}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment; a bad value is a SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(describe_settings_error(error)) from None

@@ -89,7 +89,8 @@ for path in Path("examples/data").rglob("*"):
     if path.is_file():
         backend.put_file(f"e2e/{path}", path)
 PY
-sed -e 's#uri: "examples/#uri: "s3://lima/e2e/examples/#g' examples/experiment.yaml | kubectl -n "$NS" apply -f -
+# The demo's paths are relative to examples/ (the Experiment file's folder).
+sed -e 's#uri: "data/#uri: "s3://lima/e2e/examples/data/#g' examples/experiment.yaml | kubectl -n "$NS" apply -f -
 
 echo "waiting up to ${TIMEOUT}s for Experiment demo to succeed"
 deadline=$((SECONDS + TIMEOUT))

@@ -1,9 +1,10 @@
 """Run the lima-run operator in-process against kmock (see ../shared/VERIFIED.md).
 
-The operator code is the real one (kopf handlers, reconcile, RayJob builder, file-backed
-artifact store); the Kubernetes API is kmock's stateful emulator. The "RayJobs" are only
-objects: a test plays KubeRay by writing their status and publishing the stage's artifact the
-way `jobs/<stage>.py` would.
+The operator code is the real one (kopf handlers, reconcile, the real stage graph lima.dag,
+RayJob builder, file-backed artifact store); the Kubernetes API is kmock's stateful emulator.
+The "RayJobs" are only objects: a test plays KubeRay by writing their status and publishing the
+stage's artifact the way `lima stage NAME` would inside the RayJob, with the stage's real result
+type (lima.results) validated by the same `Stage.check_result` the runner uses.
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ from typing import Any
 import kopf
 import yaml
 
-from lima.runner import stage_key
+from lima import dag
+from lima.results import (
+    CurateResult,
+    GenerateResult,
+    JudgeResult,
+    ReportResult,
+    SelectResult,
+    StageResult,
+    TrainResult,
+)
 from lima.settings import Settings
 from lima.spec.load import parse_experiment
-from lima.stages import Stage, StageContext
 from lima.store import InputRef, Manifest, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,19 +45,23 @@ os.environ.setdefault("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "3600")
 os.environ.setdefault("LIMA_OPERATOR_POOLS_CACHE_S", "0")  # each test has its own pools
 
 
-def _never_runs(ctx: StageContext) -> None:  # the RayJob runs stages, never the operator
-    raise AssertionError("the operator must not run stage code")
+STAGES = dag.GRAPH
 
 
-def _stage(name: str, inputs: tuple[str, ...], section: str) -> Stage:
-    return Stage(name, "1", inputs, lambda e: e.spec.model_dump(mode="json")[section], _never_runs)
-
-
-STAGES = [
-    _stage("curate", (), "data"),
-    _stage("train", ("curate",), "train"),
-    _stage("report", ("train",), "judge"),
-]
+def plain_result(stage: str) -> StageResult:
+    """A result of the stage's real type for tests that do not look at its numbers."""
+    return {
+        "curate": lambda: CurateResult(train=3, dev=1, test=1, tokens=30, quota=3),
+        "train": lambda: TrainResult(
+            epochs=2, non_padding_fraction=0.9, truncated=0, models=["epoch-1", "epoch-2"]
+        ),
+        "select": lambda: SelectResult(
+            selected_epoch=2, score=0.5, judge="reference", proxy=True, epochs=[1, 2]
+        ),
+        "generate": lambda: GenerateResult(selected_epoch=2, sets={"test": 1}),
+        "judge": lambda: JudgeResult(judge="reference", proxy=True, verdicts=2, invalid=0),
+        "report": lambda: ReportResult(figures=[], proxy=True),
+    }[stage]()
 
 
 def example(name: str = "demo") -> dict[str, Any]:
@@ -86,11 +99,8 @@ class Operator:
     """
 
     def __init__(self, kmock: Any, settings: Settings, monkeypatch: Any) -> None:
-        import lima_operator.handlers  # registers the handlers
-        import lima_operator.pipeline
+        import lima_operator.handlers  # noqa: F401  (registers the handlers)
 
-        monkeypatch.setattr(lima_operator.pipeline, "load_stages", lambda: list(STAGES))
-        monkeypatch.setattr(lima_operator.handlers, "load_stages", lambda: list(STAGES))
         monkeypatch.setenv("LIMA_OPERATOR_API_SERVER", str(kmock.url))
         monkeypatch.setenv("LIMA_OPERATOR_NAMESPACE", NS)
         monkeypatch.setenv("LIMA_OPERATOR_METRICS_PORT", "0")
@@ -174,32 +184,30 @@ def publish(
     settings: Settings,
     document: dict[str, Any],
     stage_name: str,
-    summary: dict[str, Any] | None = None,
+    result: StageResult | None = None,
 ) -> Manifest:
     """Publish `stage_name`'s artifact as its RayJob would (upstream artifacts must exist)."""
     experiment = parse_experiment({**document, "metadata": {"name": document["metadata"]["name"]}})
     store = open_store(settings, experiment.spec.storage)
-    done: dict[str, Manifest] = {}
-    for stage in STAGES:
-        inputs = {name: done[name] for name in stage.inputs}
-        key = stage_key(experiment, stage, inputs)
-        if stage.name != stage_name:
-            done[stage.name] = store.manifest(stage.name, key)
-            continue
-        folder = settings.scratch_dir / f"out-{stage_name}-{key}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.txt").write_text(f"{stage_name} output\n")
-        return store.publish(
-            stage_name,
-            key,
-            folder,
-            code_version=stage.version,
-            config=stage.config(experiment),
-            inputs=[InputRef(n, m.key, m.digest, m.uri) for n, m in inputs.items()],
-            started_at="2026-11-22T00:00:00Z",
-            summary=summary or {},
-        )
-    raise KeyError(stage_name)
+    planned = {p.name: p for p in dag.plan(experiment, store)}
+    step = planned[stage_name]
+    if step.key is None:
+        raise KeyError(f"{stage_name}: an input has no artifact yet")
+    stage = step.stage
+    inputs = {name: planned[name].manifest for name in stage.inputs}
+    folder = settings.scratch_dir / f"out-{stage_name}-{step.key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.txt").write_text(f"{stage_name} output\n")
+    return store.publish(
+        stage_name,
+        step.key,
+        folder,
+        code_version=stage.version,
+        config=stage.config(experiment),
+        inputs=[InputRef(n, m.key, m.digest, m.uri) for n, m in inputs.items()],
+        started_at="2026-11-22T00:00:00Z",
+        summary=stage.check_result(result or plain_result(stage_name)),
+    )
 
 
 async def set_rayjob_status(kmock: Any, name: str, **status: Any) -> None:

@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from fake_admission import (
+    KUBERAY_CRDS,
+    NEWEST,
+    OLDEST,
+    autoscaler_problems,
+    kueue_webhook,
+    pruned_fields,
+    schema_errors,
+)
 from k8s_helpers import crd_validator, errors, rayjob_validator
 from lima_operator.config import OperatorConfig
 
-from lima.crd import render_crd
+from lima.k8s.crd import render_crd
+from lima.k8s.kuberay import SUPPORTED_RANGE
 from lima.k8s.pools import load_pools
 from lima.k8s.rayjob import S3Ref, build_rayjob
 from lima.settings import Settings
@@ -36,8 +48,7 @@ CREDENTIAL_ENV = {
     "MINIO_ROOT_PASSWORD",
     "LIMA_JUDGE_API_KEY",
 }
-MISSING_KUBERAY = "chart directory is missing these dependencies: kuberay-operator"
-DEMO_SPEC = yaml.safe_load((REPO / "examples/experiment.yaml").read_text())["spec"]
+DEMO_SPEC = yaml.safe_load((REPO / "examples/experiment-cluster.yaml").read_text())["spec"]
 GPU_POOL = {
     "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
@@ -82,6 +93,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "operator": {"watchAllNamespaces": True},
     },
     "kueue": {"kueue": {"enabled": True, "defaultQueue": "lima-queue"}},
+    "kueue-gpu": {
+        "kueue": {"enabled": True, "defaultQueue": "lima-queue"},
+        "pools": {"cpu": {"maxWorkers": 8}, "gpu-h100": GPU_POOL},
+        "experiments": [{"name": "gpu-demo", "spec": GPU_SPEC}],
+    },
+    "ha-namespaces": {  # two replicas, named namespaces, per-pool and head overrides
+        "operator": {"replicas": 2, "watchNamespaces": ["team-a", "team-b"]},
+        "imagePullSecrets": [{"name": "registry"}],
+        "ray": {"head": {"nodeSelector": {"pool": "system"}, "priorityClassName": "ops"}},
+        "pools": {
+            "cpu": {},
+            "gpu-h100": {
+                **GPU_POOL,
+                "image": "ghcr.io/lima-run/runtime:0.1.0-cuda",
+                "priorityClassName": "training",
+                "volumes": [{"name": "hf", "persistentVolumeClaim": {"claimName": "hf-cache"}}],
+                "volumeMounts": [{"name": "hf", "mountPath": "/cache/hf"}],
+                "imagePullSecrets": [{"name": "gpu-registry"}],
+            },
+        },
+        "experiments": [{"name": "gpu-demo", "spec": GPU_SPEC}],
+    },
     "experiments": {
         "experiments": [{"name": "demo", "spec": DEMO_SPEC}],
         "judge": {"baseUrl": "http://vllm:8000/v1", "existingSecret": "judge-key"},
@@ -116,19 +149,61 @@ def _pods(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_lint_strict(rendered, tmp_path: Path) -> None:
+def missing_dependencies(chart: Path) -> list[str]:
+    """Helm's rule: every Chart.yaml dependency must be in charts/ (a folder or a .tgz of that
+    name and version), whatever its `condition:`; `helm install` refuses the chart otherwise."""
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    charts = chart / "charts"
+    present = set()
+    for item in charts.iterdir() if charts.is_dir() else []:
+        if item.is_dir() and (item / "Chart.yaml").is_file():
+            sub = yaml.safe_load((item / "Chart.yaml").read_text())
+            present.add((sub["name"], str(sub["version"])))
+        elif item.name.endswith(".tgz"):
+            name, _, version = item.name.removesuffix(".tgz").rpartition("-")
+            present.add((name, version))
+    return [
+        d["name"]
+        for d in meta.get("dependencies") or []
+        if (d["name"], str(d.get("version"))) not in present
+    ]
+
+
+def test_lint_strict(rendered) -> None:
     name, _ = rendered
     result = helm_python.lint(str(CHART), VARIANTS[name], strict=True, namespace="ml")
-    serious = [m["error"] for m in result["messages"] if m["severity"] >= 2]
-    # The optional KubeRay subchart is declared but only fetched by `helm dependency build`.
-    assert serious == [MISSING_KUBERAY]
+    assert [m["error"] for m in result["messages"] if m["severity"] >= 2] == []
+
+
+def test_chart_installs_under_helms_dependency_rule() -> None:
+    assert missing_dependencies(CHART) == []
+    assert all(d["status"] == "ok" for d in helm_python.dependency_list(str(CHART)))
+
+
+def test_dependency_rule_fails_on_a_conditional_missing_subchart(tmp_path: Path) -> None:
+    """The rule above can fail: the chart as it was (an optional, unvendored KubeRay)."""
     copy = tmp_path / "lima-run"
     shutil.copytree(CHART, copy)
     meta = yaml.safe_load((copy / "Chart.yaml").read_text())
-    meta.pop("dependencies")
+    meta["dependencies"] = [
+        {
+            "name": "kuberay-operator",
+            "version": "1.4.2",
+            "repository": "https://ray-project.github.io/kuberay-helm/",
+            "condition": "kuberay.enabled",
+        }
+    ]
     (copy / "Chart.yaml").write_text(yaml.safe_dump(meta))
-    result = helm_python.lint(str(copy), VARIANTS[name], strict=True, namespace="ml")
-    assert [m for m in result["messages"] if m["severity"] >= 2] == []
+    assert missing_dependencies(copy) == ["kuberay-operator"]
+    assert [d["status"] for d in helm_python.dependency_list(str(copy))] == ["missing"]
+    result = helm_python.lint(str(copy), {}, strict=True, namespace="ml")
+    assert any("missing these dependencies" in m["error"] for m in result["messages"])
+
+
+def test_supported_kuberay_range_is_declared_once() -> None:
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert meta["annotations"]["lima-run.io/kuberay-versions"] == SUPPORTED_RANGE
+    assert SUPPORTED_RANGE.startswith(f">={OLDEST} ") and SUPPORTED_RANGE.endswith(NEWEST)
 
 
 def test_every_object_validates(rendered) -> None:
@@ -178,60 +253,115 @@ def test_no_secret_literal_outside_the_secret(rendered) -> None:
                     assert "valueFrom" in env, env["name"]
 
 
+OPERATOR_RULES = {
+    ("lima-run.io", "experiments"): {"list", "watch"},
+    ("lima-run.io", "experiments/status"): {"patch"},
+    ("lima-run.io", "experiments/finalizers"): {"update"},
+    ("ray.io", "rayjobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "events"): {"create"},
+}
+
+
+def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    rules: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                rules.setdefault((group, resource), set()).update(rule["verbs"])
+    return rules
+
+
 def test_least_privilege_rbac(rendered) -> None:
     name, docs = rendered
-    roles = _of(docs, "Role") + _of(docs, "ClusterRole")
-    rules = {
-        (g, r): set(rule["verbs"])
-        for role in roles
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    assert rules == {
-        ("lima-run.io", "experiments"): {"list", "watch"},
-        ("lima-run.io", "experiments/status"): {"patch"},
-        ("ray.io", "rayjobs"): {"get", "list", "watch", "create", "delete"},
-        ("", "events"): {"create"},
+    values = VARIANTS[name].get("operator", {})
+    cluster_wide = values.get("watchAllNamespaces", False)
+    operator_roles = [
+        r
+        for r in _of(docs, "Role") + _of(docs, "ClusterRole")
+        if r["metadata"]["name"] == "lima-lima-run-operator"
+    ]
+    for role in operator_roles:
+        assert _rules(role) == OPERATOR_RULES
+    namespaces = values.get("watchNamespaces") or ["ml"]
+    if cluster_wide:
+        assert [r["kind"] for r in operator_roles] == ["ClusterRole"]
+    else:
+        assert sorted(r["metadata"]["namespace"] for r in operator_roles) == sorted(namespaces)
+    self_role = next(r for r in _of(docs, "Role") if r["metadata"]["name"].endswith("-self"))
+    assert _rules(self_role) == {
         ("", "configmaps"): {"get"},
+        ("coordination.k8s.io", "leases"): {"create", "get", "update"},
     }
-    cluster_wide = VARIANTS[name].get("operator", {}).get("watchAllNamespaces", False)
-    assert bool(_of(docs, "ClusterRole")) == cluster_wide
+    assert self_role["rules"][0]["resourceNames"] == ["lima-lima-run-pools"]
+    crd_role = next(r for r in _of(docs, "ClusterRole") if r["metadata"]["name"].endswith("crd"))
+    assert crd_role["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "resourceNames": ["rayjobs.ray.io"],
+            "verbs": ["get"],
+        }
+    ]
     args = _of(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert ("--all-namespaces" in args) == cluster_wide
+    if not cluster_wide:
+        assert [a for a in args if a.startswith("--namespace=")] == [
+            f"--namespace={n}" for n in namespaces
+        ]
+
+
+def test_aggregated_roles_and_network_policy(rendered) -> None:
+    name, docs = rendered
+    roles = {r["metadata"]["name"].rsplit("-", 1)[-1]: r for r in _of(docs, "ClusterRole")}
+    editor, viewer = roles["editor"], roles["viewer"]
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert {"create", "patch", "delete"} <= _rules(editor)[("lima-run.io", "experiments")]
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert _rules(viewer)[("lima-run.io", "experiments")] == {"get", "list", "watch"}
+    values = VARIANTS[name].get("operator", {})
+    policies = _of(docs, "NetworkPolicy")
+    expected = values.get("watchNamespaces") or ["ml"]
+    assert sorted(p["metadata"]["namespace"] for p in policies) == sorted(expected)
+    for policy in policies:
+        selector = policy["spec"]["podSelector"]
+        assert selector["matchExpressions"] == [{"key": "ray.io/node-type", "operator": "Exists"}]
+        kuberay = policy["spec"]["ingress"][1]
+        assert kuberay["ports"] == [{"protocol": "TCP", "port": 8265}]
+
+
+def test_leader_election_for_replicas(rendered) -> None:
+    name, docs = rendered
+    deployment = _of(docs, "Deployment")[0]
+    replicas = VARIANTS[name].get("operator", {}).get("replicas", 1)
+    assert deployment["spec"]["replicas"] == replicas
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LIMA_OPERATOR_LEADER_ELECTION"]["value"] == "true"
+    assert env["LIMA_OPERATOR_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    with pytest.raises(helm_python.HelmError, match="leaderElection"):
+        helm_python.Chart.load(str(CHART)).render(
+            values={"operator": {"replicas": 2, "leaderElection": {"enabled": False}}},
+            name="lima",
+            namespace="ml",
+        )
 
 
 def _operator_config(docs: list[dict[str, Any]]) -> tuple[OperatorConfig, Settings]:
-    """The operator's configuration exactly as the chart's Deployment sets it."""
+    """The operator's configuration exactly as the chart's Deployment sets it (through the
+    environment, as in the pod: JSON values are decoded the same way)."""
     container = _of(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    config = OperatorConfig(
-        **{
-            k.removeprefix("LIMA_OPERATOR_").lower(): v
-            for k, v in env.items()
-            if k.startswith("LIMA_OPERATOR_")
-        }
-    )
-    settings = Settings(
-        **{
-            k.removeprefix("LIMA_").lower(): v
-            for k, v in env.items()
-            if k.startswith("LIMA_") and not k.startswith("LIMA_OPERATOR_")
-        },
-        _env_file=None,
-    )
-    return config, settings
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIMA_")}
+    with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
+        return OperatorConfig(), Settings(_env_file=None)
 
 
-def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
-    name, docs = rendered
-    validator = rayjob_validator()
+def _chart_rayjobs(docs: list[dict[str, Any]], pre_running: bool) -> list[tuple[str, dict]]:
     config, settings = _operator_config(docs)
     pools = load_pools(_of(docs, "ConfigMap")[0]["data"]["pools.yaml"])
     experiments = [
         {**e, "metadata": {"name": e["metadata"]["name"]}} for e in _of(docs, "Experiment")
-    ]
-    experiments = experiments or [
+    ] or [
         {
             "apiVersion": "lima-run.io/v1alpha1",
             "kind": "Experiment",
@@ -241,11 +371,12 @@ def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
     ]
     s3 = config.s3_ref(settings)
     assert isinstance(s3, S3Ref) and s3.secret
+    options = config.rayjob_options(settings, pre_running_deadline=pre_running)
+    jobs = []
     for document in experiments:
         experiment = parse_experiment(document)
         for stage in STAGES:
             res = getattr(experiment.spec.resources, stage, None)
-            pool = pools[res.pool if res else "cpu"]
             job = build_rayjob(
                 experiment,
                 stage,
@@ -253,21 +384,59 @@ def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
                 spec_uri="s3://lima/specs/x.json",
                 namespace="ml",
                 image=config.image,
-                pool=pool,
+                pool=pools[res.pool if res else "cpu"],
                 s3=s3,
-                options=config.rayjob_options(settings),
+                options=options,
             )
-            if validator is not None:
-                assert errors(validator, job) == [], (name, stage)
-            if VARIANTS[name].get("kueue", {}).get("enabled"):
-                assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lima-queue"
+            jobs.append((stage, job))
+    return jobs
+
+
+@pytest.mark.skipif(not KUBERAY_CRDS[OLDEST].is_file(), reason="../shared/schemas is absent")
+def test_rayjobs_from_chart_config_are_admitted_by_oldest_and_newest_kuberay(rendered) -> None:
+    """Built as the operator builds them from the chart's configuration, on the oldest and the
+    newest supported KubeRay (pre-running deadline only where the CRD declares it); Kueue's
+    webhook and KubeRay's autoscaler accept them."""
+    name, docs = rendered
+    kueue = VARIANTS[name].get("kueue", {}).get("enabled", False)
+    for version, pre_running in ((OLDEST, False), (NEWEST, True)):
+        for stage, job in _chart_rayjobs(docs, pre_running):
+            where = (name, version, stage)
+            assert schema_errors(job, version) == [], where
+            assert pruned_fields(job, version) == [], where
+            assert autoscaler_problems(job) == [], where
+            assert kueue_webhook(job) == [], where
+            assert ("preRunningDeadlineSeconds" in job["spec"]) == pre_running
+            if kueue:
+                assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] in (
+                    "lima-queue",
+                    "gpu-queue",
+                )
                 assert job["spec"]["suspend"] is True
-            if name == "gpu-pools" and stage == "train":
-                worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
+                assert job["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is False
+            group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+            worker = group["template"]["spec"]
+            if "gpu" in name and stage == "train":
                 assert worker["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
                 assert worker["tolerations"][0]["key"] == "nvidia.com/gpu"
+            if name == "ha-namespaces" and stage == "train":
+                head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+                assert head["priorityClassName"] == "ops"
+                assert worker["priorityClassName"] == "training"
+                assert worker["containers"][0]["image"].endswith("-cuda")
+                assert [s["name"] for s in worker["imagePullSecrets"]] == [
+                    "registry",
+                    "gpu-registry",
+                ]
+
+
+def test_rayjobs_from_chart_config_validate_against_kuberay(rendered) -> None:
+    name, docs = rendered
+    validator = rayjob_validator()
     if validator is None:
         pytest.skip("../shared/schemas absent: RayJobs built but not checked against KubeRay")
+    for stage, job in _chart_rayjobs(docs, pre_running=True):
+        assert errors(validator, job) == [], (name, stage)
 
 
 def test_values_schema_rejects_bad_values() -> None:

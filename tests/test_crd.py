@@ -11,8 +11,8 @@ import pytest
 import yaml
 from k8s_helpers import crd_validator, errors
 
-from lima.crd import MAX_NAME_LENGTH, render_crd, render_crd_yaml
-from lima.docs import render_reference
+from lima.k8s.crd import MAX_NAME_LENGTH, render_crd, render_crd_yaml
+from lima.spec.reference import render_reference
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "helm/lima-run/crds/experiments.lima-run.io.yaml"

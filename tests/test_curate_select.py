@@ -26,11 +26,14 @@ def test_largest_remainder_respects_caps():
     assert alloc["a"] == 1 and sum(alloc.values()) == 10
 
 
-def test_held_out_prefers_surplus():
+def test_held_out_never_takes_training_rows():
     counts = held_out_counts({"a": 10, "b": 50}, {"a": 10, "b": 20}, 12)
     assert counts == {"a": 0, "b": 12}
+    # Only one row beyond the quotas: the held-out splits get one, the quotas stay whole.
     short = held_out_counts({"a": 10, "b": 21}, {"a": 10, "b": 20}, 5)
-    assert sum(short.values()) == 5 and short["b"] >= 1
+    assert short == {"a": 0, "b": 1}
+    # A source smaller than its quota gives nothing to dev/test.
+    assert held_out_counts({"a": 3}, {"a": 10}, 5) == {"a": 0}
 
 
 def _clusters() -> tuple[np.ndarray, list[str]]:
@@ -78,6 +81,12 @@ def test_exact_and_near_dedup():
     out = list(Deduplicator(exact=True, near=True, threshold=0.7, num_perm=128)(items, stats))
     assert [i.get("rule") for i in out] == [None, "exact_duplicate", "near_duplicate", None]
     assert stats.dropped["x"] == {"exact_duplicate": 1, "near_duplicate": 1}
+    # Each removal names the kept copy and the measured similarity.
+    assert out[1]["collided_with"] == {"source": "x", "file": "f", "row": "1"}
+    assert out[1]["similarity"] == {"metric": "normalised_text", "value": 1.0}
+    assert out[2]["collided_with"]["row"] == "1"
+    assert out[2]["similarity"]["metric"] == "jaccard"
+    assert 0.7 <= out[2]["similarity"]["value"] < 1
 
 
 def test_token_counts_and_histogram():

@@ -170,23 +170,25 @@ def test_missing_source_fails_before_work(ray_local, tmp_path: Path):
 
 
 def test_stage_through_runner(ray_local, settings):
+    from lima.dag import get
     from lima.runner import run_experiment
-    from lima.stages import REGISTRY
-    from lima.stages import curate as curate_stage
 
-    assert REGISTRY["curate"] == "lima.stages.curate"
+    curate_stage = get("curate")
     experiment = Experiment.model_validate(
         {
             "apiVersion": "lima-run.io/v1alpha1",
             "kind": "Experiment",
             "metadata": {"name": "curate-test"},
-            "spec": {"data": fixture_spec().model_dump(mode="json")},
+            "spec": {
+                "data": fixture_spec().model_dump(mode="json"),
+                "judge": {"selection_prompts": 2},
+            },
         }
     )
-    results = run_experiment(experiment, settings, stages=[curate_stage.STAGE])
+    results = run_experiment(experiment, settings, stages=[curate_stage])
     assert [r.status for r in results] == ["done"], results[0].message
     assert results[0].summary["train"] == 20
-    again = run_experiment(experiment, settings, stages=[curate_stage.STAGE])
+    again = run_experiment(experiment, settings, stages=[curate_stage])
     assert again[0].status == "cached" and again[0].key == results[0].key
 
 

@@ -15,7 +15,7 @@ import pytest
 from lima.errors import LimaError
 from lima.judging import Item, make_judge, position_consistency, win_tie_loss
 from lima.judging.cache import JudgeError
-from lima.judging.testing import Reply, ScriptedEndpoint, first_user_message
+from scripted_endpoint import Reply, ScriptedEndpoint, first_user_message
 from lima.settings import Settings
 from lima.spec.evaluate import JudgeSpec
 from lima.store import open_store
@@ -42,7 +42,7 @@ def openai_spec(**overrides) -> JudgeSpec:
 def shown_first(body: dict) -> str:
     """The text the judge saw as Response A."""
     text = first_user_message(body)
-    return text.split("[Response A]\n", 1)[1].split("\n\n[Response B]", 1)[0]
+    return text.split("Answer A:\n", 1)[1].split("\nAnswer B:", 1)[0]
 
 
 def item_id(text: str) -> str:
@@ -191,7 +191,7 @@ def test_verdicts_are_cached_so_a_rerun_sends_nothing(tmp_path: Path) -> None:
         make_judge(openai_spec(), settings, store).judge("pairwise", changed)
         assert endpoint.requests == 2  # only the changed item is asked again
     assert [v.value for v in second] == [v.value for v in first] == ["tie", "tie"]
-    assert second[0].detail["cached"] is True and second[0].raw == first[0].raw
+    assert "cached" not in second[0].detail and second[0].raw == first[0].raw  # no run facts
 
 
 def test_unparseable_replies_are_retried_once_then_invalid(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_unparseable_replies_are_retried_once_then_invalid(tmp_path: Path) -> No
     assert not hopeless.valid and hopeless.value is None
     assert hopeless.raw == ["Hmm, this response is reasonable overall, I suppose."]
     assert follow_up[0]["messages"][1]["role"] == "assistant"
-    assert "Rating: Excellent" in follow_up[0]["messages"][2]["content"]
+    assert "Fail, Pass or Excellent" in follow_up[0]["messages"][2]["content"]
 
 
 def test_an_invalid_order_makes_the_pairwise_verdict_invalid_and_counted(tmp_path: Path) -> None:

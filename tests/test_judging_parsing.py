@@ -72,3 +72,37 @@ CASES = [
 @pytest.mark.parametrize(("protocol", "text", "expected"), CASES)
 def test_parse(protocol: str, text: str, expected: str | int | None) -> None:
     assert parse(protocol, text) == expected
+
+
+ISSUE_CASES = [
+    # a second marker on the same line is a second marker: ambiguous, never the first label
+    ("pairwise", "Answer: A. Verdict: B", None),
+    ("pairwise", "Answer: A. Verdict: A", "A"),
+    ("pairwise", "[[A]] Verdict: B", None),
+    ("absolute", "Rating: Pass; final rating: Fail", None),
+    # "none of the above" is prose, not the label "none" (= neither)
+    ("pairwise", "Label: none of the above fits.\nVerdict: A", "A"),
+    ("pairwise", "Label: none", "neither"),
+    # a dash joins prose: only a bare label after it counts
+    ("pairwise", "Answer - B is shorter, but A is right about the dates.", None),
+    ("pairwise", "Answer - B is shorter.\nVerdict: A", "A"),
+    ("pairwise", "Verdict - B", "B"),
+    ("likert", "Score - 4", 4),
+    # LIMA's own answer formats (Appendix C options, Appendix D bare score repeated)
+    ("pairwise", "Both are fine.\nAnswer B is significantly better.", "B"),
+    ("pairwise", "◼ Neither is significantly better.", "neither"),
+    ("pairwise", "Answer A is significantly better.\nAnswer B is significantly better.", None),
+    ("likert", "The answer is clear but repeats itself.\n4\n4", 4),
+    ("likert", "It is well organised.\n5\n6", None),
+    # MT-Bench single grading, 1-10
+    ("single", "Short and correct.\nRating: [[8]]", 8),
+    ("single", "Rating: [[10]]", 10),
+    ("single", "Rating: [[11]]", None),
+    ("single", "Rating: [[7.5]]", None),
+    ("single", "Rating: 8/10", 8),
+]
+
+
+@pytest.mark.parametrize(("protocol", "text", "expected"), ISSUE_CASES)
+def test_parse_issue_cases(protocol: str, text: str, expected: str | int | None) -> None:
+    assert parse(protocol, text) == expected

@@ -20,6 +20,8 @@ from operator_harness import (
     wait_for,
 )
 
+from lima.results import JudgeResult
+
 pytestmark = pytest.mark.timeout(120)
 POOLS = "cpu: {cpusPerWorker: 4, memoryPerWorker: 16Gi, minWorkers: 0, maxWorkers: 4}\n"
 
@@ -57,12 +59,12 @@ def rayjob_for(kmock, stage: str) -> dict:
     return jobs[0] if len(jobs) == 1 else None
 
 
-async def finish(kmock, settings, document, stage: str, summary=None) -> None:
+async def finish(kmock, settings, document, stage: str, result=None) -> None:
     job = await wait_for(lambda: rayjob_for(kmock, stage), what=f"RayJob of {stage}")
     await set_rayjob_status(
         kmock, job["metadata"]["name"], jobDeploymentStatus="Running", jobStatus="RUNNING"
     )
-    publish(settings, document, stage, summary)  # what jobs/<stage>.py does inside the RayJob
+    publish(settings, document, stage, result)  # what `lima stage` does inside the RayJob
     await set_rayjob_status(
         kmock, job["metadata"]["name"], jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
     )
@@ -80,32 +82,70 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert len(meta["name"]) <= 47 and meta["name"].startswith("demo-train-")
     assert meta["ownerReferences"][0]["uid"] == "uid-demo"
     assert meta["labels"]["lima-run.io/experiment"] == "demo"
-    assert spec["entrypoint"].startswith("python -m jobs.train --experiment file://")
+    assert spec["entrypoint"].startswith("lima stage train --experiment file://")
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]
     assert workers["maxReplicas"] == 2  # spec.resources.train.workers of the example
     status = await wait_for(
         lambda: experiment_status(kmock).get("phase") == "Running" and experiment_status(kmock)
     )
     assert status["stages"][0] == {**status["stages"][0], "name": "curate", "phase": "Cached"}
-    assert status["currentStage"] == "train" and status["stagesTotal"] == 3
+    assert status["currentStage"] == "train" and status["stagesTotal"] == 6
 
-    await finish(kmock, settings, document, "train", {"best_epoch": 5})
-    await wait_for(lambda: rayjob_for(kmock, "report"), what="report RayJob")
-    await finish(kmock, settings, document, "report", {"win_rate": "0.42"})
+    selected, judged = select_and_judge_results()
+    for stage, result in (
+        ("train", None),
+        ("select", selected),
+        ("generate", None),
+        ("judge", judged),
+        ("report", None),
+    ):
+        await wait_for(lambda stage=stage: rayjob_for(kmock, stage), what=f"{stage} RayJob")
+        await finish(kmock, settings, document, stage, result)
     status = await wait_for(
         lambda: experiment_status(kmock).get("phase") == "Succeeded" and experiment_status(kmock),
         what="Succeeded",
     )
-    assert [s["phase"] for s in status["stages"]] == ["Cached", "Succeeded", "Succeeded"]
-    assert status["stagesDone"] == 3 and status["bestEpoch"] == 5 and status["winRate"] == "0.42"
+    assert [s["phase"] for s in status["stages"]] == ["Cached"] + ["Succeeded"] * 5
+    # The printer columns come from the select and judge stages' own result types.
+    assert status["stagesDone"] == 6 and status["bestEpoch"] == 3
+    assert status["winRate"] == "50% win, 25% tie vs base"
     assert all(s["artifactUri"] for s in status["stages"])
-    assert len(objects(kmock, RAYJOBS)) == 2
+    assert len(objects(kmock, RAYJOBS)) == 5
     assert_declared_in_crd(status)
+
+
+def select_and_judge_results():
+    """What the select and judge stages return, built by their own code from verdicts."""
+    from lima.judging import win_tie_loss
+    from lima.judging.types import Verdict
+    from lima.results import SelectResult
+    from lima.stages.judge import headline
+    from lima.stages.select import choose
+
+    rows = [
+        {"epoch": 2, "score": 0.5, "reference": True},
+        {"epoch": 3, "score": 0.75, "reference": False},
+    ]
+    best = choose(rows)
+    selected = SelectResult(
+        selected_epoch=best["epoch"], score=best["score"], judge="t", proxy=False, epochs=[2, 3]
+    )
+    values = ["win", "win", "tie", "loss"]
+    verdicts = [Verdict(f"p{i}", "pairwise", value, True, []) for i, value in enumerate(values)]
+    judged_set = {"pairwise": {"base": win_tie_loss(verdicts, resamples=50, seed=0)}}
+    judged = JudgeResult(
+        judge="t",
+        proxy=False,
+        verdicts=4,
+        invalid=0,
+        headline=headline({"test": judged_set}, "lima", ["base"]),
+    )
+    return selected, judged
 
 
 def assert_declared_in_crd(status: dict) -> None:
     """The API server prunes undeclared status fields: everything written must be declared."""
-    from lima.crd import status_schema
+    from lima.k8s.crd import status_schema
 
     schema = status_schema()["properties"]
     assert set(status) - {"kopf"} <= set(schema), set(status) - set(schema)
@@ -132,7 +172,7 @@ async def test_failure_marks_failed_with_event_then_retry(cluster) -> None:
     assert status["currentStage"] == "curate"
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["status"] == "True" and failed["reason"] == "Stopped"
-    assert [s["phase"] for s in status["stages"]] == ["Failed", "Pending", "Pending"]
+    assert [s["phase"] for s in status["stages"]] == ["Failed"] + ["Pending"] * 5
     await wait_for(lambda: posted_events(kmock, "StageFailed"), what="StageFailed event")
     assert rayjob_for(kmock, "train") is None
 

@@ -7,10 +7,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_admission import (
+    KUBERAY_CRDS,
+    NEWEST,
+    OLDEST,
+    autoscaler_problems,
+    kueue_webhook,
+    pruned_fields,
+    rayjob_crd,
+    schema_errors,
+)
 from k8s_helpers import errors, rayjob_validator
 
+from lima.k8s.kuberay import InstalledKubeRay, rayjob_schema, unknown_fields
 from lima.k8s.pools import Pool, Toleration, check_pools, load_pools
-from lima.k8s.rayjob import MAX_RAYJOB_NAME, S3Ref, build_rayjob, rayjob_name
+from lima.k8s.rayjob import (
+    MAX_RAYJOB_NAME,
+    RayJobOptions,
+    S3Ref,
+    build_rayjob,
+    rayjob_name,
+    stage_rayjob_name,
+)
 from lima.spec import load as spec_load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +76,12 @@ def build(exp, stage: str, pool: Pool = CPU, **kw: Any) -> dict[str, Any]:
 def _check(job: dict[str, Any]) -> None:
     if VALIDATOR is not None:
         assert errors(VALIDATOR, job) == []
+    if KUBERAY_CRDS[OLDEST].is_file():
+        # Nothing the oldest supported KubeRay would prune: no field we rely on may vanish.
+        for version in (OLDEST, NEWEST):
+            assert schema_errors(job, version) == [], version
+            assert pruned_fields(job, version) == [], version
+    assert autoscaler_problems(job) == []
     assert len(job["metadata"]["name"]) <= MAX_RAYJOB_NAME
     text = json.dumps(job)
     assert "secretKeyRef" in text and "LIMA_S3_SECRET_KEY" in text
@@ -86,7 +110,7 @@ def test_every_stage_builds_a_valid_rayjob(stage: str) -> None:
     job = build(experiment(), stage)
     _check(job)
     spec = job["spec"]
-    assert spec["entrypoint"] == f"python -m jobs.{stage} --experiment s3://lima/lima/specs/x.json"
+    assert spec["entrypoint"] == f"lima stage {stage} --experiment s3://lima/lima/specs/x.json"
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
     assert job["metadata"]["labels"]["lima-run.io/stage"] == stage
     assert job["metadata"]["labels"]["lima-run.io/experiment"] == "demo"
@@ -129,19 +153,140 @@ def test_elastic_and_fixed_pools() -> None:
     group = elastic["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert elastic["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is True
     assert (group["minReplicas"], group["maxReplicas"]) == (0, 3)
+    head = elastic["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert "automountServiceAccountToken" not in head  # the autoscaler needs the token
+    autoscaler = elastic["spec"]["rayClusterSpec"]["autoscalerOptions"]["resources"]
+    assert autoscaler["requests"] == autoscaler["limits"] == {"cpu": "500m", "memory": "512Mi"}
+    worker = group["template"]["spec"]
+    assert worker["automountServiceAccountToken"] is False
     fixed = build(exp, "train", pool=CPU_FIXED)
     _check(fixed)
     group = fixed["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert fixed["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is False
     assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
+    head = fixed["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["automountServiceAccountToken"] is False  # no autoscaler: no API access
 
 
-def test_kueue_variant_is_suspended_and_labelled() -> None:
-    job = build(experiment(generate={"queue": "team-a"}), "generate")
+@pytest.mark.parametrize("pool", [CPU, CPU_FIXED, GPU], ids=["elastic", "fixed", "gpu"])
+def test_kueue_variant_is_admitted_by_the_webhook(pool: Pool) -> None:
+    resources = {"queue": "team-a", "workers": 3, "pool": pool.name}
+    if pool is GPU:
+        resources.update(gpus=8, cpus=16, memory="256Gi")
+    job = build(experiment(generate=resources), "generate", pool=pool)
     _check(job)
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
     assert job["spec"]["suspend"] is True and job["spec"]["shutdownAfterJobFinishes"] is True
+    assert kueue_webhook(job) == []
+    # Kueue reserves the whole job up front: a queued stage has a fixed worker count.
+    group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert job["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is False
+    assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
     assert "suspend" not in build(experiment(), "generate")["spec"]
+
+
+def test_kueue_default_queue_from_the_chart() -> None:
+    job = build(experiment(), "train", options=RayJobOptions(default_queue="lima-queue"))
+    _check(job)
+    assert kueue_webhook(job) == []
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lima-queue"
+
+
+def test_fake_kueue_webhook_rejects_what_kueue_rejects() -> None:
+    job = build(experiment(generate={"queue": "team-a"}), "generate")
+    job["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] = True  # the old, broken builder
+    assert any("enableInTreeAutoscaling" in e for e in kueue_webhook(job))
+    job["metadata"]["annotations"] = {"kueue.x-k8s.io/elastic-job": "true"}
+    assert any("enableInTreeAutoscaling" in e for e in kueue_webhook(job))  # gate off
+    assert kueue_webhook(job, elastic_jobs_gate=True) == []
+    job["spec"]["shutdownAfterJobFinishes"] = False
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["groupName"] = "head"
+    problems = kueue_webhook(job, elastic_jobs_gate=True)
+    assert len(problems) == 2, problems
+
+
+def test_autoscaler_rule_catches_a_head_without_token() -> None:
+    job = build(experiment(train={"workers": 3}), "train", pool=CPU)
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    head["automountServiceAccountToken"] = False  # what the builder used to write
+    assert autoscaler_problems(job)
+
+
+def test_default_stage_deadline() -> None:
+    job = build(experiment(), "train")
+    assert job["spec"]["activeDeadlineSeconds"] == RayJobOptions().default_timeout_s
+    job = build(experiment(train={"timeout_s": 600}), "train")
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+
+
+@pytest.mark.skipif(not KUBERAY_CRDS[OLDEST].is_file(), reason="../shared/schemas is absent")
+def test_pre_running_deadline_only_where_the_installed_crd_knows_it() -> None:
+    options = RayJobOptions(pre_running_deadline_seconds=1800)
+    job = build(experiment(), "train", options=options)
+    # The stand-in finds what the oldest supported version would prune...
+    assert pruned_fields(job, OLDEST) == ["spec.preRunningDeadlineSeconds"]
+    assert pruned_fields(job, "1.6.2") == [] and pruned_fields(job, NEWEST) == []
+    # ...and so does the operator's own check, with which it refuses to create such a job.
+    old = InstalledKubeRay(present=True, schema=rayjob_schema(rayjob_crd(OLDEST)))
+    new = InstalledKubeRay(present=True, schema=rayjob_schema(rayjob_crd(NEWEST)))
+    assert unknown_fields(job, old.schema) == ["spec.preRunningDeadlineSeconds"]
+    assert not old.pre_running_deadline and new.pre_running_deadline
+    assert "too old" in old.problem(job) and new.problem(job) is None
+    assert "not installed" in InstalledKubeRay(present=False).problem(job)
+    assert InstalledKubeRay().problem(job) is None  # unreadable CRD: nothing assumed
+
+
+ZONE_A = {
+    "nodeSelectorTerms": [{"matchExpressions": [{"key": "z", "operator": "In", "values": ["a"]}]}]
+}
+
+
+def test_pool_and_head_overrides() -> None:
+    pool = GPU.model_copy(
+        update={
+            "image": "ghcr.io/lima-run/runtime:0.1.0-cuda",
+            "affinity": {
+                "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": ZONE_A}
+            },
+            "priorityClassName": "training",
+            "volumes": [{"name": "hf-cache", "persistentVolumeClaim": {"claimName": "hf"}}],
+            "volumeMounts": [{"name": "hf-cache", "mountPath": "/cache/hf"}],
+            "imagePullSecrets": [{"name": "gpu-registry"}],
+        }
+    )
+    options = RayJobOptions(
+        image_pull_secrets=("registry",),
+        head_placement={"nodeSelector": {"pool": "system"}, "priorityClassName": "ops"},
+    )
+    exp = experiment(train={"pool": "gpu", "workers": 2, "gpus": 8, "cpus": 16, "memory": "64Gi"})
+    job = build(exp, "train", pool=pool, options=options)
+    _check(job)
+    cluster = job["spec"]["rayClusterSpec"]
+    worker = cluster["workerGroupSpecs"][0]["template"]["spec"]
+    assert worker["containers"][0]["image"].endswith("-cuda")
+    assert worker["priorityClassName"] == "training" and "nodeAffinity" in worker["affinity"]
+    assert {"name": "hf-cache", "mountPath": "/cache/hf"} in worker["containers"][0]["volumeMounts"]
+    assert [s["name"] for s in worker["imagePullSecrets"]] == ["registry", "gpu-registry"]
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    assert head["nodeSelector"] == {"pool": "system"} and head["priorityClassName"] == "ops"
+    assert head["containers"][0]["image"] == "ghcr.io/lima-run/runtime:0.1.0"
+    assert head["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_volume_mounts_must_name_a_volume() -> None:
+    from lima.errors import LimaError
+
+    with pytest.raises(LimaError, match="volumeMounts"):
+        load_pools("gpu: {volumeMounts: [{name: nope, mountPath: /x}]}")
+
+
+def test_resources_edit_gives_a_new_rayjob_name() -> None:
+    key = "0123456789abcdef0123456789abcdef"
+    before = stage_rayjob_name(experiment(train={"gpus": 0}), "train", key, 0)
+    assert before == stage_rayjob_name(experiment(train={"gpus": 0}), "train", key, 0)
+    for edit in ({"gpus": 1}, {"pool": "gpu"}, {"timeout_s": 60}, {"workers": 3}):
+        assert stage_rayjob_name(experiment(train=edit), "train", key, 0) != before, edit
+    assert build(experiment(train={"gpus": 0}), "train")["metadata"]["name"] == before
 
 
 def test_owner_reference() -> None:
@@ -196,15 +341,21 @@ def test_bad_pools_file_names_the_field() -> None:
         load_pools("gpu: {gpusPerWorker: -1}")
 
 
-def test_every_registered_stage_has_a_job_entrypoint(capsys: pytest.CaptureFixture) -> None:
-    import importlib
+def test_every_stage_runs_through_the_one_cli_entrypoint() -> None:
+    """RayJobs run `lima stage NAME --experiment URI`: same CLI, same exit-code contract."""
+    import subprocess
+    import sys
 
-    from lima.stages import REGISTRY
+    from lima import dag
 
-    for stage in REGISTRY:
-        module = importlib.import_module(f"jobs.{stage}")
-        assert module.main.__module__ == "jobs._entry"
-    from jobs._entry import main
-
-    assert main("curate", ["--experiment", "/no/such/spec.yaml"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    for stage in dag.NAMES:
+        entrypoint = build(experiment(), stage)["spec"]["entrypoint"]
+        assert entrypoint.split()[:3] == ["lima", "stage", stage]
+    missing = subprocess.run(
+        [sys.executable, "-m", "lima.cli", "stage", "curate", "--experiment", "/no/such/x.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2, missing.stderr
+    assert "no such file" in missing.stderr.lower() and "Traceback" not in missing.stderr

@@ -46,6 +46,40 @@ def rated(protocol: str, shares: dict[str, float], n: int = 20) -> dict:
     return out
 
 
+def audit_rows() -> list[dict]:
+    """Per-prompt rows as `lima.report.audit` builds them: a one-turn and a two-turn prompt."""
+    reasoning = [
+        {"order": "fine-tuned answer shown as A", "label": "A", "text": "A lists <steps>."},
+        {"order": "fine-tuned answer shown as B", "label": "B", "text": "B is clearer."},
+    ]
+    return [
+        {
+            "id": "q1",
+            "turn": 1,
+            "earlier": [],
+            "prompt": "How do I brew coffee?",
+            "answer": "1. Grind the beans.\n2. Pour water at 93 C.",
+            "finish": "eot",
+            "other": "Use coffee.",
+            "verdict": "win",
+            "reasoning": reasoning,
+            "ratings": {"absolute": "pass", "likert": 5},
+        },
+        {
+            "id": "m1",
+            "turn": 2,
+            "earlier": ["Write a haiku."],
+            "prompt": "Now rewrite it about rain.",
+            "answer": "Rain on the tin roof",
+            "finish": "length",
+            "other": None,
+            "verdict": "invalid",
+            "reasoning": [],
+            "ratings": {},
+        },
+    ]
+
+
 def data() -> dict:
     likert = {str(k): v for k, v in zip(range(1, 7), [0.05, 0.1, 0.15, 0.2, 0.3, 0.2], strict=True)}
     lineage = {
@@ -62,6 +96,9 @@ def data() -> dict:
     }
     return {
         "experiment": "demo",
+        "model": {"base": "tiny", "stand_in": True, "note": "a randomly initialised preset"},
+        "audit_baseline": "gpt-3",
+        "audit": {"test": audit_rows()},
         "results": {
             "judge": "reference:all-MiniLM-L6-v2",
             "proxy": True,
@@ -180,6 +217,14 @@ def test_report_html_and_figures_show_the_numbers(tmp_path: Path) -> None:
         "211.5",
         "39",
         "80.0%",
+        "stand-in-banner",
+        "Model preset <code>tiny</code>",
+        "How do I brew coffee?",
+        "A lists &lt;steps&gt;.",  # the judge's reasoning, escaped
+        "fine-tuned answer shown as B",
+        "Now rewrite it about rain.",
+        "(earlier user turn) Write a haiku.",
+        "(hit the length limit)",
     ):
         assert expected in html, expected
 
@@ -195,6 +240,19 @@ def test_report_without_proxy_or_pairwise_still_renders(tmp_path: Path) -> None:
     assert "wtl-test" not in figures and "training" not in figures
     html = render(report, figures, tmp_path).read_text()
     assert "Proxy judge" not in html and "Pairwise preference" not in html
+    assert "stand-in-banner" in html  # the tiny model is still a stand-in
+    report["model"] = {"base": "/models/llama-7b", "stand_in": False, "note": None}
+    assert "stand-in-banner" not in render(report, figures, tmp_path).read_text()
+
+
+def test_symmetric_judge_position_consistency_is_na_and_fallback_is_shown(tmp_path: Path) -> None:
+    report = data()
+    for row in report["results"]["sets"]["test"]["pairwise"].values():
+        row.update(position_consistency=None, position_consistency_note="n/a: symmetric judge")
+    report["selection"].update(fallback="last_epoch", fallback_reason="judge x: 0 of 8 valid")
+    html = render(report, draw_all(report, tmp_path), tmp_path).read_text()
+    assert "n/a (symmetric judge)" in html and "90.0%" not in html
+    assert "selection-fallback" in html and "judge x: 0 of 8 valid" in html
 
 
 def test_locate_names_the_latest_report_or_explains(settings) -> None:

@@ -12,9 +12,10 @@ import pytest
 from runner_helpers import RUNS, chain, experiment, make_stage
 
 from lima.errors import LimaError, StageError
-from lima.runner import Events, RunOptions, StageResult, run_experiment, run_single_stage
+from lima.runner import Events, RunOptions, StageRun, run_experiment, run_single_stage
 from lima.settings import Settings
-from lima.stages import Stage, StageContext, topological
+from lima.dag import topological
+from lima.stages import Stage, StageContext
 from lima.store import open_store
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -25,7 +26,7 @@ def _fresh_counts() -> None:
     RUNS.clear()
 
 
-def statuses(results: list[StageResult]) -> dict[str, str]:
+def statuses(results: list[StageRun]) -> dict[str, str]:
     return {r.stage: r.status for r in results}
 
 
@@ -38,7 +39,7 @@ class Recorder(Events):
         self.started.append(stage.name)
         return lambda **_: None
 
-    def stage_finished(self, result: StageResult) -> None:
+    def stage_finished(self, result: StageRun) -> None:
         self.finished.append((result.stage, result.status))
 
 

@@ -117,8 +117,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "bad enum in a list of enums",
         lambda d: d["spec"]["judge"].update(protocols=["pairwise", "elo"]),
-        "spec.judge.protocols[1]: must be one of 'pairwise', 'absolute', 'likert' or 'safety' "
-        "(got 'elo')",
+        "spec.judge.protocols[1]: must be one of 'pairwise', 'absolute', 'likert', 'safety' "
+        "or 'single' (got 'elo')",
     ),
     (
         "bad literal",
@@ -296,3 +296,106 @@ def test_union_members_read_as_one_problem() -> None:
         "size: must be an integer or must be a list (got 'big')",
         "tags[1]: must be an integer (got 'x')",
     ]
+
+
+# Issue 13: each spec hole that used to pass `validate` and fail later (or never).
+HOLES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    (
+        "non-dividing global batch",
+        lambda d: d["spec"]["train"].update(global_batch_size=5),
+        [
+            "spec.train.global_batch_size: must be a multiple of micro_batch_size (1) x "
+            "resources.train.workers (2) = 2 (got 5)"
+        ],
+    ),
+    (
+        "infinite learning rate",
+        lambda d: d["spec"]["train"].update(lr=float("inf"), final_lr=0.0),
+        ["spec.train.lr: must be a finite number (got inf)"],
+    ),
+    (
+        "nan dropout",
+        lambda d: d["spec"]["train"].update(residual_dropout=float("nan")),
+        ["spec.train.residual_dropout: must be a finite number (got nan)"],
+    ),
+    (
+        "a boolean for a worker count",
+        lambda d: d["spec"]["resources"]["train"].update(workers=True),
+        ["spec.resources.train.workers: must be a number, not true/false (got True)"],
+    ),
+    (
+        "a boolean in a list of epochs",
+        lambda d: d["spec"]["train"].update(eligible_epochs=[True, 5]),
+        ["spec.train.eligible_epochs: must be a number, not true/false"],
+    ),
+    (
+        "every quota 0",
+        lambda d: [s.update(quota=0) for s in d["spec"]["data"]["sources"]],
+        ["spec.data.sources: every quota is 0: at least one source must select examples"],
+    ),
+    (
+        "a trillion epochs",
+        lambda d: d["spec"]["train"].update(epochs=int(1e12), eligible_epochs=[1]),
+        ["spec.train.epochs: must be <= 1000 (got 1000000000000)"],
+    ),
+    (
+        "more selection prompts than dev prompts",
+        lambda d: d["spec"]["data"].update(splits={"dev": 5, "test": 10}),
+        [
+            "spec.judge.selection_prompts: must be <= data.splits.dev (5), the dev prompts "
+            "checkpoint selection answers (got 50)"
+        ],
+    ),
+    (
+        "a curated prompt set larger than its split",
+        lambda d: d["spec"]["generate"]["prompt_sets"][0].update(limit=400),
+        ["spec.generate.prompt_sets[0].limit: must be <= data.splits.test (300) (got 400)"],
+    ),
+    (
+        "an empty curated split as a prompt set",
+        lambda d: d["spec"]["data"].update(splits={"dev": 50, "test": 0}),
+        ["spec.generate.prompt_sets[0].uri: curated:test is empty (data.splits.test is 0)"],
+    ),
+]
+
+PREFIX_RULE = (
+    "must be a relative key prefix: segments of A-Z a-z 0-9 . _ - joined by '/', "
+    "with no leading '/', no '.' or '..' segment and no empty segment"
+)
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in HOLES], ids=[c[0] for c in HOLES])
+def test_spec_holes_are_refused_with_the_field(change, expected: list[str]) -> None:
+    assert problems_of(edit(change)) == expected
+
+
+@pytest.mark.parametrize("prefix", ["/etc", "../other", "a/../../b", "a//b", "./x", "a/./b", "a b"])
+def test_storage_prefix_cannot_leave_the_store(prefix: str) -> None:
+    change = edit(lambda d: d["spec"].update(storage={"prefix": prefix}))
+    assert problems_of(change) == [f"spec.storage.prefix: {PREFIX_RULE} (got {prefix!r})"]
+
+
+@pytest.mark.parametrize("prefix", ["", "lima", "team-a/exp.1", "lima/"])
+def test_relative_prefixes_are_fine(prefix: str) -> None:
+    parse_experiment(edit(lambda d: d["spec"].update(storage={"prefix": prefix})))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\x00", "(file): binary content (NUL byte at offset 7)"),
+        (b"kind: Exp\xe9riment\n", "(file): not UTF-8 text (byte 0xe9 at offset 9)"),
+    ],
+)
+def test_binary_and_non_utf8_files_are_spec_errors(tmp_path, content: bytes, expected) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as caught:
+        load_experiment(path)
+    assert caught.value.problems == [expected]
+
+
+def test_a_directory_is_not_a_spec(tmp_path) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_experiment(tmp_path)
+    assert caught.value.problems == [f"(file): is a directory, not a file: {tmp_path}"]

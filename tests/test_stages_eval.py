@@ -17,9 +17,10 @@ import pytest
 from conftest import FIXTURES
 from eval_helpers import QA, SAFETY_QA, build_model, model_spec, rows
 
+from lima.dag import Stage, get
+from lima.judging.selection import by_score, decide
 from lima.spec import Experiment
-from lima.stages.base import Stage, StageContext
-from lima.stages.select import choose
+from lima.stages.base import StageContext
 
 pytest_plugins = ["eval_fixtures"]  # the tuned_model / base_model fixtures
 PERPLEXITY = {1: 50.0, 2: 9.0, 3: 20.0}
@@ -117,14 +118,13 @@ def test_select_generate_judge_report(
 ) -> None:
     from lima.report import locate
     from lima.runner import run_experiment
-    from lima.stages import get_stage
     from lima.store import open_store
 
     barely = build_model(tmp_path / "barely", steps=3)
     stages = [
         Stage("curate", "fixture", (), lambda e: {"fixture": 1}, _curate),
         _train_stage({1: base_model, 2: barely, 3: tuned_model}),
-        *(get_stage(n) for n in ("select", "generate", "judge", "report")),
+        *(get(n) for n in ("select", "generate", "judge", "report")),
     ]
     exp = experiment()
     results = run_experiment(exp, settings, stages=stages)
@@ -177,7 +177,7 @@ def test_select_generate_judge_report(
 
 def _scripted(body: dict[str, Any]) -> Any:
     """An LLM judge with a position bias (always "A"), fixed ratings, and garbage for one prompt."""
-    from lima.judging.testing import Reply, first_user_message
+    from scripted_endpoint import Reply, first_user_message
 
     text = first_user_message(body)  # a retry appends a reminder as the last message
     if "How many legs" in text:
@@ -195,15 +195,15 @@ def _scripted(body: dict[str, Any]) -> Any:
 def test_the_same_stages_with_an_openai_compatible_endpoint(
     settings, ray_local, tmp_path: Path, tuned_model: Path, base_model: Path
 ) -> None:
-    from lima.judging.testing import ScriptedEndpoint
+    from scripted_endpoint import ScriptedEndpoint
+
     from lima.runner import run_experiment
-    from lima.stages import get_stage
     from lima.store import open_store
 
     stages = [
         Stage("curate", "fixture", (), lambda e: {"fixture": 1}, _curate),
         _train_stage({1: base_model, 3: tuned_model}),
-        *(get_stage(n) for n in ("select", "generate", "judge", "report")),
+        *(get(n) for n in ("select", "generate", "judge", "report")),
     ]
     exp = experiment(backend="openai", model="scripted", max_retries=1)
     with ScriptedEndpoint(_scripted) as endpoint:
@@ -237,4 +237,35 @@ def test_choose_prefers_score_then_the_earlier_epoch() -> None:
         {"epoch": 7, "score": 0.7},
         {"epoch": 8, "score": None},
     ]
-    assert choose(rows_)["epoch"] == 6
+    assert by_score(rows_)["epoch"] == 6
+
+
+def _rows(valid: int, asked: int = 4) -> list[dict[str, Any]]:
+    """A reference epoch and two compared epochs with `valid` of `asked` verdicts valid."""
+
+    def compared(epoch: int, ppl: float) -> dict[str, Any]:
+        score = 0.75 if valid else None
+        wtl = {"n": valid, "invalid": asked - valid, "score": score}
+        return {"epoch": epoch, "score": score, "asked": asked, "wtl": wtl, "dev_perplexity": ppl}
+
+    first = {"epoch": 1, "reference": True, "score": 0.5, "asked": 0, "dev_perplexity": 9.0}
+    return [first, compared(2, 5.0), compared(3, 7.0)]
+
+
+def test_selection_refuses_without_evidence_and_names_the_judge() -> None:
+    from lima.errors import StageError
+
+    # the reference epoch always scores 0.5: the old "no valid verdict" check could never fire
+    with pytest.raises(StageError, match=r"hf:/j .*epoch 2: 0 of 4 verdicts valid.*fallback"):
+        decide(_rows(valid=0), "hf:/j", 0.5, None)
+    with pytest.raises(StageError, match="epoch 3: 1 of 4"):
+        decide(_rows(valid=1), "hf:/j", 0.5, None)  # below the configured share
+    assert decide(_rows(valid=2), "hf:/j", 0.5, None).row["epoch"] == 2  # enough: by score
+
+
+def test_selection_fallbacks_are_explicit_and_recorded() -> None:
+    last = decide(_rows(valid=0), "hf:/j", 0.5, "last_epoch")
+    assert (last.row["epoch"], last.fallback) == (3, "last_epoch")
+    assert "0 of 4" in last.reason
+    ppl = decide(_rows(valid=0), "hf:/j", 0.5, "lowest_dev_perplexity")
+    assert (ppl.row["epoch"], ppl.fallback) == (2, "lowest_dev_perplexity")

@@ -202,13 +202,28 @@ def test_secrets_never_shown(s3cfg, tmp_path: Path) -> None:
         assert SECRET not in text and "testing-access" not in text
 
 
-def test_s3_conditional_put_is_refused_by_the_server(s3cfg) -> None:
-    """The exists() pre-check aside, the PUT itself carries If-None-Match and moto honours it."""
-    from minio.error import S3Error
-
+def test_s3_conditional_writes_are_enforced_by_the_server(s3cfg) -> None:
+    """The exists() pre-check aside, the PUT itself carries If-None-Match / If-Match, and the
+    server (moto, like AWS S3 and MinIO) refuses it with 412: what leases rely on."""
     backend = s3_store(s3cfg).backend
     backend.put_bytes("lima/cond.json", b"first")
-    with pytest.raises(S3Error) as caught:
-        backend._conditional_put("lima/cond.json", b"second")
-    assert caught.value.code == "PreconditionFailed"
+    assert backend._conditional_put("lima/cond.json", b"second", {"If-None-Match": "*"}) is False
     assert backend.get_bytes("lima/cond.json") == b"first"
+    etag = backend.stat("lima/cond.json").etag
+    assert backend.put_if_match("lima/cond.json", b"third", "0" * 32) is False
+    assert backend.get_bytes("lima/cond.json") == b"first"
+    assert backend.put_if_match("lima/cond.json", b"third", etag) is True
+    assert backend.get_bytes("lima/cond.json") == b"third"
+    assert backend.delete_if_match("lima/cond.json", etag) is False  # stale version: kept
+    assert backend.delete_if_match("lima/cond.json", backend.stat("lima/cond.json").etag)
+    assert backend.stat("lima/cond.json") is None
+
+
+def test_reads_create_no_bucket(s3cfg) -> None:
+    """`lima status` on a fresh endpoint must not create buckets: reads see an empty store."""
+    store = s3_store(s3cfg)
+    assert store.runs() == [] and store.manifest("curate", "k1") is None
+    assert store.backend.stat("lima/x") is None and list(store.backend.list("lima/")) == []
+    assert not store.backend.client.bucket_exists(store.backend.bucket)
+    store.record_run("demo", "r1", {"stages": []})
+    assert store.backend.client.bucket_exists(store.backend.bucket)

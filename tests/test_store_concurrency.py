@@ -97,15 +97,14 @@ class IgnoresConditions(S3Backend):
     """The client side of an S3-compatible server that ignores `If-None-Match` (a plain PUT):
     put_if_absent must still leave one consistent manifest, through its read-back."""
 
-    def _conditional_put(self, key: str, data: bytes) -> None:
+    def _conditional_put(self, key: str, data: bytes, condition: dict[str, str]) -> bool:
         self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        return True
 
 
 def test_threads_racing_without_conditional_writes(s3cfg, tmp_path: Path) -> None:
     real = s3_store(s3cfg).backend
-    backend = IgnoresConditions(
-        real.endpoint, ACCESS, SECRET, real.bucket, secure=False, region="us-east-1"
-    )
+    backend = IgnoresConditions(real.connection, real.bucket)
     store = ArtifactStore(backend, "lima")
     folders = [
         make_tree(

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from train_faults import Fault, Trace, ship_by_value
 from train_helpers import make_job
 
 from lima.errors import StageError
@@ -58,8 +59,8 @@ def test_zero3_stage_checkpoints_to_s3(ray_local, s3_settings, tmp_path: Path) -
     """The train stage itself (runner.execute) with ZeRO-3, checkpoints in the moto S3 server."""
     from train_helpers import conversations, stage_experiment
 
+    from lima.dag import get as get_stage
     from lima.runner import execute
-    from lima.stages import get_stage
     from lima.store import now_iso, open_store, s3_backend
 
     experiment = stage_experiment(zero_stage=3, epochs=3)
@@ -123,23 +124,19 @@ def test_zero2_resumes_after_killed_worker_then_stops_on_divergence(
     """ZeRO-2: rank 1's process is SIGKILLed mid-epoch 2 (first attempt only); the run resumes
     from epoch 1's checkpoint without recomputing it, trains epoch 2 (loss down, consolidated
     model), then a NaN loss injected on rank 1 in epoch 3 stops every rank with a clear error
-    that keeps epoch 2 as the last good checkpoint."""
+    that keeps epoch 2 as the last good checkpoint. The resumed epoch-2 weights are
+    bit-identical to those of an uninterrupted run of the same recipe."""
     from lima.train import checkpoint as ckpt
 
+    ship_by_value()
     trace = tmp_path / "trace.txt"
-    events = [
-        {"kind": "kill", "rank": 1, "epoch": 2, "step": 1, "marker": str(tmp_path / "killed")},
-        {"kind": "nan", "rank": 1, "epoch": 3, "step": 0, "marker": str(tmp_path / "nan")},
-    ]
-    job = make_job(
-        tmp_path,
-        settings,
-        zero_stage=2,
-        epochs=3,
-        eligible_epochs=[2],
-        run_name="resume",
-        fault={"trace": str(trace), "events": events},
+    callbacks = (
+        Trace(str(trace)),
+        Fault("kill", rank=1, epoch=2, step=1, marker=str(tmp_path / "killed")),
+        Fault("nan", rank=1, epoch=3, step=0, marker=str(tmp_path / "nan")),
     )
+    recipe = {"zero_stage": 2, "epochs": 3, "eligible_epochs": [2], "keep_full_states": 1}
+    job = make_job(tmp_path, settings, run_name="resume", callbacks=callbacks, **recipe)
     with pytest.raises(StageError, match="diverged") as info:
         run(job)
     assert (tmp_path / "killed").exists(), "the worker was never killed"
@@ -159,12 +156,27 @@ def test_zero2_resumes_after_killed_worker_then_stops_on_divergence(
     run_dir = settings.artifacts_dir.resolve() / "lima" / "train-runs" / "resume"
     assert ckpt.is_complete(run_dir / "epoch-001") and ckpt.is_complete(run_dir / "epoch-002")
     assert not (run_dir / "epoch-003").exists()
+    # keep_full_states: 1 -> epoch 1's shards were dropped once epoch 2 was complete.
+    assert not (run_dir / "epoch-001" / "ds").exists() and (run_dir / "epoch-002" / "ds").is_dir()
     epochs = _epochs(run_dir / "epoch-002")
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert epochs[1]["loss"] < epochs[0]["loss"] - 0.2, "loss must go down"
     assert epochs[1]["dev_perplexity"] < epochs[0]["dev_perplexity"]
     assert not (run_dir / "epoch-001" / "hf").exists()
     _assert_model_usable(run_dir / "epoch-002" / "hf")
+
+    straight = make_job(tmp_path / "straight", settings, run_name="straight", **recipe)
+    run(straight)
+    resumed_weights = _weights(run_dir / "epoch-002" / "hf")
+    straight_weights = _weights(straight.output_dir / "epoch-2")
+    assert resumed_weights.keys() == straight_weights.keys()
+    assert all(resumed_weights[k].equal(straight_weights[k]) for k in resumed_weights)
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
 
 
 def run(job):
@@ -186,8 +198,8 @@ def test_storage_down_at_checkpoint_fails_clearly(ray_local, s3_settings, tmp_pa
     server.start()
     host, port = server.get_host_and_port()
     settings = s3_settings.model_copy(update={"s3_endpoint": f"{host}:{port}"})
+    ship_by_value()
     trace = tmp_path / "trace.txt"
-    fault = {"trace": str(trace), "events": []}
     job = make_job(
         tmp_path,
         settings,
@@ -195,7 +207,7 @@ def test_storage_down_at_checkpoint_fails_clearly(ray_local, s3_settings, tmp_pa
         epochs=2,
         run_name="nostore",
         rows=16,
-        fault=fault,
+        callbacks=(Trace(str(trace)),),
         max_failures=0,
     )
 

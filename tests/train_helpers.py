@@ -54,7 +54,7 @@ def make_job(
     zero_stage: int = 2,
     epochs: int = 3,
     rows: int = 32,
-    fault: dict | None = None,
+    callbacks: tuple = (),
     run_name: str = "run",
     **train: Any,
 ):
@@ -72,7 +72,7 @@ def make_job(
         run_name=run_name,
         scratch_dir=tmp / "scratch",
         output_dir=tmp / "out",
-        fault=fault,
+        callbacks=callbacks,
     )
 
 

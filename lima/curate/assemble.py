@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from lima.curate.decontam import Decontaminator, eval_units, split_units
 from lima.curate.embed import embed
+from lima.curate.evalsets import LoadedSet
 from lima.curate.records import Item, prompt_of, reject
 from lima.curate.select import kcenter_greedy, random_selection, site_quotas
-from lima.curate.splits import Decontaminator, held_out_counts, split_held_out
+from lima.curate.splits import held_out_counts, held_out_shortfalls, split_held_out
 from lima.curate.stats import HISTOGRAM_EDGES_CHARS, HISTOGRAM_EDGES_TOKENS, Stats, histogram
 from lima.curate.tokens import TOKENIZER, count_tokens
+from lima.errors import StageError
 from lima.spec.data import DataSpec, SourceKind
+
+log = logging.getLogger("lima.curate")
 
 
 def effective_quotas(spec: DataSpec) -> dict[str, int]:
@@ -28,24 +34,106 @@ def effective_quotas(spec: DataSpec) -> dict[str, int]:
 
 
 def assemble(
-    spec: DataSpec, docs: list[Item], stats: Stats, rejected: TextIO, out_dir: Path
+    spec: DataSpec,
+    docs: list[Item],
+    stats: Stats,
+    rejected: TextIO,
+    out_dir: Path,
+    eval_sets: list[LoadedSet] | None = None,
 ) -> dict:
     quotas = effective_quotas(spec)
     by_source: dict[str, list[Item]] = {s.name: [] for s in spec.sources}
     for item in docs:
         by_source[item["source"]].append(item)
+    available = {s: len(d) for s, d in by_source.items()}
     wanted = spec.splits.dev + spec.splits.test
-    counts = held_out_counts({s: len(d) for s, d in by_source.items()}, quotas, wanted)
-    dev, test, pool = split_held_out(by_source, counts, spec)
-    clean = list(Decontaminator(dev + test, spec)([d for s in pool.values() for d in s], stats))
-    _write_rejects(rejected, [d for d in clean if d["type"] == "rejected"])
-    clean = [d for d in clean if d["type"] == "doc"]
+    dev, test, pool = split_held_out(by_source, held_out_counts(available, quotas, wanted), spec)
+    ids = UniqueIds()
+    for item in dev + test:
+        item["id"] = ids.assign(item)
+    clean, decontaminator = _decontaminate(spec, dev, test, eval_sets or [], pool, stats, rejected)
     train, selection = select(spec, clean, quotas, stats, rejected)
+    for item in train:
+        item["id"] = ids.assign(item)
     for name, items in (("train", train), ("dev", dev), ("test", test)):
         _write_split(out_dir / f"{name}.jsonl", items, reference=name != "train")
     report = build_stats(spec, stats, quotas, train, dev, test, selection)
+    report["shortfalls"][:0] = held_out_shortfalls(spec, available, quotas, len(dev), len(test))
+    report["contamination"] = decontaminator.report(train) if decontaminator else {"enabled": False}
     (out_dir / "stats.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    _announce(report)
+    if not train:
+        raise StageError(
+            f"curate: no training example left ({len(docs)} passed the filters and dedup, "
+            f"{len(dev)} went to dev, {len(test)} to test, "
+            f"{decontaminator.removed if decontaminator else 0} removed as contaminated); "
+            "see stats.json and rejected.jsonl"
+        )
     return report
+
+
+def _decontaminate(
+    spec: DataSpec,
+    dev: list[Item],
+    test: list[Item],
+    eval_sets: list[LoadedSet],
+    pool: dict[str, list[Item]],
+    stats: Stats,
+    rejected: TextIO,
+) -> tuple[list[Item], Decontaminator | None]:
+    """The training pool without the docs that overlap dev, test or an evaluation set."""
+    docs = [d for source in pool.values() for d in source]
+    config = spec.decontamination
+    if not config.enabled:
+        return docs, None
+    units = split_units("dev", dev, config) + split_units("test", test, config)
+    uris = {"dev": "curated:dev", "test": "curated:test"}
+    for loaded in eval_sets:
+        units += eval_units(loaded, config)
+        uris[loaded.name] = loaded.uri
+    decontaminator = Decontaminator(units, config, uris)
+    clean = []
+    for item in decontaminator(docs, stats):
+        if item["type"] == "doc":
+            clean.append(item)
+        else:
+            _write_rejects(rejected, [item])
+    return clean, decontaminator
+
+
+def _announce(report: dict[str, Any]) -> None:
+    """Every shortfall and every contamination removal on the console, with numbers."""
+    for line in report["shortfalls"]:
+        log.warning("curate shortfall: %s", line)
+    for name, found in report["contamination"].get("sets", {}).items():
+        if found["removed"]:
+            log.warning(
+                "curate: %d training example(s) removed as overlapping %s (%s)",
+                found["removed"],
+                name,
+                found["uri"],
+            )
+
+
+class UniqueIds:
+    """Output ids: the file's own `id` (prefixed by the source) or a hash of file and row; a
+    repeated id gets `-2`, `-3`, ... so every output line has its own."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def assign(self, item: Item) -> str:
+        base = (
+            f"{item['source']}-{item['source_id']}"
+            if item.get("source_id") is not None
+            else example_id(item)
+        )
+        candidate, copy = base, 1
+        while candidate in self.used:
+            copy += 1
+            candidate = f"{base}-{copy}"
+        self.used.add(candidate)
+        return candidate
 
 
 def _groups(
@@ -143,11 +231,14 @@ def example_id(item: Item) -> str:
 
 
 def record(item: Item, reference: bool) -> dict[str, Any]:
+    provenance = {"file": item["file"], "row": item["row"]}
+    if item.get("source_id") is not None:
+        provenance["id"] = item["source_id"]
     out = {
-        "id": example_id(item),
+        "id": item["id"],
         "conversations": item["conversations"],
         "source": item["source"],
-        "provenance": {"file": item["file"], "row": item["row"]},
+        "provenance": provenance,
         "tags": item["tags"],
         "meta": item["meta"],
     }
@@ -219,10 +310,6 @@ def build_stats(
                 for site, n in selection["site_plan"][name].items()
             }
     total_tokens = sum(d["tokens"] for d in train)
-    wanted = {"dev": spec.splits.dev, "test": spec.splits.test}
-    for split, items in (("dev", dev), ("test", test)):
-        if len(items) < wanted[split]:
-            shortfalls.append(f"{split}: {len(items)} of {wanted[split]} prompts")
     if selection["skipped_for_budget"]:
         shortfalls.append(
             f"token budget: {selection['skipped_for_budget']} candidates did not fit "

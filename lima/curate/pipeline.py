@@ -96,6 +96,7 @@ def filter_and_dedup(
         near=dedup.near,
         threshold=dedup.jaccard_threshold,
         num_perm=dedup.num_perm,
+        shingle_size=dedup.shingle_size,
     )
     for item in deduplicator(docs, out.stats):
         if item["type"] == "rejected":

@@ -1,14 +1,11 @@
-"""Held-out dev/test prompts and decontamination of the training pool against them."""
+"""Held-out dev/test prompts, drawn only from what the training quotas leave over."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
-from lima.curate.dedup import lean, signature, text_hash
-from lima.curate.records import Item, prompt_of, reject
+from lima.curate.records import Item
 from lima.curate.select import largest_remainder
-from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
 
@@ -16,17 +13,28 @@ def held_out_counts(
     available: dict[str, int], quotas: dict[str, int], total: int
 ) -> dict[str, int]:
     """How many held-out prompts each source gives: proportional to the quotas (so the prompt
-    mix follows the training mix), first within each source's surplus over its quota (so quotas
-    are not starved), then, if the surplus is too small, from the quota rows themselves."""
+    mix follows the training mix), and only from each source's surplus over its quota, so the
+    held-out splits never take a row the training set needs. When the surplus is too small the
+    splits come out short (see `held_out_shortfalls`)."""
     surplus = {s: max(0, available[s] - quotas[s]) for s in available}
     weights = {s: float(max(quotas[s], 1)) for s in available}
-    alloc = largest_remainder(weights, total, surplus)
-    missing = total - sum(alloc.values())
-    if missing > 0:
-        room = {s: available[s] - alloc[s] for s in available}
-        extra = largest_remainder(weights, missing, room)
-        alloc = {s: alloc[s] + extra[s] for s in alloc}
-    return alloc
+    return largest_remainder(weights, total, surplus)
+
+
+def held_out_shortfalls(
+    spec: DataSpec, available: dict[str, int], quotas: dict[str, int], dev: int, test: int
+) -> list[str]:
+    """One line per split that came out short, with the numbers that explain why."""
+    wanted = {"dev": spec.splits.dev, "test": spec.splits.test}
+    got = {"dev": dev, "test": test}
+    surplus = sum(max(0, available[s] - quotas[s]) for s in available)
+    return [
+        f"{split}: {got[split]} of {wanted[split]} prompts (the sources have "
+        f"{sum(available.values())} usable rows, {sum(quotas.values())} of them reserved for the "
+        f"training quotas, {surplus} left over; held-out prompts never take training rows)"
+        for split in ("dev", "test")
+        if got[split] < wanted[split]
+    ]
 
 
 def split_held_out(
@@ -41,40 +49,9 @@ def split_held_out(
         held += [d for i, d in enumerate(docs) if i in picked]
         pool[source] = [d for i, d in enumerate(docs) if i not in picked]
     random.Random(f"{spec.seed}:dev-test").shuffle(held)
-    dev_n = min(spec.splits.dev, len(held))
+    wanted = spec.splits.dev + spec.splits.test
+    # Too few held-out rows: both splits shrink in proportion (an empty test set would leave
+    # nothing to evaluate, an empty dev set nothing to pick the checkpoint with).
+    share = spec.splits.dev / wanted if wanted else 0
+    dev_n = spec.splits.dev if len(held) >= wanted else round(len(held) * share)
     return held[:dev_n], held[dev_n : dev_n + spec.splits.test], pool
-
-
-class Decontaminator:
-    """Flags training docs whose prompt equals or near-duplicates a dev/test prompt."""
-
-    def __init__(self, held_out: list[Item], spec: DataSpec) -> None:
-        from datasketch import MinHashLSH
-
-        # Prompts are short (a title is ~10 words); shingles of at most 3 words keep the
-        # Jaccard estimate meaningful for them.
-        self.size = min(spec.dedup.shingle_size, 3)
-        self.num_perm = spec.dedup.num_perm
-        self.exact = {text_hash(prompt_of(d)) for d in held_out}
-        self.lsh = MinHashLSH(threshold=spec.dedup.jaccard_threshold, num_perm=self.num_perm)
-        for index, item in enumerate(held_out):
-            self.lsh.insert(str(index), lean(signature(prompt_of(item), self.size, self.num_perm)))
-
-    def __call__(self, docs: list[Item], stats: Stats) -> Iterator[Item]:
-        for item in docs:
-            prompt = prompt_of(item)
-            hit = text_hash(prompt) in self.exact or bool(
-                self.lsh.query(lean(signature(prompt, self.size, self.num_perm)))
-            )
-            if hit:
-                stats.count_drop(item["source"], "contaminates_eval")
-                yield reject(
-                    item["source"],
-                    item["file"],
-                    item["row"],
-                    "contaminates_eval",
-                    "prompt near-duplicates a dev/test prompt",
-                    prompt,
-                )
-            else:
-                yield item

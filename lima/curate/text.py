@@ -21,7 +21,9 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _INDENTED_CODE = re.compile(r"^(?: {4}|\t).*$", re.M)
-_PUNCT = re.compile(r"[^\w\s]")
+# ASCII characters that are neither word characters nor whitespace (what `[^\w\s]` matches),
+# as a translate table: one C pass instead of a regex substitution per character.
+_ASCII_PUNCT = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"[\w\s]", chr(c))})
 URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.I)
 MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
@@ -50,7 +52,7 @@ def strip_links(text: str) -> str:
 def normalise(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form for exact dedup hashing."""
     if text.isascii():  # the common case skips the per-character Unicode work
-        return " ".join(_PUNCT.sub(" ", text.lower()).split())
+        return " ".join(text.lower().translate(_ASCII_PUNCT).split())
     text = unicodedata.normalize("NFKD", text).casefold()
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = re.sub(r"[^\w\s]", " ", text)

@@ -2,9 +2,13 @@
 
 An answer record (one JSON line of `answers/<set>/<system>.jsonl`):
 
-    {"id", "system", "model", "engine", "batch_wall_s",
+    {"id", "system", "model", "engine",
+     "prompt_format": "lima"|"chat_template"|"completion"|"supplied",
      "turns": [{"prompt", "answer", "finish_reason": "eot"|"length"|"supplied",
-                "prompt_tokens", "answer_tokens", "latency_s", "seed"}]}
+                "prompt_tokens", "answer_tokens", "seed"}]}
+
+Records hold content only, never wall-clock time: answer files are hashed into the keys of every
+downstream artifact, so a re-run that answers the same must write the same bytes.
 
 Multi-turn prompts are judged turn by turn: turn k of prompt `p` becomes the item `p#k` (k >= 2)
 whose prompt shows the earlier user turns, so both systems are judged on the same question.
@@ -92,7 +96,6 @@ def supplied_record(prompt: PromptRecord, answers: list[str], system: str) -> di
             "finish_reason": "supplied",
             "prompt_tokens": None,
             "answer_tokens": None,
-            "latency_s": None,
             "seed": None,
         }
         for user, text in zip(prompt.turns, answers, strict=False)
@@ -102,6 +105,7 @@ def supplied_record(prompt: PromptRecord, answers: list[str], system: str) -> di
         "system": system,
         "model": "supplied",
         "engine": "file",
+        "prompt_format": "supplied",
         "turns": turns,
     }
 
@@ -160,8 +164,10 @@ def answer_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     for turn in turns:
         reasons[turn["finish_reason"]] = reasons.get(turn["finish_reason"], 0) + 1
     tokens = [t["answer_tokens"] for t in turns if t.get("answer_tokens") is not None]
+    formats = sorted({str(r.get("prompt_format")) for r in records if r.get("prompt_format")})
     return {
         "prompts": len(records),
+        "prompt_formats": formats,
         "turns": len(turns),
         "finish_reasons": reasons,
         "answer_tokens": sum(tokens),

@@ -1,34 +1,20 @@
 """Finding the train stage's consolidated epoch models and its metrics in its artifact.
 
-The train artifact holds, per eligible epoch, an HF folder (config.json, weights, tokenizer with
-EOT, lima_chat.json) somewhere under a path component `epoch-N` or `epoch-00N` (the exact nesting
-is the train stage's business), and `metrics.jsonl` with per-step and per-epoch records.
+The layout is defined once, in `lima.train.layout` (the module the train stage writes with).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from lima.errors import StageError
-
-_EPOCH = re.compile(r"(?:^|/)epoch-0*(\d+)(?:/|$)")
+from lima.train import layout
 
 
 def epoch_models(manifest: Any) -> dict[int, str]:
     """{epoch: folder inside the artifact} of every consolidated HF model in a train artifact."""
-    found: dict[int, str] = {}
-    for entry in manifest.objects:
-        if not entry.path.endswith("config.json") or entry.path.endswith("generation_config.json"):
-            continue
-        folder = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
-        match = _EPOCH.search(folder)
-        if match is None:
-            continue
-        if any(o.path == f"{folder}/tokenizer_config.json" for o in manifest.objects):
-            found.setdefault(int(match.group(1)), folder)
-    return dict(sorted(found.items()))
+    return layout.exported_models(entry.path for entry in manifest.objects)
 
 
 def eligible_models(manifest: Any, eligible: list[int]) -> dict[int, str]:
@@ -43,12 +29,10 @@ def eligible_models(manifest: Any, eligible: list[int]) -> dict[int, str]:
 
 
 def metric_records(store: Any, manifest: Any) -> list[dict[str, Any]]:
-    """Records of the train artifact's `metrics.jsonl` (the top-level one; [] when absent)."""
-    paths = [o.path for o in manifest.objects if o.path.rsplit("/", 1)[-1] == "metrics.jsonl"]
-    if not paths:
+    """Records of the train artifact's metrics file ([] when absent)."""
+    if not any(o.path == layout.METRICS for o in manifest.objects):
         return []
-    path = min(paths, key=lambda p: (p.count("/"), p))
-    text = store.read_object(manifest, path).decode("utf-8")
+    text = store.read_object(manifest, layout.METRICS).decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

@@ -13,7 +13,6 @@ run on other nodes).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,9 @@ class ModelRef:
     """Manifest of the artifact holding the model, for replicas that cannot see `local_dir`."""
     subdir: str = ""
     """Folder of the model inside that artifact (`epoch-5`)."""
+    prompt_format: str = "lima"
+    """`lima` (lima-run's format: every fine-tuned epoch) or `native` (the model's own chat
+    template, else the completion format); see lima.generation.formats."""
 
     def materialize(self, settings: Any, storage: Any) -> Path:
         local = Path(self.local_dir)
@@ -79,12 +81,18 @@ class Replica:
             if self.kind == "vllm":
                 from lima.generation.vllm_engine import VLLMEngine
 
-                self.engine = VLLMEngine(model_dir, self.config)
+                self.engine = VLLMEngine(
+                    model_dir, self.config, prompt_format=self.models[index].prompt_format
+                )
             else:
                 from lima.generation.hf_engine import HFEngine
 
                 self.engine = HFEngine(
-                    model_dir, self.config, device=self.device, threads=self.threads
+                    model_dir,
+                    self.config,
+                    device=self.device,
+                    threads=self.threads,
+                    prompt_format=self.models[index].prompt_format,
                 )
             self.loaded = index
         return self.engine
@@ -95,23 +103,23 @@ class Replica:
         groups: dict[int, list[PromptRecord]] = {}
         for model, payload in zip(batch["model"], batch["payload"], strict=True):
             groups.setdefault(int(model), []).append(PromptRecord.from_dict(json.loads(payload)))
-        models, ids, results = [], [], []
+        models, ids, results, busy = [], [], [], []
         for index, records in groups.items():
             engine = self._engine(index)
-            started = time.perf_counter()
+            before = engine.busy_s
             answers = engine.answer(records)
-            elapsed = round(time.perf_counter() - started, 4)
-            for answer in answers:
-                answer.update(
-                    model=self.models[index].label, engine=engine.name, batch_wall_s=elapsed
-                )
+            spent = round(engine.busy_s - before, 4)
+            for position, answer in enumerate(answers):
+                answer.update(model=self.models[index].label, engine=engine.name)
                 models.append(index)
                 ids.append(answer["id"])
                 results.append(json.dumps(answer))
+                busy.append(spent if position == 0 else 0.0)  # the group's time, counted once
         return {
             "model": np.array(models, dtype=np.int64),
             "id": np.array(ids, dtype=object),
             "result": np.array(results, dtype=object),
+            "busy_s": np.array(busy, dtype=np.float64),
         }
 
 
@@ -124,10 +132,14 @@ def answer_many(
     storage: Any,
     engine: str = "hf",
     progress: Callable[[int, int], None] | None = None,
+    throughput: dict[str, dict[str, float]] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Answer several (model, prompts) jobs in one pass of one actor pool (replicas start once).
 
-    Returns, per job, one answer record per prompt in the job's prompt order.
+    Returns, per job, one answer record per prompt in the job's prompt order. Answer records hold
+    content only (they are hashed into artifact keys); the time replicas spent generating goes
+    into `throughput` ({model label: answers, answer_tokens, generate_s, tokens_per_s}) when
+    given, for the stage's summary.
     """
     import ray
 
@@ -166,11 +178,27 @@ def answer_many(
         },
     )
     found: dict[tuple[int, str], dict[str, Any]] = {}
+    busy: dict[int, float] = {}
     for row in mapped.iter_rows():
         found[(int(row["model"]), str(row["id"]))] = json.loads(row["result"])
+        busy[int(row["model"])] = busy.get(int(row["model"]), 0.0) + float(row["busy_s"])
         if progress is not None:
             progress(len(found), total)
-    return [[found[(m, r.id)] for r in records] for m, (_, records) in enumerate(jobs)]
+    answered = [[found[(m, r.id)] for r in records] for m, (_, records) in enumerate(jobs)]
+    if throughput is not None:
+        for m, ((model, _), records) in enumerate(zip(jobs, answered, strict=True)):
+            _add_throughput(throughput.setdefault(model.label, {}), records, busy.get(m, 0.0))
+    return answered
+
+
+def _add_throughput(into: dict[str, float], records: list[dict[str, Any]], busy_s: float) -> None:
+    """Add one job's answers to a model's figures (a model answers one job per prompt set)."""
+    tokens = sum(t.get("answer_tokens") or 0 for r in records for t in r["turns"])
+    into["answers"] = into.get("answers", 0) + len(records)
+    into["answer_tokens"] = into.get("answer_tokens", 0) + tokens
+    into["generate_s"] = round(into.get("generate_s", 0.0) + busy_s, 3)
+    spent = into["generate_s"]
+    into["tokens_per_s"] = round(into["answer_tokens"] / spent, 2) if spent > 0 else 0.0
 
 
 def answer_prompts(

@@ -14,12 +14,8 @@ from typing import Any
 
 from lima.errors import StageError
 from lima.generation.config import DecodeConfig
-from lima.generation.hf_engine import (
-    TurnResult,
-    answer_turn_by_turn,
-    chat_spec,
-    decode_answer,
-)
+from lima.generation.formats import resolve_format
+from lima.generation.hf_engine import TurnResult, answer_turn_by_turn
 from lima.generation.prompts import PromptRecord
 
 
@@ -41,20 +37,22 @@ def check_available() -> None:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model_dir: Path, config: DecodeConfig, **_: Any) -> None:
+    def __init__(
+        self, model_dir: Path, config: DecodeConfig, prompt_format: str = "lima", **_: Any
+    ) -> None:
         check_available()
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, GenerationConfig
         from vllm import LLM
-
-        from lima.models.load import read_chat_tokens
 
         self.config = config
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.spec = chat_spec(model_dir)
-        self.eot_id = int(
-            self.tokenizer.convert_tokens_to_ids(read_chat_tokens(model_dir)["eot_token"])
-        )
-        self.llm = LLM(model=str(model_dir), seed=config.seed)
+        own = None
+        if (Path(model_dir) / "generation_config.json").is_file():
+            own = GenerationConfig.from_pretrained(model_dir)
+        self.format = resolve_format(prompt_format, Path(model_dir), self.tokenizer, own)
+        # generation_config="vllm": vLLM's defaults, not the folder's (the paper's settings only)
+        self.llm = LLM(model=str(model_dir), seed=config.seed, generation_config="vllm")
+        self.busy_s = 0.0
 
     def _params(self, seed: int) -> Any:
         from vllm import SamplingParams
@@ -64,12 +62,13 @@ class VLLMEngine:
             top_p=self.config.top_p,
             repetition_penalty=self.config.repetition_penalty,
             max_tokens=self.config.max_new_tokens,
-            stop_token_ids=[self.eot_id],
+            stop_token_ids=list(self.format.stop_ids),
+            stop=list(self.format.stop_strings) or None,
             seed=seed,
         )
 
     def generate_turns(self, prompts: list[list[int]], seeds: list[int]) -> list[TurnResult]:
-        """One vLLM batch; a `stop` finish means the EOT stop token was produced."""
+        """One vLLM batch; a `stop` finish means a stop token or stop string was produced."""
         from vllm.inputs import TokensPrompt
 
         started = time.perf_counter()
@@ -78,20 +77,21 @@ class VLLMEngine:
             sampling_params=[self._params(s) for s in seeds],
             use_tqdm=False,
         )
-        latency = time.perf_counter() - started
+        self.busy_s += time.perf_counter() - started
         return [
-            TurnResult(
-                list(out.outputs[0].token_ids),
-                "eot" if out.outputs[0].finish_reason == "stop" else "length",
-                len(prompt),
-                latency,
-                seed,
-            )
+            self._result(out.outputs[0], len(prompt), seed)
             for prompt, seed, out in zip(prompts, seeds, outputs, strict=True)
         ]
 
-    def decode(self, token_ids: list[int]) -> str:
-        return decode_answer(self.tokenizer, self.eot_id, token_ids)
+    def _result(self, output: Any, prompt_tokens: int, seed: int) -> TurnResult:
+        new = list(output.token_ids)
+        ended = self.format.answer_end(new)
+        if ended is not None:
+            kept, text = ended
+            return TurnResult(new[:kept], "eot", prompt_tokens, seed, text)
+        # vLLM may leave a matched stop string out of the tokens: its finish reason says so
+        reason = "eot" if output.finish_reason == "stop" else "length"
+        return TurnResult(new, reason, prompt_tokens, seed, self.format.text(new))
 
     def answer(self, records: list[PromptRecord]) -> list[dict[str, Any]]:
         return answer_turn_by_turn(self, records)

@@ -8,7 +8,7 @@ from lima.errors import LimaError
 from lima.judging.cache import CachedJudge
 from lima.judging.types import Judge
 from lima.settings import Settings
-from lima.spec.evaluate import JudgeSpec
+from lima.spec.evaluate import REAL_JUDGE_HOWTO, JudgeSpec
 from lima.store.artifacts import ArtifactStore
 
 
@@ -16,15 +16,20 @@ def make_judge(spec: Any, settings: Settings, store: ArtifactStore | None = None
     """The judge named by `spec.judge.backend`, wrapped so every verdict is cached in `store`.
 
     `spec` is a `JudgeSpec` or anything with a `.judge` JudgeSpec (the Experiment's spec).
-    - `reference`: the embedded proxy (packaged all-MiniLM-L6-v2), `proxy=True`.
+    - `reference`: the embedded proxy (packaged all-MiniLM-L6-v2), `proxy=True`,
+      `symmetric=True` (position consistency is n/a).
     - `openai`: `LIMA_JUDGE_BASE_URL` (required), model from `spec.judge.model` else
       `LIMA_JUDGE_MODEL`, key from `LIMA_JUDGE_API_KEY` (sent only as a Bearer header).
-    - `hf`: a local Hugging Face causal LM at `spec.judge.model` else `LIMA_JUDGE_MODEL`.
+    - `hf`: a local Hugging Face causal LM at `spec.judge.model` else `LIMA_JUDGE_MODEL` (a
+      folder, a Hub id, or a `.gguf` file, de-quantized on load).
+    LLM judges ask the questions of the `spec.judge.prompts` set (`lima` or `mt-bench`).
     With `store=None` nothing is cached. Failed requests (after retries) raise `JudgeError`
     at the end of a `judge()` call, after the successful verdicts were cached.
     """
     judge_spec = _judge_spec(spec)
     backend = getattr(judge_spec.backend, "value", judge_spec.backend)
+    if backend is None:  # a bare JudgeSpec (no Experiment to resolve it against)
+        raise LimaError(f"spec.judge.backend is not set: {REAL_JUDGE_HOWTO}")
     if backend == "reference":
         from lima.judging.reference import ReferenceJudge
 
@@ -72,7 +77,9 @@ def _openai_judge(spec: JudgeSpec, settings: Settings) -> Judge:
         backoff_s=spec.backoff_s,
         max_tokens=spec.max_tokens,
     )
-    return LLMJudge(f"openai:{model}", completer, max_tokens=spec.max_tokens)
+    return LLMJudge(
+        f"openai:{model}", completer, max_tokens=spec.max_tokens, prompt_set=spec.prompts
+    )
 
 
 def _hf_judge(spec: JudgeSpec, settings: Settings) -> Judge:
@@ -83,4 +90,6 @@ def _hf_judge(spec: JudgeSpec, settings: Settings) -> Judge:
     if not location:
         raise LimaError("spec.judge.backend is `hf`: set spec.judge.model to a model path or id")
     completer = HFCompleter(location, max_new_tokens=spec.max_tokens, batch_size=8)
-    return LLMJudge(f"hf:{location}", completer, max_tokens=spec.max_tokens)
+    return LLMJudge(
+        f"hf:{location}", completer, max_tokens=spec.max_tokens, prompt_set=spec.prompts
+    )

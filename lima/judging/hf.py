@@ -10,10 +10,20 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from lima.errors import LimaError
 from lima.judging.llm import Message
+
+
+def _pretrained_args(location: str) -> dict[str, str]:
+    """`from_pretrained` arguments for a folder / Hub id, or a `.gguf` file (transformers
+    de-quantizes GGUF weights into a regular model; the tokenizer comes from the same file)."""
+    path = Path(location)
+    if path.suffix == ".gguf":
+        return {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name}
+    return {"pretrained_model_name_or_path": location}
 
 
 class HFCompleter:
@@ -30,7 +40,8 @@ class HFCompleter:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.location)
+        where = _pretrained_args(self.location)
+        tokenizer = AutoTokenizer.from_pretrained(**where)
         tokenizer.padding_side = "left"  # decoder-only batching: prompts end where output starts
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
@@ -38,7 +49,7 @@ class HFCompleter:
             tokenizer.pad_token = tokenizer.eos_token
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(**where, dtype=dtype).to(device)
         model.eval()
         return tokenizer, model
 

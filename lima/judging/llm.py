@@ -50,20 +50,31 @@ class LLMJudge:
     """A judge backed by a language model reached through a `Completer`."""
 
     proxy = False
+    symmetric = False
 
-    def __init__(self, name: str, completer: Completer, max_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        name: str,
+        completer: Completer,
+        max_tokens: int = 1024,
+        prompt_set: str = prompts.DEFAULT_SET,
+    ) -> None:
         self.name = name
         self.completer = completer
-        self.fingerprint = f"templates={prompts.fingerprint()};max_tokens={max_tokens}"
+        self.prompt_set = prompt_set
+        self.fingerprint = (
+            f"templates={prompts.fingerprint()};set={prompt_set};max_tokens={max_tokens}"
+        )
 
     def judge(self, protocol: str, items: list[Item]) -> list[Verdict]:
         protocol = check_protocol(protocol)
+        prompts.check_set(self.prompt_set, protocol)
         if not items:
             return []
         return run_sync(self._judge(protocol, items))
 
     async def _judge(self, protocol: str, items: list[Item]) -> list[Verdict]:
-        questions = [q for i, item in enumerate(items) for q in _questions(protocol, i, item)]
+        questions = [q for i, item in enumerate(items) for q in self._questions(protocol, i, item)]
         await self._ask(protocol, questions)
         retry = [q for q in questions if q.error is None and q.label is None]
         for question in retry:
@@ -71,13 +82,23 @@ class LLMJudge:
             question.messages = [
                 *question.messages,
                 {"role": "assistant", "content": question.reply or ""},
-                {"role": "user", "content": prompts.reminder(protocol)},
+                {"role": "user", "content": prompts.reminder(self.prompt_set, protocol)},
             ]
         await self._ask(protocol, retry)
         by_item: dict[int, list[_Question]] = {}
         for question in questions:
             by_item.setdefault(question.item, []).append(question)
         return [_verdict(protocol, items[i], by_item[i]) for i in range(len(items))]
+
+    def _questions(self, protocol: str, index: int, item: Item) -> list[_Question]:
+        def ask(order: str) -> _Question:
+            return _Question(index, order, prompts.messages(self.prompt_set, protocol, item, order))
+
+        if protocol != "pairwise":
+            return [ask("single")]
+        if item.other is None:
+            raise ValueError(f"pairwise item {item.key!r} has no baseline answer (`other`)")
+        return [ask("ab"), ask("ba")]
 
     async def _ask(self, protocol: str, questions: list[_Question]) -> None:
         if not questions:
@@ -90,18 +111,6 @@ class LLMJudge:
                 continue
             question.reply = reply
             question.label = parse(protocol, reply)
-
-
-def _questions(protocol: str, index: int, item: Item) -> list[_Question]:
-    def ask(order: str, first: str, second: str | None) -> _Question:
-        text = prompts.render(protocol, item.prompt, first, second)
-        return _Question(index, order, [{"role": "user", "content": text}])
-
-    if protocol != "pairwise":
-        return [ask("single", item.answer, None)]
-    if item.other is None:
-        raise ValueError(f"pairwise item {item.prompt_id!r} has no baseline answer (`other`)")
-    return [ask("ab", item.answer, item.other), ask("ba", item.other, item.answer)]
 
 
 def _verdict(protocol: str, item: Item, questions: list[_Question]) -> Verdict:
@@ -121,7 +130,7 @@ def _verdict(protocol: str, item: Item, questions: list[_Question]) -> Verdict:
     else:
         value = questions[0].label
         valid = value is not None
-    return Verdict(item.prompt_id, protocol, value, valid, raw, detail)
+    return Verdict(item.prompt_id, protocol, value, valid, raw, detail, item.turn)
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -57,11 +57,28 @@ class Pool(BaseModel):
     memoryPerWorker: str = Field(default="16Gi", pattern=QUANTITY)  # noqa: N815
     minWorkers: int = Field(default=0, ge=0)  # noqa: N815
     maxWorkers: int = Field(default=4, ge=1)  # noqa: N815
+    # Per-pool pod overrides (worker pods). Kubernetes objects are passed through as written:
+    # the API server validates them, and the chart's values.schema.json checks their shape.
+    image: str | None = None
+    """Runtime image of this pool's workers (e.g. the `-cuda` build); the chart's when empty."""
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    priorityClassName: str | None = None  # noqa: N815
+    volumes: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra volumes, e.g. an HF cache PVC; mounted with `volumeMounts`."""
+    volumeMounts: list[dict[str, Any]] = Field(default_factory=list)  # noqa: N815
+    imagePullSecrets: list[dict[str, str]] = Field(default_factory=list)  # noqa: N815
+    podLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    podAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
 
     @model_validator(mode="after")
     def _ordered(self) -> Pool:
         if self.minWorkers > self.maxWorkers:
             raise ValueError(f"minWorkers ({self.minWorkers}) > maxWorkers ({self.maxWorkers})")
+        mounted = {m.get("name") for m in self.volumeMounts}
+        declared = {v.get("name") for v in self.volumes}
+        if mounted - declared:
+            missing = ", ".join(sorted(str(n) for n in mounted - declared))
+            raise ValueError(f"volumeMounts name volumes that `volumes` lacks: {missing}")
         return self
 
     @property

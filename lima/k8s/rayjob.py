@@ -42,12 +42,23 @@ class RayJobOptions:
 
     ray_version: str = RAY_VERSION
     image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+    """Names of Secrets every Ray pod pulls its image with (chart value `imagePullSecrets`)."""
     head_cpu: str = "1"
     head_memory: str = "2Gi"
-    head_node_selector: dict[str, str] = field(default_factory=dict)
+    head_placement: dict[str, Any] = field(default_factory=dict)
+    """Pod fields of every head pod: nodeSelector, tolerations, affinity, priorityClassName."""
     ttl_seconds_after_finished: int = 600
-    pre_running_deadline_seconds: int = 1800
+    default_timeout_s: int = 86400
+    """`activeDeadlineSeconds` of a stage whose `resources.<stage>.timeout_s` is empty: a job
+    that cannot be scheduled or whose image cannot be pulled fails instead of hanging forever."""
+    pre_running_deadline_seconds: int | None = None
+    """KubeRay >= 1.6 only (older API servers prune it silently): the operator sets it when
+    the installed RayJob CRD declares the field, and leaves it out otherwise."""
     service_account: str | None = None
+    autoscaler_cpu: str = "500m"
+    autoscaler_memory: str = "512Mi"
+    """The autoscaler sidecar's size (KubeRay's own default; Kueue counts the same)."""
     extra_env: tuple[tuple[str, str], ...] = ()
     """(name, value) pairs for every Ray container, e.g. LIMA_JUDGE_BASE_URL."""
     secret_env: tuple[tuple[str, str, str], ...] = ()
@@ -56,11 +67,26 @@ class RayJobOptions:
     """Kueue LocalQueue for stages that name none (chart value kueue.defaultQueue)."""
 
 
-def rayjob_name(experiment: str, stage: str, key: str, attempt: int | str = 0) -> str:
-    """`<experiment>-<stage>-<hash>`, at most 47 characters, deterministic for (key, attempt)."""
-    digest = hashlib.sha256(f"{key}:{attempt}".encode()).hexdigest()[:HASH_CHARS]
+def resources_digest(res: StageResources) -> str:
+    """What the stage's cluster looks like: a new shape must get a new RayJob (name)."""
+    return hashlib.sha256(res.model_dump_json().encode()).hexdigest()[:16]
+
+
+def rayjob_name(
+    experiment: str, stage: str, key: str, attempt: int | str = 0, shape: str = ""
+) -> str:
+    """`<experiment>-<stage>-<hash>`, at most 47 characters, deterministic for (key, attempt,
+    shape): a retry, a new input or config (key) and a resources edit (shape) each get a new
+    RayJob, so an edited GPU count or pool reaches the next RayJob of a non-finished stage."""
+    digest = hashlib.sha256(f"{key}:{attempt}:{shape}".encode()).hexdigest()[:HASH_CHARS]
     stem = f"{experiment}-{stage}"[: MAX_RAYJOB_NAME - HASH_CHARS - 1].rstrip("-")
     return f"{stem}-{digest}"
+
+
+def stage_rayjob_name(experiment: Experiment, stage: str, key: str, attempt: int | str) -> str:
+    """The RayJob name of `stage` for this spec (its key, retry counter and resources)."""
+    shape = resources_digest(stage_resources(experiment, stage))
+    return rayjob_name(experiment.metadata.name, stage, key, attempt, shape)
 
 
 def labels(experiment: str, stage: str, key: str) -> dict[str, str]:
@@ -126,16 +152,24 @@ def _pod(
     pod_labels: dict[str, str],
     extra: dict[str, Any],
     options: RayJobOptions,
+    *,
+    api_token: bool = False,
 ) -> dict[str, Any]:
+    """A restricted pod. `api_token`: only the head of an autoscaling cluster talks to the
+    Kubernetes API (the autoscaler sidecar, with the token of the service account KubeRay
+    binds its autoscaler Role to); every other Ray pod gets no token at all."""
     spec: dict[str, Any] = {
         "securityContext": _POD_SECURITY,
         "containers": [container],
         "volumes": _VOLUMES,
         **extra,
     }
+    if options.image_pull_secrets and "imagePullSecrets" not in spec:
+        spec["imagePullSecrets"] = [{"name": n} for n in options.image_pull_secrets]
     if options.service_account:
         spec["serviceAccountName"] = options.service_account
-    spec["automountServiceAccountToken"] = False  # Ray pods never call the Kubernetes API
+    if not api_token:
+        spec["automountServiceAccountToken"] = False
     return {"metadata": {"labels": pod_labels}, "spec": spec}
 
 
@@ -167,12 +201,33 @@ def _worker_resources(res: StageResources) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def _replicas(res: StageResources, pool: Pool) -> tuple[int, int, int]:
-    """(replicas, min, max): fixed pools start every worker; elastic ones let Ray scale up."""
-    if pool.elastic:
+def _replicas(res: StageResources, pool: Pool, elastic: bool) -> tuple[int, int, int]:
+    """(replicas, min, max): fixed clusters start every worker; elastic ones let Ray scale up."""
+    if elastic:
         low = min(pool.minWorkers, res.workers)
         return low, low, res.workers
     return res.workers, res.workers, res.workers
+
+
+def _worker_pod(pool: Pool, options: RayJobOptions) -> dict[str, Any]:
+    """The pool's placement and overrides of its worker pods."""
+    extra: dict[str, Any] = {
+        "nodeSelector": dict(pool.nodeSelector),
+        "tolerations": [t.manifest() for t in pool.tolerations],
+    }
+    if pool.affinity:
+        extra["affinity"] = pool.affinity
+    if pool.priorityClassName:
+        extra["priorityClassName"] = pool.priorityClassName
+    if pool.volumes:
+        extra["volumes"] = [*_VOLUMES, *pool.volumes]
+    secrets = [*({"name": n} for n in options.image_pull_secrets), *pool.imagePullSecrets]
+    if secrets:
+        extra["imagePullSecrets"] = secrets
+    return extra
+
+
+_HEAD_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
 
 
 def build_rayjob(
@@ -193,8 +248,44 @@ def build_rayjob(
     options = options or RayJobOptions()
     res = stage_resources(experiment, stage)
     exp_name = experiment.metadata.name
-    name = rayjob_name(exp_name, stage, key, attempt)
+    name = stage_rayjob_name(experiment, stage, key, attempt)
     meta_labels = labels(exp_name, stage, key)
+    queue = res.queue or options.default_queue
+    # Kueue reserves a job's whole quota before it starts, and its webhook rejects an
+    # autoscaling RayJob unless elastic jobs (workload slicing) are enabled for it: a queued
+    # stage runs with a fixed worker count, `resources.<stage>.workers`.
+    elastic = pool.elastic and not queue
+    spec: dict[str, Any] = {
+        "entrypoint": f"lima stage {stage} --experiment {spec_uri}",
+        "shutdownAfterJobFinishes": True,
+        "ttlSecondsAfterFinished": options.ttl_seconds_after_finished,
+        "backoffLimit": res.retries,
+        "activeDeadlineSeconds": res.timeout_s or options.default_timeout_s,
+        "submitterPodTemplate": _submitter(image, options),
+        "rayClusterSpec": _cluster(stage, res, pool, image, s3, options, meta_labels, elastic),
+    }
+    if options.pre_running_deadline_seconds:
+        spec["preRunningDeadlineSeconds"] = options.pre_running_deadline_seconds
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": meta_labels}
+    if queue:
+        # Kueue admits the job by un-suspending it; KubeRay only allows suspend with shutdown.
+        metadata["labels"] = {**meta_labels, KUEUE_QUEUE: queue}
+        spec["suspend"] = True
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": metadata, "spec": spec}
+
+
+def _cluster(
+    stage: str,
+    res: StageResources,
+    pool: Pool,
+    image: str,
+    s3: S3Ref,
+    options: RayJobOptions,
+    meta_labels: dict[str, str],
+    elastic: bool,
+) -> dict[str, Any]:
     env = _env(s3, options)
     head = _container(
         "ray-head",
@@ -211,28 +302,27 @@ def build_rayjob(
         {"containerPort": 8265, "name": "dashboard"},
         {"containerPort": 10001, "name": "client"},
     ]
-    worker = _container("ray-worker", image, env, _worker_resources(res), options)
-    pool_labels = {**meta_labels, "lima-run.io/pool": pool.name}
+    worker = _container("ray-worker", pool.image or image, env, _worker_resources(res), options)
+    if pool.volumeMounts:
+        worker["volumeMounts"] = [*_MOUNTS, *pool.volumeMounts]
+    pool_labels = {**pool.podLabels, **meta_labels, "lima-run.io/pool": pool.name}
     if pool.gpuType:
         pool_labels["lima-run.io/gpu-type"] = pool.gpuType
-    worker_pod = {
-        "nodeSelector": dict(pool.nodeSelector),
-        "tolerations": [t.manifest() for t in pool.tolerations],
-    }
-    head_pod = (
-        {"nodeSelector": dict(options.head_node_selector)} if options.head_node_selector else {}
-    )
-    replicas, low, high = _replicas(res, pool)
+    head_pod = {k: v for k, v in options.head_placement.items() if k in _HEAD_FIELDS and v}
+    worker_template = _pod(worker, pool_labels, _worker_pod(pool, options), options)
+    if pool.podAnnotations:
+        worker_template["metadata"]["annotations"] = dict(pool.podAnnotations)
+    replicas, low, high = _replicas(res, pool, elastic)
     worker_params = {"num-cpus": f"{max(int(res.cpus), 1)}"}
     if res.gpus:
         worker_params["num-gpus"] = str(res.gpus)
     cluster: dict[str, Any] = {
         "rayVersion": options.ray_version,
-        "enableInTreeAutoscaling": pool.elastic,
+        "enableInTreeAutoscaling": elastic,
         # The driver runs on the head; tasks go to the pool's workers only.
         "headGroupSpec": {
             "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-            "template": _pod(head, meta_labels, head_pod, options),
+            "template": _pod(head, meta_labels, head_pod, options, api_token=elastic),
         },
         "workerGroupSpecs": [
             {
@@ -241,40 +331,19 @@ def build_rayjob(
                 "minReplicas": low,
                 "maxReplicas": high,
                 "rayStartParams": worker_params,
-                "template": _pod(worker, pool_labels, worker_pod, options),
+                "template": worker_template,
             }
         ],
     }
-    if pool.elastic:
+    if elastic:
+        size = {"cpu": options.autoscaler_cpu, "memory": options.autoscaler_memory}
         cluster["autoscalerOptions"] = {
             "upscalingMode": "Default",
             "idleTimeoutSeconds": 60,
             "securityContext": _CONTAINER_SECURITY,
-            "resources": {
-                "requests": {"cpu": "200m", "memory": "256Mi"},
-                "limits": {"memory": "512Mi"},
-            },
+            "resources": {"requests": size, "limits": size},
         }
-    spec: dict[str, Any] = {
-        "entrypoint": f"python -m jobs.{stage} --experiment {spec_uri}",
-        "shutdownAfterJobFinishes": True,
-        "ttlSecondsAfterFinished": options.ttl_seconds_after_finished,
-        "backoffLimit": res.retries,
-        "preRunningDeadlineSeconds": options.pre_running_deadline_seconds,
-        "submitterPodTemplate": _submitter(image, options),
-        "rayClusterSpec": cluster,
-    }
-    if res.timeout_s:
-        spec["activeDeadlineSeconds"] = res.timeout_s
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": meta_labels}
-    queue = res.queue or options.default_queue
-    if queue:
-        # Kueue admits the job by un-suspending it; KubeRay only allows suspend with shutdown.
-        metadata["labels"] = {**meta_labels, KUEUE_QUEUE: queue}
-        spec["suspend"] = True
-    if owner is not None:
-        metadata["ownerReferences"] = [owner_reference(owner)]
-    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": metadata, "spec": spec}
+    return cluster
 
 
 def _submitter(image: str, options: RayJobOptions) -> dict[str, Any]:

@@ -8,6 +8,14 @@ EOS of halting generation". A conversation is encoded as
 
 The loss covers every assistant utterance's content tokens and its EOT; everything else
 (bos, markers, user text) is masked with -100.
+
+`[bos]` is the base tokenizer's BOS only where that tokenizer starts every text with it itself
+(Llama, Mistral, Gemma): the model was pretrained that way. Where it does not (SmolLM2, Qwen,
+GPT-2) no BOS is added, which matters: SmolLM2's BOS is `<|im_start|>`, a ChatML marker that pulls
+the model back into its own chat format ("system\\n...", "assistant\\n..." in the answers).
+
+Every text is tokenized on its own, so the generation prompt (`encode_prompt`) is exactly the
+prefix of the training sequence that precedes the answer's first token.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ class ChatTokens:
     assistant: int
     eot: int
     bos: int | None
+    """The BOS that starts every conversation, or None when the format has none."""
 
 
 def _spec_of(spec: Any) -> ModelSpec:
@@ -37,23 +46,49 @@ def _spec_of(spec: Any) -> ModelSpec:
     return spec if isinstance(spec, ModelSpec) else spec.model
 
 
+def _token_id(tokenizer: Any, token: str) -> int | None:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        return None
+    return int(token_id)
+
+
+def leading_bos(tokenizer: Any, spec: Any) -> int | None:
+    """The BOS id to start a conversation with, or None.
+
+    Kept only when the tokenizer itself starts text with BOS (how the base was pretrained) and the
+    BOS is not one of the turn markers (EOS, the chat tokens): a BOS that is itself a chat marker
+    would open a turn of another format.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None
+    probe = tokenizer.encode("a", add_special_tokens=True)
+    if not probe or probe[0] != bos:
+        return None
+    model = _spec_of(spec)
+    markers = {tokenizer.eos_token_id, tokenizer.unk_token_id}
+    markers |= {_token_id(tokenizer, t) for t in chat_token_texts(model)}
+    return None if bos in markers else int(bos)
+
+
+def chat_token_texts(spec: Any) -> tuple[str, str, str]:
+    """(user, assistant, EOT) token texts of a spec."""
+    model = _spec_of(spec)
+    return model.user_token, model.assistant_token, model.eot_token
+
+
 def special_token_ids(tokenizer: Any, spec: Any) -> ChatTokens:
     """Ids of the user/assistant/EOT tokens; a clear error when the tokenizer lacks one."""
-    model = _spec_of(spec)
     ids = {}
-    for role, token in (
-        ("user", model.user_token),
-        ("assistant", model.assistant_token),
-        ("eot", model.eot_token),
-    ):
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id:
+    for role, token in zip(("user", "assistant", "eot"), chat_token_texts(spec), strict=True):
+        token_id = _token_id(tokenizer, token)
+        if token_id is None:
             raise StageError(
                 f"tokenizer has no {role} token {token!r}; call lima.models.load.add_special_tokens"
             )
-        ids[role] = int(token_id)
-    bos = tokenizer.bos_token_id
-    return ChatTokens(ids["user"], ids["assistant"], ids["eot"], None if bos is None else int(bos))
+        ids[role] = token_id
+    return ChatTokens(ids["user"], ids["assistant"], ids["eot"], leading_bos(tokenizer, spec))
 
 
 def _text_ids(tokenizer: Any, text: str) -> list[int]:

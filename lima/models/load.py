@@ -1,6 +1,7 @@
 """Resolve a base model to a local HF folder, add the chat tokens, load for inference.
 
-Base forms (`spec.model.base`): `tiny` (built here from the training texts), a Hugging Face id
+Base forms (`spec.model.base`): `tiny` (built here from the training texts), a packaged
+pretrained preset (`smollm2-135m`, `lima.models.presets`), a Hugging Face id
 (downloaded only when the machine can; `HF_HUB_OFFLINE=1` uses the local cache or fails clearly),
 a local folder, or `s3://bucket/prefix` of an HF-format folder (downloaded through lima.store).
 """
@@ -11,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,10 @@ def resolve_base(
         if not (out / CHAT_FILE).is_file():
             build_tiny(spec, texts, out)
         return out
+    from lima.models.presets import PRESETS, build_gguf_preset
+
+    if spec.base in PRESETS:  # a pretrained model shipped in a package (no hub needed)
+        return build_gguf_preset(PRESETS[spec.base], Path(scratch))
     return resolve_location(spec.base, settings, Path(scratch))
 
 
@@ -113,35 +117,22 @@ def _partitioned(param: Any) -> bool:
     return hasattr(param, "ds_id")  # DeepSpeed ZeRO-3 marks partitioned parameters this way
 
 
-def _mean_init(model: Any, old_rows: int) -> None:
-    """New embedding/output rows = mean of the old rows (gathered first under ZeRO-3)."""
-    import torch
-
-    weights = [model.get_input_embeddings().weight]
-    head = model.get_output_embeddings()
-    if head is not None and head.weight is not weights[0]:
-        weights.append(head.weight)
-    gather = nullcontext()
-    if any(_partitioned(w) for w in weights):
-        import deepspeed
-
-        gather = deepspeed.zero.GatheredParameters(weights, modifier_rank=0)
-    with gather, torch.no_grad():
-        for weight in weights:
-            if weight.shape[0] > old_rows:
-                weight[old_rows:] = weight[:old_rows].mean(dim=0, keepdim=True)
-
-
 def add_special_tokens(model: Any, tokenizer: Any, spec: ModelSpec) -> list[str]:
     """Add the user/assistant/EOT tokens missing from `tokenizer`, resize the embeddings and the
-    output head, and start every new row from the mean embedding. Returns the tokens added."""
+    output head (tied ones stay tied), and start the new rows as `lima.models.embeddings`
+    explains (EOT from the base's EOS). Returns the tokens added."""
+    from lima.models.embeddings import init_new_rows
+
+    base_vocab = len(tokenizer)
     missing = add_chat_tokens(tokenizer, spec)
     old_rows = model.get_input_embeddings().weight.shape[0]
     if _partitioned(model.get_input_embeddings().weight):
         old_rows = model.get_input_embeddings().weight.ds_shape[0]
-    if len(tokenizer) > old_rows:
+    resized = len(tokenizer) > old_rows
+    if resized:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        _mean_init(model, old_rows)
+    if missing or resized:  # new rows, or spare rows of a padded matrix now holding a token
+        init_new_rows(model, tokenizer, spec, base_vocab if missing else old_rows)
     return missing
 
 
@@ -158,7 +149,7 @@ def add_chat_tokens(tokenizer: Any, spec: ModelSpec) -> list[str]:
 
 
 def write_chat_file(folder: Path, spec: ModelSpec) -> None:
-    from lima.models.tiny import write_chat_file as write
+    from lima.models.chat_export import write_chat_file as write
 
     write(Path(folder), spec)
 

@@ -6,26 +6,15 @@ weights), so the demo and the tests are reproducible on a laptop CPU.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from lima.models import CHAT_FILE
+from lima.models.chat_export import save_chat_files, write_chat_file
 from lima.spec.model import ModelSpec
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
-
-def chat_tokens(spec: ModelSpec) -> dict[str, str]:
-    return {
-        "user_token": spec.user_token,
-        "assistant_token": spec.assistant_token,
-        "eot_token": spec.eot_token,
-    }
-
-
-def write_chat_file(folder: Path, spec: ModelSpec) -> None:
-    (folder / CHAT_FILE).write_text(json.dumps(chat_tokens(spec), indent=2) + "\n")
+__all__ = ["build_tiny", "train_tokenizer", "write_chat_file"]
 
 
 def train_tokenizer(spec: ModelSpec, texts: Iterable[str]):
@@ -76,8 +65,8 @@ def tiny_config(spec: ModelSpec, vocab_size: int, tokenizer, max_positions: int 
 def build_tiny(spec: ModelSpec, texts: Iterable[str], out_dir: Path) -> Path:
     """Train the tokenizer on `texts`, build a seeded random LlamaForCausalLM; save both to out_dir.
 
-    Returns `out_dir`, an ordinary HF folder (config.json, model.safetensors, tokenizer files)
-    plus `lima_chat.json` naming the chat tokens.
+    Returns `out_dir`, an ordinary HF folder (config.json, model.safetensors, tokenizer files with
+    the LIMA chat template) plus `lima_chat.json` naming the chat tokens.
     """
     import torch
     from transformers import LlamaForCausalLM
@@ -90,9 +79,6 @@ def build_tiny(spec: ModelSpec, texts: Iterable[str], out_dir: Path) -> Path:
     config = tiny_config(spec, len(tokenizer), tokenizer)
     torch.manual_seed(spec.tiny.seed)
     model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = config.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    write_chat_file(out_dir, spec)
+    save_chat_files(out_dir, tokenizer, spec)  # tokenizer + chat template + generation config
     return out_dir

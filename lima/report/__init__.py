@@ -34,18 +34,29 @@ def locate(store: Any, experiment: str, dest: Path | None = None) -> str:
     (HTML and figures, sha256-verified) is downloaded to `dest/<key>/` and that path returned.
     """
     for record in reversed(store.runs(experiment)):
-        for stage in record.get("stages", []):
-            if stage.get("stage") != STAGE_NAME or stage.get("status") not in {"done", "cached"}:
-                continue
-            manifest = store.manifest(STAGE_NAME, stage["key"])
-            if manifest is None:
-                continue
-            where = _as_path(store.backend.uri(manifest.object(REPORT_FILE).key))
-            if dest is None or Path(where).is_file():
-                return where
-            folder = store.fetch(manifest, Path(dest) / manifest.key)
-            return str(folder / REPORT_FILE)
+        where = locate_in_run(store, record, dest)
+        if where is not None:
+            return where
     raise LimaError(
         f"no report for experiment {experiment!r} yet; run `lima run` on it first "
         "(the report is the last stage)"
     )
+
+
+def locate_in_run(store: Any, record: dict[str, Any], dest: Path | None = None) -> str | None:
+    """Like `locate`, for one run record (None when that run produced no report)."""
+    for stage in record.get("stages", []):
+        if stage.get("stage") != STAGE_NAME or stage.get("status") not in {"done", "cached"}:
+            continue
+        manifest = store.manifest(STAGE_NAME, stage["key"])
+        if manifest is None:
+            continue
+        # Never hand out a page that is not the one published (a flipped byte, a lost figure):
+        # the report artifact is small, so every object is hashed against its manifest.
+        store.verify(manifest, deep=True)
+        where = _as_path(store.backend.uri(manifest.object(REPORT_FILE).key))
+        if dest is None or Path(where).is_file():
+            return where
+        folder = store.fetch(manifest, Path(dest) / manifest.key)
+        return str(folder / REPORT_FILE)
+    return None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.generation.checkpoints import metric_records
+from lima.report.audit import audit_rows
 
 SPLITS = ("train", "dev", "test")
 
@@ -67,9 +68,24 @@ def collect(ctx: Any) -> dict[str, Any]:
     def read(stage: str, path: str) -> Any:
         return json.loads(store.read_object(inputs[stage], path))
 
+    results = read("judge", "results.json")
+    verdicts = [
+        json.loads(line)
+        for line in store.read_object(inputs["judge"], "verdicts.jsonl").decode().splitlines()
+        if line.strip()
+    ]
+    baselines = results.get("baselines") or []
     return {
         "experiment": ctx.experiment.metadata.name,
-        "results": read("judge", "results.json"),
+        "model": model_facts(ctx.spec.model),
+        "audit": audit_rows(
+            ctx.input_dir("generate"),
+            verdicts,
+            results["system"],
+            baselines[0] if baselines else None,
+        ),
+        "audit_baseline": baselines[0] if baselines else None,
+        "results": results,
         "selection": read("select", "selection.json"),
         "generation": read("generate", "generate.json"),
         "curate_stats": read("curate", "stats.json")
@@ -80,6 +96,14 @@ def collect(ctx: Any) -> dict[str, Any]:
         "train_spec": ctx.spec.train.model_dump(mode="json"),
         "lineage": {name: lineage(m) for name, m in inputs.items()},
     }
+
+
+def model_facts(model: Any) -> dict[str, Any]:
+    """The base model as the banner names it; `tiny` is a random-init stand-in, not a
+    pretrained model."""
+    stand_in = model.base == "tiny"
+    note = "a randomly initialised built-in preset, not a pretrained model" if stand_in else None
+    return {"base": model.base, "stand_in": stand_in, "note": note}
 
 
 def _has(manifest: Any, path: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from lima.spec.base import API_GROUP, API_VERSION, KIND, SpecModel
 from lima.spec.data import DataSpec, Source, SourceKind
@@ -19,6 +19,7 @@ from lima.spec.evaluate import (
     JudgeSpec,
     PromptSet,
     Protocol,
+    resolve_judge_backend,
 )
 from lima.spec.model import ModelSpec, TinyPreset
 from lima.spec.resources import Resources, StageResources, StorageSpec
@@ -71,6 +72,22 @@ class ExperimentSpec(SpecModel):
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     resources: Resources = Field(default_factory=Resources)
     storage: StorageSpec = Field(default_factory=StorageSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        """Rules across sections; each problem names its own field (`at <path>: <rule>`)."""
+        from lima.spec.checks import cross_section_problems
+
+        problems = cross_section_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _judge_fits_the_model(self) -> ExperimentSpec:
+        # a real model needs a real judge; the tiny demo model defaults to the proxy
+        resolve_judge_backend(self.judge, self.model.base)
+        return self
 
 
 class Experiment(SpecModel):

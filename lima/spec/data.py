@@ -50,7 +50,7 @@ class Source(SpecModel):
     uri: str = Field(min_length=1)
     """Local path, glob (`data/*.xml`) or `s3://bucket/key` (globs allowed in the key)."""
 
-    quota: int = Field(ge=0)
+    quota: int = Field(ge=0, le=10_000_000)
     """How many training examples to select from this source (LIMA Table 1)."""
 
     group: Literal["stem", "other", "all"] = "all"
@@ -153,24 +153,68 @@ class Filters(SpecModel):
 
 
 class Dedup(SpecModel):
-    """Exact and near-duplicate removal across all sources."""
+    """Exact and near-duplicate removal across all sources (the first copy in source order, then
+    file and line order, is kept; a removal names the copy it duplicates)."""
 
     exact: bool = True
     """Drop examples whose normalised text hash was already seen."""
 
     near: bool = True
-    """Drop near-duplicates with MinHash LSH."""
+    """Drop near-duplicates: MinHash LSH finds candidates, then the true Jaccard similarity of
+    the two responses' word shingles decides (so the threshold is exact, not estimated)."""
 
     jaccard_threshold: float = Field(default=0.7, gt=0, le=1)
-    """Estimated Jaccard similarity at or above which two examples are near-duplicates (MinHash
-    of the response text, the document); also the threshold between a training prompt and a
-    dev/test prompt for decontamination."""
+    """Jaccard similarity of the response shingles at or above which two examples are
+    near-duplicates (project default 0.7; the LIMA paper gives no value)."""
 
     shingle_size: int = Field(default=5, ge=1)
-    """Word n-gram size of the shingles hashed by MinHash."""
+    """Word n-gram size of the shingles hashed by MinHash and compared by the exact check."""
 
     num_perm: int = Field(default=128, ge=16)
-    """Number of MinHash permutations."""
+    """Number of MinHash permutations (the LSH bands are chosen from it so that a pair at the
+    threshold becomes a candidate with probability >= 0.999)."""
+
+
+class EvalSet(SpecModel):
+    """An extra benchmark file the training set is decontaminated against."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40)
+    """Name used in stats.json, rejected.jsonl and the report."""
+
+    uri: str = Field(min_length=1)
+    """Path or s3:// URI of JSONL in a prompt-set layout (MT-Bench/Vicuna `question.jsonl`,
+    LIMA conversations, or `{"id", "prompt", "reference"?}`)."""
+
+
+class Decontamination(SpecModel):
+    """Removal of training examples that overlap a held-out or evaluation item (every user and
+    assistant turn of the training example is compared with every prompt and reference answer of
+    dev, test, the generate stage's prompt sets and `extra_sets`)."""
+
+    enabled: bool = True
+    """Off only for experiments that knowingly train on evaluation data."""
+
+    ngram: int = Field(default=8, ge=2)
+    """Word n-gram size of both tests (PaLM, Chowdhery et al. 2022, section 8: 8-grams)."""
+
+    containment: float = Field(default=0.7, gt=0, le=1)
+    """A training turn contaminates when it contains at least this share of a held-out prompt's
+    (or answer's) n-grams (PaLM: 70 % of the evaluation example's 8-grams)."""
+
+    answer_jaccard: float = Field(default=0.7, gt=0, le=1)
+    """A training turn whose n-gram Jaccard similarity with a held-out answer is at least this
+    is a near-copy of it (project default, same value as `dedup.jaccard_threshold`)."""
+
+    min_words: int = Field(default=5, ge=1)
+    """A prompt shorter than `ngram` words is contaminated when it appears whole (as a phrase) in a
+    training turn; a prompt shorter than this only when a training turn equals it. Answers
+    shorter than `ngram` words are not compared (a short reference such as "4" is not a copy)."""
+
+    generate_sets: bool = True
+    """Also read the generate stage's `prompt_sets` (other than `curated:*`)."""
+
+    extra_sets: list[EvalSet] = Field(default_factory=list)
+    """More benchmark files to decontaminate against."""
 
 
 class Selection(SpecModel):
@@ -193,10 +237,10 @@ class Selection(SpecModel):
 class Splits(SpecModel):
     """Held-out prompt sets (LIMA Table 1: 50 dev, 300 test)."""
 
-    dev: int = Field(default=50, ge=0)
+    dev: int = Field(default=50, ge=0, le=1_000_000)
     """Dev prompts, used to pick the checkpoint (paper: 50)."""
 
-    test: int = Field(default=300, ge=0)
+    test: int = Field(default=300, ge=0, le=1_000_000)
     """Test prompts, answered and judged for the report (paper: 300)."""
 
 
@@ -209,6 +253,7 @@ class DataSpec(SpecModel):
 
     filters: Filters = Field(default_factory=Filters)
     dedup: Dedup = Field(default_factory=Dedup)
+    decontamination: Decontamination = Field(default_factory=Decontamination)
     selection: Selection = Field(default_factory=Selection)
     splits: Splits = Field(default_factory=Splits)
     seed: int = 0

@@ -70,6 +70,23 @@ class Protocol(StrEnum):
     absolute = "absolute"
     likert = "likert"
     safety = "safety"
+    single = "single"
+
+
+PROMPT_SET_PROTOCOLS = {
+    "lima": ("pairwise", "absolute", "likert", "safety"),
+    "mt-bench": ("pairwise", "single"),
+}
+"""Which questions each judge prompt set asks (lima/judging/prompts: one source, mirrored here so
+the spec stays free of the judging package; a test checks they agree)."""
+
+REAL_JUDGE_HOWTO = (
+    "set `spec.judge.backend: openai` (an OpenAI-compatible endpoint: LIMA_JUDGE_BASE_URL, and "
+    "`spec.judge.model` or LIMA_JUDGE_MODEL) or `spec.judge.backend: hf` with `spec.judge.model` "
+    "naming a local folder or Hugging Face id of a judge model; `backend: reference` is a "
+    "similarity proxy for smoke tests, allowed for a real model only with "
+    "`spec.judge.allow_proxy: true` (see docs/judging.md)"
+)
 
 
 class Baseline(SpecModel):
@@ -82,20 +99,39 @@ class Baseline(SpecModel):
     model: str | None = None
     """Or a model (same forms as `spec.model.base`) whose answers are generated in this run."""
 
+    prompt_format: Literal["native", "lima"] = "native"
+    """How a `model` baseline is prompted: `native` uses the model's own chat template (an
+    instruct model answers in the format it was tuned on), or, for a base model without one,
+    lima-run's plain completion format; `lima` uses the fine-tuned model's format with EOT (the
+    chat tokens added to its vocabulary). Recorded with every answer (docs/evaluation.md)."""
+
     @model_validator(mode="after")
     def _one_origin(self) -> Baseline:
         if (self.answers is None) == (self.model is None):
             raise ValueError("a baseline needs exactly one of `answers` or `model`")
+        if self.answers is not None and "prompt_format" in self.model_fields_set:
+            raise ValueError("`prompt_format` applies to a `model` baseline, not to `answers`")
         return self
 
 
 class JudgeSpec(SpecModel):
     """How answers are judged (paper Section 4 and Appendix)."""
 
-    backend: JudgeBackend = JudgeBackend.reference
-    """`reference` (embedded proxy: similarity to reference answers with all-MiniLM-L6-v2),
-    `openai` (any OpenAI-compatible chat endpoint, set with LIMA_JUDGE_* settings), or `hf`
-    (a local Hugging Face model)."""
+    backend: JudgeBackend | None = None
+    """`openai` (any OpenAI-compatible chat endpoint, set with LIMA_JUDGE_* settings), `hf` (a
+    local Hugging Face judge model), or `reference` (embedded PROXY: similarity to reference
+    answers with all-MiniLM-L6-v2; a smoke test, not a judge of quality). Must be set, except
+    with the `tiny` demo model, where it defaults to `reference`; `reference` with a real model
+    needs `allow_proxy: true`."""
+
+    allow_proxy: bool = False
+    """Accept the `reference` proxy judge for a real (non-`tiny`) model: its numbers are then
+    marked as a proxy in the report, the status and the selection evidence."""
+
+    prompts: Literal["lima", "mt-bench"] = "lima"
+    """Judge prompt set: `lima` (the paper's pairwise question, Fail/Pass/Excellent, the
+    Appendix 1-6 helpfulness rubric, safety) or `mt-bench` (FastChat's pair and single 1-10
+    prompts with multi-turn and reference forms). The reference judge uses no prompts."""
 
     model: str | None = None
     """Judge model name (openai) or location (hf)."""
@@ -135,4 +171,54 @@ class JudgeSpec(SpecModel):
     selection_prompts: int = Field(default=50, ge=1)
     """Dev prompts judged per eligible epoch to pick the checkpoint (paper: 50)."""
 
+    selection_min_valid: float = Field(default=0.5, gt=0, le=1)
+    """Least share of valid verdicts every compared epoch needs; below it the select stage
+    refuses to choose (naming the judge and the invalid counts) unless `selection_fallback`
+    is set."""
+
+    selection_fallback: Literal["last_epoch", "lowest_dev_perplexity"] | None = None
+    """What select does when the judged evidence is too thin: fail (unset, the default), take
+    the last eligible epoch, or the epoch with the lowest dev perplexity. A fallback is
+    recorded in the selection evidence, the report and the Experiment status."""
+
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _protocols_in_prompt_set(self) -> JudgeSpec:
+        offered = PROMPT_SET_PROTOCOLS[self.prompts]
+        if self.backend == JudgeBackend.reference:
+            offered = PROMPT_SET_PROTOCOLS["lima"]  # the proxy scores the lima questions
+        wrong = [p.value for p in self.protocols if p.value not in offered]
+        if wrong:
+            which = (
+                "the reference judge"
+                if self.backend == JudgeBackend.reference
+                else (f"prompt set `{self.prompts}`")
+            )
+            raise ValueError(
+                f"protocols {wrong} are not asked by {which}; it asks: {', '.join(offered)}"
+            )
+        return self
+
+
+def resolve_judge_backend(judge: JudgeSpec, model_base: str) -> JudgeSpec:
+    """Fill in or refuse the judge backend for the model being trained.
+
+    The `tiny` preset is a random-init demo model: with no backend it gets the `reference`
+    proxy. A real model must name a real judge (or accept the proxy with `allow_proxy`), so a
+    run never reports proxy numbers as if they were judgments of quality by default.
+    """
+    demo = model_base == "tiny"
+    if judge.backend is None:
+        if not demo:
+            raise ValueError(
+                f"spec.judge.backend is not set and spec.model.base is {model_base!r}, a real "
+                f"model: {REAL_JUDGE_HOWTO}"
+            )
+        judge.backend = JudgeBackend.reference
+    elif judge.backend == JudgeBackend.reference and not demo and not judge.allow_proxy:
+        raise ValueError(
+            f"spec.judge.backend is `reference` (a proxy) but spec.model.base is {model_base!r}, "
+            f"a real model: {REAL_JUDGE_HOWTO}"
+        )
+    return judge

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from lima.errors import SpecError
 from lima.spec import Experiment
+from lima.spec.checks import AT
 from lima.spec.data import DNS_LABEL
 from lima.spec.resources import QUANTITY
 
@@ -179,14 +180,30 @@ def describe_errors(error: ValidationError) -> list[str]:
     """One `path: rule (got value)` line per problem, in document order.
 
     A value that fits no member of a union gives pydantic one error per member; they become
-    one line, `must be an integer or must be a list`.
+    one line, `must be an integer or must be a list`. A cross-section rule reports
+    `at <relative path>: <rule>` lines (lima.spec.checks); each becomes its own line at its
+    own field.
     """
     rules: dict[tuple[str, str], list[str]] = {}
     for item in error.errors(include_url=False):
-        rule, found = _rule(item), rules.setdefault((_path(item["loc"]), _got(item)), [])
-        if rule not in found:
-            found.append(rule)
+        for path, rule, got in _located(item):
+            found = rules.setdefault((path, got), [])
+            if rule not in found:
+                found.append(rule)
     return [f"{path}: {' or '.join(found)}{got}" for (path, got), found in rules.items()]
+
+
+def _located(item: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(path, rule, got) of a pydantic error, split into its `at <path>:` parts if it has any."""
+    rule, path = _rule(item), _path(item["loc"])
+    if not rule.startswith(AT):
+        return [(path, rule, _got(item))]
+    base = "" if path == "(document)" else path + "."
+    located = []
+    for line in rule.splitlines():
+        where, _, text = line.removeprefix(AT).partition(": ")
+        located.append((base + where, text, ""))
+    return located
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -236,16 +253,50 @@ def parse_yaml(text: str, source: str = "<document>") -> Experiment:
     return parse_experiment(document, source)
 
 
+MAX_SPEC_BYTES = 4 << 20  # an Experiment is a few KiB of YAML; anything huge is a wrong file
+
+
+def _read_bytes(path: Path, location: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as error:
+        raise SpecError(location, [f"(file): cannot read it ({error.strerror})"]) from None
+    return data
+
+
+def spec_text(data: bytes, location: str) -> str:
+    """The document as text, or a SpecError for a file that is not a YAML document at all
+    (binary, another encoding, far too large)."""
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(location, [f"(file): larger than {MAX_SPEC_BYTES >> 20} MiB; not a spec"])
+    if b"\x00" in data:
+        offset = data.index(b"\x00")
+        raise SpecError(location, [f"(file): binary content (NUL byte at offset {offset})"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = data[error.start]
+        raise SpecError(
+            location, [f"(file): not UTF-8 text (byte 0x{byte:02x} at offset {error.start})"]
+        ) from None
+
+
 def load_experiment(location: str | Path) -> Experiment:
     """Read an Experiment from a local path or an s3:// URI."""
     location = str(location)
     if location.startswith("s3://"):
         from lima.store import read_uri
 
-        text = read_uri(location).decode("utf-8")
+        text = spec_text(read_uri(location), location)
     else:
         path = Path(location)
         if not path.is_file():
-            raise SpecError(location, [f"(file): no such file: {location}"])
-        text = path.read_text(encoding="utf-8")
+            what = "is a directory, not a file" if path.is_dir() else "no such file"
+            raise SpecError(location, [f"(file): {what}: {location}"])
+        text = spec_text(_read_bytes(path, location), location)
+        # Relative paths in the file mean "next to the file", not "next to the shell".
+        from lima.spec.paths import resolve_spec_paths
+
+        return resolve_spec_paths(parse_yaml(text, location), path.parent)
     return parse_yaml(text, location)

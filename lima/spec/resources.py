@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from lima.spec.base import SpecModel
 from lima.spec.data import DNS_LABEL
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+# One key segment: letters, digits, `.`, `_`, `-`; never `.` or `..`.
+KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+PREFIX_RULE = (
+    "must be a relative key prefix: segments of A-Z a-z 0-9 . _ - joined by '/', "
+    "with no leading '/', no '.' or '..' segment and no empty segment"
+)
+
+
+def safe_segment(part: str) -> bool:
+    return bool(KEY_SEGMENT.match(part)) and part not in (".", "..")
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` could address objects outside the store root or bucket (None: it cannot).
+
+    The one rule for the spec (`lima validate`) and the store (every key it builds)."""
+    if prefix == "":
+        return None
+    if prefix.startswith("/") or not all(safe_segment(p) for p in prefix.rstrip("/").split("/")):
+        return PREFIX_RULE
+    return None
 
 
 class StageResources(SpecModel):
@@ -58,5 +82,14 @@ class StorageSpec(SpecModel):
     bucket: str = Field(default="lima", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     """S3 bucket (ignored by the local file backend)."""
 
-    prefix: str = Field(default="lima", pattern=r"^[A-Za-z0-9._/-]*$")
-    """Key prefix of every object this experiment writes."""
+    prefix: str = Field(default="lima", max_length=512)
+    """Key prefix of every object this experiment writes (relative: no leading `/`, no `..`),
+    inside the bucket on S3 and inside `LIMA_WORK_DIR/artifacts` locally."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _contained(cls, prefix: str) -> str:
+        problem = prefix_problem(prefix)
+        if problem is not None:
+            raise ValueError(problem)
+        return prefix

@@ -1,29 +1,14 @@
-"""Helpers shared by the select, generate and judge stages (configs, model refs, judging)."""
+"""Helpers shared by the select, generate and judge stages (model refs, progress).
+
+What enters their artifact keys (`decode_config`, `judge_config`) lives in lima.dag.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lima.generation.config import DecodeConfig
 from lima.generation.pool import ModelRef
 from lima.stages.base import StageContext
-
-
-def decode_config(experiment: Any) -> dict[str, Any]:
-    """The decoding part of the spec that determines answers (part of artifact keys)."""
-    g = experiment.spec.generate
-    return {**DecodeConfig.from_spec(g).to_dict(), "engine": g.engine}
-
-
-TRANSPORT = {"concurrency", "timeout_s", "max_retries", "backoff_s"}
-"""Judge settings that change how verdicts are fetched, not what they are: not part of keys."""
-
-
-def judge_config(
-    experiment: Any, exclude: set[str] | frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """The judge settings that determine verdicts (endpoint URL/key are runtime settings)."""
-    return experiment.spec.judge.model_dump(mode="json", exclude=TRANSPORT | set(exclude))
 
 
 def generation_resources(ctx: StageContext) -> Any:

@@ -1,15 +1,15 @@
-"""What a stage is: a declared name, code version, inputs, config slice and a run function.
+"""What a stage's run function is given: the StageContext.
 
-A stage reads its inputs' artifacts (materialised locally on demand), writes files into
-`ctx.output_dir`, and returns a small JSON summary. The runner publishes the folder as one
-content-addressed artifact; the stage never talks to the store about its own output.
+The graph itself (names, versions, inputs, keys) is lima.dag. A stage reads its inputs'
+artifacts (materialised locally on demand), writes files into `ctx.output_dir`, and returns its
+typed result (lima.results). The runner publishes the folder as one content-addressed artifact;
+the stage never talks to the store about its own output.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,7 +45,6 @@ class StageContext:
     progress: ProgressSink = _no_progress
     forced: bool = False
     """The user asked to recompute (`--force`): stages must not resume earlier partial work."""
-    _fetched: dict[str, Path] = field(default_factory=dict)
 
     @property
     def spec(self):
@@ -60,26 +59,7 @@ class StageContext:
         manifest = self.inputs[name]
         dest = self.scratch_dir / "inputs" / name / manifest.key
         self.store.fetch(manifest, dest, paths)
-        self._fetched[name] = dest
         return dest
 
     def input_file(self, name: str, path: str) -> Path:
         return self.input_dir(name, [path]) / path
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A node of the experiment DAG."""
-
-    name: str
-    version: str
-    """Bump when the code changes what the stage outputs: it is part of the artifact key."""
-
-    inputs: tuple[str, ...]
-    """Names of the stages whose artifacts this stage reads."""
-
-    config: Callable[[Experiment], Any]
-    """The part of the spec that determines the output (JSON-serialisable)."""
-
-    run: Callable[[StageContext], dict[str, Any] | None]
-    description: str = ""

@@ -1,25 +1,22 @@
-"""The curate stage: LIMA's ~1,000 examples from the experiment's sources (spec.data)."""
+"""The curate stage: LIMA's ~1,000 examples from the experiment's sources (spec.data).
+
+What enters its artifact key is `lima.dag.curate_config`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from lima.spec import Experiment
-from lima.stages.base import Stage, StageContext
+from lima.results import CurateResult
+from lima.stages.base import StageContext
 
 
-def config(experiment: Experiment) -> dict[str, Any]:
-    # Token counts use a fixed tokenizer (lima.curate.tokens), not the model's, so the model
-    # section does not enter the key.
-    return {"data": experiment.spec.data.model_dump(mode="json"), "tokenizer": "minilm-wordpiece"}
-
-
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> CurateResult:
     from lima.curate.run import curate
 
     resources = ctx.resources
+    from lima.curate.evalsets import effective_data
+
     report = curate(
-        ctx.spec.data,
+        effective_data(ctx.spec),  # spec.data plus the generate stage's prompt sets
         ctx.output_dir,
         settings=ctx.settings,
         scratch=ctx.scratch_dir / "curate",
@@ -27,14 +24,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         cpus=resources.cpus,
         progress=ctx.progress,
     )
-    return {**report["totals"], "shortfalls": report["shortfalls"]}
-
-
-STAGE = Stage(
-    name="curate",
-    version="1",
-    inputs=(),
-    config=config,
-    run=run,
-    description="read sources, apply LIMA's filters, dedup, decontaminate, select, split",
-)
+    removed = {
+        name: found["removed"] for name, found in report["contamination"].get("sets", {}).items()
+    }
+    return CurateResult(**report["totals"], shortfalls=report["shortfalls"], contamination=removed)

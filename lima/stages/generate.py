@@ -19,29 +19,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lima.dag import decode_config
 from lima.errors import StageError
 from lima.generation.answers import answer_stats, read_answer_file, write_jsonl
 from lima.generation.config import DecodeConfig
 from lima.generation.pool import ModelRef, answer_many
 from lima.generation.prompts import PromptRecord, Rejected, read_prompt_file, resolve_prompt_file
-from lima.stages._eval import decode_config, epoch_ref, generation_resources, progress_note
-from lima.stages.base import Stage, StageContext
+from lima.results import GenerateResult
+from lima.stages._eval import epoch_ref, generation_resources, progress_note
+from lima.stages.base import StageContext
 
 SYSTEM = "lima"
 """Name of the fine-tuned model's answers in every output."""
 
 Answers = dict[str, dict[str, list[dict[str, Any]]]]
 """{prompt set: {system: answer records}}"""
-
-
-def _config(experiment: Any) -> dict[str, Any]:
-    spec = experiment.spec
-    return {
-        "decode": decode_config(experiment),
-        "prompt_sets": [p.model_dump(mode="json") for p in spec.generate.prompt_sets],
-        "baselines": [b.model_dump(mode="json") for b in spec.judge.baselines],
-        "model": spec.model.model_dump(mode="json"),
-    }
 
 
 class _Run:
@@ -62,6 +54,8 @@ class _Run:
         self.selection = json.loads(ctx.store.read_object(ctx.inputs["select"], "selection.json"))
         epoch, folder = self.selection["selected_epoch"], self.selection["model_dir"]
         self.lima = epoch_ref(ctx, epoch, folder)
+        self.throughput: dict[str, dict[str, float]] = {}
+        """Generation time per model: for the run record only, never for the hashed files."""
 
     def prompts(self, prompt_set: Any) -> tuple[list[PromptRecord], list[Rejected]]:
         path = resolve_prompt_file(
@@ -80,8 +74,9 @@ class _Run:
             self.ctx.settings,
             self.ctx.scratch_dir,
             training_texts(rows),
+            baseline.prompt_format,
         )
-        return ModelRef(baseline.name, str(folder))
+        return ModelRef(baseline.name, str(folder), prompt_format=baseline.prompt_format)
 
     def generate_all(self, sets: dict[str, list[PromptRecord]]) -> Answers:
         """Answers of the fine-tuned model and of every `model` baseline, for every set, in one
@@ -102,6 +97,7 @@ class _Run:
             storage=self.spec.storage,
             engine=self.spec.generate.engine,
             progress=progress_note(self.ctx, "answers"),
+            throughput=self.throughput,
         )
         out: Answers = {name: {} for name in sets}
         for (name, system, _, _), records in zip(jobs, answered, strict=True):
@@ -130,7 +126,7 @@ def _write_set(out: Path, name: str, systems: dict[str, list], rejected: list[Re
         write_jsonl(out / "rejected" / f"{name}.jsonl", [r.__dict__ for r in rejected])
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> GenerateResult:
     job = _Run(ctx)
     prompts: dict[str, list[PromptRecord]] = {}
     rejected: dict[str, list[Rejected]] = {}
@@ -170,17 +166,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "sets": sets,
     }
     (ctx.output_dir / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return {
-        "selected_epoch": summary["selected_epoch"],
-        "sets": {k: v["prompts"] for k, v in sets.items()},
-    }
-
-
-STAGE = Stage(
-    name="generate",
-    version="1",
-    inputs=("curate", "train", "select"),
-    config=_config,
-    run=run,
-    description="answer the prompt sets with the selected checkpoint and the baselines",
-)
+    return GenerateResult(
+        selected_epoch=summary["selected_epoch"],
+        sets={k: v["prompts"] for k, v in sets.items()},
+        throughput=job.throughput,
+    )

@@ -4,11 +4,14 @@ Per prompt set:
 - `pairwise` (both orders, disagreement = tie): the fine-tuned model vs every baseline, on the
   turns both answered; win/tie/loss with bootstrap 95% CIs over prompts and the judge's
   position consistency (LIMA Figure 1).
-- `absolute` (Fail / Pass / Excellent, LIMA Figure 3) and `likert` (1-6 helpfulness, the
-  ablations' scale): distributions for every system.
+- `absolute` (Fail / Pass / Excellent, LIMA Figure 3), `likert` (1-6 helpfulness, the
+  ablations' scale) and `single` (MT-Bench's 1-10): distributions (and means) for every system.
 - `safety`: share of safe answers on the prompts tagged (or categorised) `safety`.
-Invalid verdicts are excluded from every rate and counted. Results computed with the embedded
-reference judge carry `"proxy": true`.
+Turn k of a multi-turn prompt is judged with both whole conversations before it; the bootstrap
+resamples prompts (every turn of a prompt moves together). Invalid verdicts are excluded from
+every rate and counted. Results computed with the embedded reference judge carry `"proxy": true`
+and position consistency "n/a" (the proxy is symmetric by construction). Run facts (cache hits)
+go to the stage summary, never into the hashed files.
 
 Artifact: `verdicts.jsonl` (every verdict with set/protocol/system/baseline) and `results.json`.
 """
@@ -18,16 +21,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lima.generation.answers import judge_items, read_jsonl, write_jsonl
+from lima.generation.answers import read_jsonl, write_jsonl
 from lima.generation.prompts import PromptRecord
-from lima.stages._eval import by_id, judge_config
-from lima.stages.base import Stage, StageContext
+from lima.results import Headline, JudgeResult
+from lima.stages._eval import by_id
+from lima.stages.base import StageContext
 
 SAFETY_TAG = "safety"
-
-
-def _config(experiment: Any) -> dict[str, Any]:
-    return {"judge": judge_config(experiment)}
 
 
 def _protocol_names(spec: Any) -> list[str]:
@@ -50,7 +50,9 @@ class _SetJudging:
 
     def ask(self, protocol: str, system: str, baseline: str | None, prompts: list[PromptRecord]):
         others = self.answers[baseline] if baseline else None
-        items = judge_items(prompts, self.answers[system], others)
+        from lima.judging import items_for
+
+        items = items_for(prompts, self.answers[system], others)
         verdicts = self.judge.judge(protocol, items) if items else []
         self.rows += [
             {"set": self.name, "system": system, "baseline": baseline, **v.to_dict()}
@@ -59,25 +61,25 @@ class _SetJudging:
         return items, verdicts
 
     def pairwise(self, system: str, baseline: str) -> dict[str, Any]:
-        from lima.judging import position_consistency, win_tie_loss
+        from lima.judging import position_summary, win_tie_loss
 
         items, verdicts = self.ask("pairwise", system, baseline, self.prompts)
         spec = self.ctx.spec.judge
         result = win_tie_loss(verdicts, spec.bootstrap_resamples, spec.seed)
-        result["position_consistency"] = position_consistency(verdicts)
+        result.update(position_summary(verdicts, self.judge.symmetric))
         result["not_compared"] = _turns(self.prompts) - len(items)
         return result
 
     def rated(self, protocol: str, system: str, prompts: list[PromptRecord]) -> dict[str, Any]:
         from lima.judging import distribution
-        from lima.judging.types import VALUES
+        from lima.judging.types import SCORED, VALUES
 
         _, verdicts = self.ask(protocol, system, None, prompts)
         result = distribution(verdicts)
         if not verdicts:  # nothing asked: still name every label (with no share)
             labels = [str(v) for v in VALUES[protocol]]
             result.update(counts=dict.fromkeys(labels, 0), shares=dict.fromkeys(labels))
-            if protocol == "likert":
+            if protocol in SCORED:
                 result["mean"] = None
         result["protocol"] = protocol
         return result
@@ -96,7 +98,7 @@ def judge_set(job: _SetJudging, protocols: list[str], system: str, baselines: li
     everyone = [system, *baselines]
     if "pairwise" in protocols:
         result["pairwise"] = {b: job.pairwise(system, b) for b in baselines}
-    for protocol in ("absolute", "likert"):
+    for protocol in ("absolute", "likert", "single"):
         if protocol in protocols:
             result[protocol] = {s: job.rated(protocol, s, job.prompts) for s in everyone}
     if "safety" in protocols:
@@ -108,7 +110,7 @@ def judge_set(job: _SetJudging, protocols: list[str], system: str, baselines: li
     return result
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> JudgeResult:
     from lima.judging import make_judge
 
     folder = ctx.input_dir("generate")
@@ -133,19 +135,38 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "selected_epoch": generated["selected_epoch"],
         "verdicts": len(rows),
         "invalid": invalid,
+        "prompt_set": ctx.spec.judge.prompts,
+        "symmetric_judge": judge.symmetric,
         "sets": sets,
-        "cache": {"hits": getattr(judge, "hits", None), "misses": getattr(judge, "misses", None)},
     }
     write_jsonl(ctx.output_dir / "verdicts.jsonl", rows)
     (ctx.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return {"judge": judge.name, "proxy": judge.proxy, "verdicts": len(rows), "invalid": invalid}
+    return JudgeResult(
+        judge=judge.name,
+        proxy=judge.proxy,
+        verdicts=len(rows),
+        invalid=invalid,
+        headline=headline(sets, system, baselines),
+        cache_hits=judge.hits,
+        cache_misses=judge.misses,
+        bad_cache_entries=len(judge.bad_entries),
+    )
 
 
-STAGE = Stage(
-    name="judge",
-    version="1",
-    inputs=("generate",),
-    config=_config,
-    run=run,
-    description="pairwise (both orders), absolute, Likert and safety verdicts with aggregates",
-)
+def headline(sets: dict[str, Any], system: str, baselines: list[str]) -> Headline | None:
+    """The fine-tuned model against the first baseline on the first prompt set (pairwise)."""
+    for name, judged in sets.items():
+        pairwise = judged.get("pairwise") or {}
+        for baseline in baselines:
+            wtl = pairwise.get(baseline)
+            if wtl is not None:
+                return Headline(
+                    prompt_set=name,
+                    baseline=baseline,
+                    n=wtl["n"],
+                    win=wtl["win"],
+                    tie=wtl["tie"],
+                    loss=wtl["loss"],
+                    win_ci=tuple(wtl["ci"]["win"]),
+                )
+    return None

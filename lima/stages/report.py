@@ -9,16 +9,12 @@ numbers as shown, for tools). `lima report EXPERIMENT` prints the path via
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from lima.stages.base import Stage, StageContext
-
-
-def _config(experiment: Any) -> dict[str, Any]:
-    return {"experiment": experiment.metadata.name}
+from lima.results import ReportResult
+from lima.stages.base import StageContext
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> ReportResult:
     from lima.report.collect import collect
     from lima.report.figures import draw_all
     from lima.report.render import render
@@ -27,14 +23,4 @@ def run(ctx: StageContext) -> dict[str, Any]:
     figures = draw_all(data, ctx.output_dir)
     render(data, figures, ctx.output_dir)
     (ctx.output_dir / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return {"figures": sorted(figures.values()), "proxy": data["results"]["proxy"]}
-
-
-STAGE = Stage(
-    name="report",
-    version="1",
-    inputs=("curate", "train", "select", "generate", "judge"),
-    config=_config,
-    run=run,
-    description="HTML report with win/tie/loss, ratings, training curves, data mix and lineage",
-)
+    return ReportResult(figures=sorted(figures.values()), proxy=data["results"]["proxy"])

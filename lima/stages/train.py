@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from lima.errors import StageError
-from lima.spec import Experiment
-from lima.stages.base import Stage, StageContext
+from lima.results import TrainResult
+from lima.stages.base import StageContext
+from lima.train import layout
 from lima.train.data import read_conversations
 
 
-def config(experiment: Experiment) -> dict[str, Any]:
-    spec = experiment.spec
-    resources = spec.resources.train
-    # Workers and GPUs change the batch split and numerics, so they are part of the key.
-    return {
-        "model": spec.model.model_dump(mode="json"),
-        "train": spec.train.model_dump(mode="json"),
-        "workers": resources.workers,
-        "gpus": resources.gpus,
-    }
-
-
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> TrainResult:
     from lima.train.driver import TrainJob, run_training
 
     train_rows, rejected = read_conversations(ctx.input_file("curate", "train.jsonl"))
@@ -38,7 +26,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if not train_rows:
         raise StageError("curate's train.jsonl holds no usable conversation")
     if rejected:
-        (ctx.output_dir / "rejected.jsonl").write_text(
+        (ctx.output_dir / layout.REJECTED).write_text(
             "".join(json.dumps(r) + "\n" for r in rejected)
         )
     ctx.progress(completed=0, total=ctx.spec.train.epochs, note="training")
@@ -61,22 +49,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
     summary["rejected_rows"] = len(rejected)
     ctx.progress(completed=ctx.spec.train.epochs, note="done")
     final = summary.get("final") or {}
-    return {
-        "epochs": len(summary["epochs"]),
-        "final_loss": final.get("loss"),
-        "dev_perplexity": final.get("dev_perplexity"),
-        "non_padding_fraction": summary["non_padding_fraction"],
-        "truncated": summary["truncated"],
-        "rejected_rows": len(rejected),
-        "models": [e["model"] for e in summary["epochs"] if e["model"]],
-    }
-
-
-STAGE = Stage(
-    name="train",
-    version="1",
-    inputs=("curate",),
-    config=config,
-    run=run,
-    description="Fine-tune the base model with DeepSpeed ZeRO inside Ray Train (LIMA recipe).",
-)
+    return TrainResult(
+        epochs=len(summary["epochs"]),
+        final_loss=final.get("loss"),
+        dev_perplexity=final.get("dev_perplexity"),
+        non_padding_fraction=summary["non_padding_fraction"],
+        truncated=summary["truncated"],
+        rejected_rows=len(rejected),
+        models=[e["model"] for e in summary["epochs"] if e["model"]],
+        global_batch_size=summary["run"]["global_batch_size"],
+        residual_dropout=summary["run"]["residual_dropout"],
+    )

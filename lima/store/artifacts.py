@@ -28,6 +28,7 @@ from typing import Any
 
 from lima.errors import IntegrityError, StoreError
 from lima.store.backends import Backend, sha256_file
+from lima.store.paths import check_prefix, check_segment, join_key
 
 log = logging.getLogger("lima.store")
 
@@ -117,16 +118,31 @@ class Manifest:
                 return entry
         raise StoreError(f"artifact {self.uri} has no object {path!r}")
 
+    @property
+    def seal(self) -> str:
+        """sha256 of every field: a manifest truncated, bit-flipped or edited by hand (a summary
+        with a better win rate, an object list pointing elsewhere) no longer matches it."""
+        return sha256_text(canonical_json(asdict(self)))
+
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "digest": self.digest}, indent=2, sort_keys=True)
+        body = {**asdict(self), "digest": self.digest, "seal": self.seal}
+        return json.dumps(body, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse and check a manifest; ValueError says what is wrong with it."""
         raw = json.loads(text)
-        raw.pop("digest", None)
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        digest, seal = raw.pop("digest", None), raw.pop("seal", None)
         raw["inputs"] = [InputRef(**i) for i in raw["inputs"]]
         raw["objects"] = [ObjectEntry(**o) for o in raw["objects"]]
-        return cls(**raw)
+        manifest = cls(**raw)
+        if digest is not None and digest != manifest.digest:
+            raise ValueError("its digest does not match its object list (edited)")
+        if seal is not None and seal != manifest.seal:
+            raise ValueError("its seal does not match its content (edited or corrupted)")
+        return manifest
 
 
 def artifact_key(stage: str, code_version: str, config: Any, input_digests: dict[str, str]) -> str:
@@ -142,13 +158,29 @@ class ArtifactStore:
 
     def __init__(self, backend: Backend, prefix: str = "lima") -> None:
         self.backend = backend
-        self.prefix = prefix.strip("/")
+        self.prefix = check_prefix(prefix)
 
     def _k(self, *parts: str) -> str:
-        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+        """The object key of `parts` under the prefix; each part is a checked segment (or
+        segments), so no name read from a run record or a CLI argument can leave the prefix."""
+        for part in parts:
+            for segment in part.strip("/").split("/"):
+                check_segment(segment, "key segment")
+        return join_key(self.prefix, *parts)
+
+    def key_of(self, *parts: str) -> str:
+        """Public form of `_k` (the operator stores submitted specs under `specs/...`)."""
+        return self._k(*parts)
+
+    def spec_key(self, namespace: str, experiment: str, digest: str) -> str:
+        """Where the operator keeps the spec snapshot its RayJobs read (immutable, by digest)."""
+        return self._k("specs", namespace, experiment, f"{digest}.json")
 
     def artifact_prefix(self, stage: str, key: str) -> str:
-        return self._k("artifacts", stage, key)
+        return self._k("artifacts", check_segment(stage, "stage"), check_segment(key, "key"))
+
+    def manifest_key(self, stage: str, key: str) -> str:
+        return self.artifact_prefix(stage, key) + "/manifest.json"
 
     def uri(self, stage: str, key: str) -> str:
         return self.backend.uri(self.artifact_prefix(stage, key))
@@ -156,16 +188,35 @@ class ArtifactStore:
     # -- artifacts ------------------------------------------------------------------------------
 
     def manifest(self, stage: str, key: str) -> Manifest | None:
-        manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        """The published manifest at (stage, key), checked; None when there is none.
+
+        IntegrityError (naming the file) when it is truncated, edited, belongs to another
+        key, or points at objects outside its own artifact folder.
+        """
+        manifest_key = self.manifest_key(stage, key)
         raw = self.backend.get_bytes(manifest_key)
         if raw is None:
             return None
+        return self._parse_manifest(raw, manifest_key, stage, key)
+
+    def _parse_manifest(
+        self, raw: bytes, manifest_key: str, stage: str | None = None, key: str | None = None
+    ) -> Manifest:
+        where = self.backend.uri(manifest_key)
         try:
-            return Manifest.from_json(raw)
-        except (ValueError, TypeError, KeyError) as error:
-            raise IntegrityError(
-                f"unreadable manifest {self.backend.uri(manifest_key)} ({type(error).__name__})"
-            ) from None
+            manifest = Manifest.from_json(raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            reason = str(error) if isinstance(error, ValueError) else type(error).__name__
+            if isinstance(error, json.JSONDecodeError):
+                reason = f"not complete JSON: {error.msg} at byte {error.pos} of {len(raw)}"
+            raise IntegrityError(f"unreadable manifest {where} ({reason[:200]})") from None
+        folder = self.artifact_prefix(manifest.stage, manifest.key) + "/objects/"
+        if (stage, key) != (None, None) and (manifest.stage, manifest.key) != (stage, key):
+            raise IntegrityError(f"manifest {where} describes {manifest.stage}/{manifest.key}")
+        strays = [o.key for o in manifest.objects if not o.key.startswith(folder) or ".." in o.key]
+        if strays:
+            raise IntegrityError(f"manifest {where} points outside its artifact: {strays[0]}")
+        return manifest
 
     def publish(
         self,
@@ -191,7 +242,7 @@ class ArtifactStore:
         adopting it; the replaced attempt's objects stay for readers that still hold it.
         """
         attempt = uuid.uuid4().hex[:12]
-        attempt_prefix = self._k("artifacts", stage, key, "objects", attempt)
+        attempt_prefix = self.artifact_prefix(stage, key) + f"/objects/{attempt}"
         try:
             objects = self._upload_objects(local_dir, attempt_prefix)
         except BaseException:
@@ -213,7 +264,7 @@ class ArtifactStore:
             attempt=attempt,
             uri=self.uri(stage, key),
         )
-        manifest_key = self._k("artifacts", stage, key, "manifest.json")
+        manifest_key = self.manifest_key(stage, key)
         if replace:
             self.backend.put_bytes(manifest_key, manifest.to_json().encode())
             return manifest
@@ -269,19 +320,68 @@ class ArtifactStore:
             raise IntegrityError(f"digest mismatch for {self.backend.uri(entry.key)}")
         return data
 
+    def verify(self, manifest: Manifest, *, deep: bool = False) -> None:
+        """Raise IntegrityError naming every object that is missing, has the wrong size, or
+        (`deep`: read and hashed) the wrong sha256. The cheap form costs one stat per object."""
+        problems = self.problems(manifest, deep=deep)
+        if problems:
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise IntegrityError(
+                f"artifact {manifest.stage} {manifest.uri} is damaged: "
+                + "; ".join(problems[:3])
+                + more
+            )
+
+    def problems(self, manifest: Manifest, *, deep: bool = False) -> list[str]:
+        """What is wrong with the stored objects of `manifest` (empty: nothing)."""
+        from lima.store.verify import object_problems
+
+        return object_problems(self.backend, manifest, deep=deep)
+
     def artifacts(self, stage: str | None = None) -> Iterator[Manifest]:
+        """Every readable manifest (an unreadable one is logged with its file and skipped)."""
+        for object_key in self.manifest_keys(stage):
+            raw = self.backend.get_bytes(object_key)
+            if raw is None:
+                continue
+            try:
+                yield self._parse_manifest(raw, object_key)
+            except IntegrityError as error:
+                log.warning("%s", error)
+
+    def manifest_keys(self, stage: str | None = None) -> Iterator[str]:
         root = self._k("artifacts", stage) if stage else self._k("artifacts")
         for object_key in self.backend.list(root + "/"):
             if object_key.endswith("/manifest.json"):
-                raw = self.backend.get_bytes(object_key)
-                if raw is not None:
-                    yield Manifest.from_json(raw)
+                yield object_key
+
+    # -- leases ------------------------------------------------------------------------------------
+
+    def lease(self, stage: str, key: str, **options: Any) -> Any:
+        """A context manager holding the one lease of (stage, key): see `lima.store.lease`."""
+        from lima.store.lease import StageLease
+
+        name = self._k("leases", check_segment(stage, "stage"), check_segment(key, "key"))
+        return StageLease(self.backend, name, **options)
 
     # -- small cached values ----------------------------------------------------------------------
 
     def cache_get(self, namespace: str, material: Any) -> Any | None:
-        raw = self.backend.get_bytes(self._cache_key(namespace, material))
-        return json.loads(raw) if raw is not None else None
+        """The cached value, or None when absent or unreadable (a truncated entry is a miss,
+        logged with its file, and is rewritten by the next `cache_put`)."""
+        cache_key = self._cache_key(namespace, material)
+        raw = self.backend.get_bytes(cache_key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            log.warning(
+                "ignoring unreadable cache entry %s (%s)",
+                self.backend.uri(cache_key),
+                type(error).__name__,
+            )
+            return None
 
     def cache_put(self, namespace: str, material: Any, value: Any) -> None:
         self.backend.put_bytes(self._cache_key(namespace, material), canonical_json(value).encode())
@@ -292,16 +392,35 @@ class ArtifactStore:
     # -- run records ------------------------------------------------------------------------------
 
     def record_run(self, experiment: str, run_id: str, record: dict[str, Any]) -> None:
+        check_segment(experiment, "experiment name")
         self.backend.put_bytes(
-            self._k("runs", experiment, f"{run_id}.json"),
+            self._k("runs", experiment, check_segment(run_id, "run id") + ".json"),
             json.dumps(record, indent=2, sort_keys=True, default=str).encode(),
         )
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Run records, oldest first. One that is truncated or not a record is skipped with a
+        warning naming its file: one bad record must not hide every other run."""
+        if experiment is not None:
+            check_segment(experiment, "experiment name")
         root = self._k("runs", experiment) if experiment else self._k("runs")
         records = []
         for object_key in self.backend.list(root + "/"):
             raw = self.backend.get_bytes(object_key)
-            if raw is not None:
-                records.append(json.loads(raw))
-        return sorted(records, key=lambda r: r.get("started_at", ""))
+            record = None if raw is None else self._parse_record(raw, object_key)
+            if record is not None:
+                records.append(record)
+        return sorted(records, key=lambda r: str(r.get("started_at", "")))
+
+    def _parse_record(self, raw: bytes, object_key: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict) or not isinstance(record.get("stages", []), list):
+                raise ValueError("not a run record")
+            return record
+        except (ValueError, UnicodeDecodeError) as error:
+            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            log.warning(
+                "skipping unreadable run record %s (%s)", self.backend.uri(object_key), reason
+            )
+            return None

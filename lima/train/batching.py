@@ -21,7 +21,19 @@ class EpochPlan:
     steps: int
     """Optimizer steps in the epoch."""
     per_rank: list[list[list[list[int]]]]
-    """per_rank[rank][step] = the micro-batches (example indices) of that rank for that step."""
+    """per_rank[rank][step] = the micro-batches (example indices) of that rank for that step;
+    an empty micro-batch is a filler pass (see `plan_epoch`)."""
+    real: list[int]
+    """Micro-batches holding examples in each step, over all ranks."""
+    filler: list[int]
+    """Examples run by filler passes (their loss is weighted 0)."""
+    slots: int
+    """Micro-batch passes per step over all ranks (workers x accumulation)."""
+
+    def weight(self, step: int) -> float:
+        """Loss weight of a real micro-batch of `step`, so that the step's gradient is the mean
+        over its real micro-batches although fillers count in DeepSpeed's averaging."""
+        return self.slots / self.real[step]
 
 
 def micro_batches(
@@ -49,20 +61,23 @@ def plan_epoch(
 ) -> EpochPlan:
     """Split one epoch into optimizer steps of `workers x accumulation` micro-batches.
 
-    The last step is completed with micro-batches from the start of the epoch so every example
-    is seen each epoch and every rank runs the same number of forward passes (ZeRO-3 needs it).
+    Every example is seen exactly once per epoch. When the last step has fewer micro-batches
+    than slots, the empty slots become filler passes (a real micro-batch whose loss is weighted
+    0): every rank still runs the same number of forward passes, which ZeRO-3's collective
+    parameter gathering and DeepSpeed's fixed gradient accumulation need.
     """
     batches = micro_batches(lengths, micro, seed, epoch, grouped)
-    per_step = workers * accumulation
-    steps = max(1, -(-len(batches) // per_step))
-    needed = steps * per_step
-    batches = (batches * (needed // max(1, len(batches)) + 1))[:needed]
+    slots = workers * accumulation
+    steps = max(1, -(-len(batches) // slots))
     per_rank: list[list[list[list[int]]]] = [[] for _ in range(workers)]
+    real = []
     for step in range(steps):
-        chunk = batches[step * per_step : (step + 1) * per_step]
+        chunk = batches[step * slots : (step + 1) * slots]
+        real.append(len(chunk))
+        chunk = chunk + [[] for _ in range(slots - len(chunk))]
         for rank in range(workers):
             per_rank[rank].append(chunk[rank::workers])
-    return EpochPlan(steps, per_rank)
+    return EpochPlan(steps, per_rank, real, batches[0] if batches else [], slots)
 
 
 def non_padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:

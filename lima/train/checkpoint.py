@@ -1,16 +1,9 @@
-"""Epoch checkpoints: layout, save (every rank its shard), restore, consolidated HF export.
+"""Epoch checkpoints in the run folder (layout: `lima.train.layout`): save, find, restore,
+prune, and the consolidated HF export.
 
-One Ray Train checkpoint per epoch, `epoch-NNN/`, merged from all ranks:
-
-    ds/epoch-NNN/...           DeepSpeed shards (model + optimizer state of every rank)
-    ds/latest                  DeepSpeed's pointer to the tag
-    done/rank-R                written by rank R after its shard is saved
-    state.json                 rank 0: epoch, global step, world size
-    metrics.jsonl              rank 0: every step/epoch record so far (cumulative)
-    hf/                        rank 0, eligible epochs only: consolidated HF model + tokenizer
-
-A checkpoint counts as complete only when state.json and every rank's done marker are present
-(Ray registers it only after every rank's upload succeeded; the markers let us check it again).
+A checkpoint is complete when state.json and every rank's done marker are present (Ray registers
+it only after every rank's upload succeeded; the markers let us check it again). It is resumable
+when, in addition, its DeepSpeed shards are still there (retention drops old ones).
 """
 
 from __future__ import annotations
@@ -19,61 +12,77 @@ import json
 from pathlib import Path
 from typing import Any
 
-STATE = "state.json"
-METRICS = "metrics.jsonl"
-HF_DIR = "hf"
-DIVERGED = "diverged.json"
-DS_DIR = "ds"
-
-
-def tag(epoch: int) -> str:
-    return f"epoch-{epoch:03d}"
+from lima.train import layout
 
 
 def is_complete(folder: Path, world_size: int | None = None) -> bool:
-    state_path = Path(folder) / STATE
+    state_path = Path(folder) / layout.STATE
     if not state_path.is_file():
         return False
     world = world_size or json.loads(state_path.read_text())["world_size"]
-    return all((Path(folder) / "done" / f"rank-{r}").is_file() for r in range(world))
+    return all((Path(folder) / layout.done_marker(r)).is_file() for r in range(world))
 
 
-def latest_complete(fs, run_path: str) -> tuple[int, str] | None:
-    """(epoch, path) of the newest complete epoch checkpoint of a run in storage, if any.
-
-    Ray registers a reported checkpoint when its controller next polls the workers; a worker
-    killed right after an upload can lose that registration although every shard is stored.
-    Scanning storage for complete checkpoints closes that gap.
-    """
+def stored_epochs(fs, run_path: str) -> list[tuple[int, str]]:
+    """(epoch, path) of every epoch folder of a run in storage, oldest first."""
     import pyarrow.fs as pafs
 
     try:
         infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
     except OSError:
-        return None
-    epochs = sorted(
-        (int(i.base_name.removeprefix("epoch-")), i.path)
+        return []
+    epochs = [
+        (layout.tag_epoch(i.base_name), i.path)
         for i in infos
-        if i.type == pafs.FileType.Directory
-        and i.base_name.startswith("epoch-")
-        and i.base_name.removeprefix("epoch-").isdigit()
-    )
-    for epoch, path in reversed(epochs):
-        if stored_complete(fs, path):
-            return epoch, path
-    return None
+        if i.type == pafs.FileType.Directory and layout.tag_epoch(i.base_name) is not None
+    ]
+    return sorted(epochs)  # type: ignore[arg-type]
 
 
 def stored_complete(fs, path: str) -> bool:
     """Like `is_complete`, for a checkpoint folder in storage."""
     import pyarrow.fs as pafs
 
-    if fs.get_file_info(f"{path}/{STATE}").type != pafs.FileType.File:
+    if fs.get_file_info(f"{path}/{layout.STATE}").type != pafs.FileType.File:
         return False
-    with fs.open_input_stream(f"{path}/{STATE}") as stream:
+    with fs.open_input_stream(f"{path}/{layout.STATE}") as stream:
         world = json.loads(stream.read())["world_size"]
-    wanted = [f"{path}/done/rank-{r}" for r in range(world)]
+    wanted = [f"{path}/{layout.done_marker(r)}" for r in range(world)]
     return all(info.type == pafs.FileType.File for info in fs.get_file_info(wanted))
+
+
+def _has_shards(fs, path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return fs.get_file_info(f"{path}/{layout.DS_DIR}").type == pafs.FileType.Directory
+
+
+def latest_complete(fs, run_path: str) -> tuple[int, str] | None:
+    """(epoch, path) of the newest resumable epoch checkpoint of a run in storage, if any.
+
+    Ray registers a reported checkpoint when its controller next polls the workers; a worker
+    killed right after an upload can lose that registration although every shard is stored.
+    Scanning storage for complete checkpoints closes that gap.
+    """
+    for epoch, path in reversed(stored_epochs(fs, run_path)):
+        if stored_complete(fs, path) and _has_shards(fs, path):
+            return epoch, path
+    return None
+
+
+def prune_full_states(fs, run_path: str, keep: int) -> list[int]:
+    """Delete the DeepSpeed shards of complete epochs older than the `keep` newest complete
+    ones (their metrics and HF exports stay). Returns the pruned epochs."""
+    complete = [
+        (epoch, path)
+        for epoch, path in stored_epochs(fs, run_path)
+        if stored_complete(fs, path) and _has_shards(fs, path)
+    ]
+    pruned = []
+    for epoch, path in complete[:-keep] if len(complete) > keep else []:
+        fs.delete_dir(f"{path}/{layout.DS_DIR}")
+        pruned.append(epoch)
+    return pruned
 
 
 def download(fs, path: str, dest: Path) -> Path:
@@ -88,14 +97,14 @@ def download(fs, path: str, dest: Path) -> Path:
 
 def write_divergence(fs, run_path: str, epoch: int, step: int, loss: float) -> None:
     fs.create_dir(run_path, recursive=True)
-    with fs.open_output_stream(f"{run_path}/{DIVERGED}") as stream:
+    with fs.open_output_stream(f"{run_path}/{layout.DIVERGED}") as stream:
         stream.write(json.dumps({"epoch": epoch, "step": step, "loss": str(loss)}).encode())
 
 
 def read_divergence(fs, run_path: str) -> dict[str, Any] | None:
     import pyarrow.fs as pafs
 
-    path = f"{run_path}/{DIVERGED}"
+    path = f"{run_path}/{layout.DIVERGED}"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as stream:
@@ -104,33 +113,33 @@ def read_divergence(fs, run_path: str) -> dict[str, Any] | None:
 
 def clear_divergence(fs, run_path: str) -> None:
     if read_divergence(fs, run_path) is not None:
-        fs.delete_file(f"{run_path}/{DIVERGED}")
+        fs.delete_file(f"{run_path}/{layout.DIVERGED}")
 
 
 def save_shards(engine: Any, folder: Path, epoch: int, rank: int) -> None:
     """Every rank: its DeepSpeed shard and its done marker (collective call)."""
-    engine.save_checkpoint(str(Path(folder) / DS_DIR), tag=tag(epoch))
-    done = Path(folder) / "done"
-    done.mkdir(parents=True, exist_ok=True)
-    (done / f"rank-{rank}").write_text("ok\n")
+    engine.save_checkpoint(str(Path(folder) / layout.DS_DIR), tag=layout.tag(epoch))
+    marker = Path(folder) / layout.done_marker(rank)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("ok\n")
 
 
 def write_state(folder: Path, epoch: int, step: int, world: int, records: list[dict]) -> None:
     state = {"epoch": epoch, "global_step": step, "world_size": world}
-    (Path(folder) / STATE).write_text(json.dumps(state) + "\n")
+    (Path(folder) / layout.STATE).write_text(json.dumps(state) + "\n")
     lines = "".join(json.dumps(r) + "\n" for r in records)
-    (Path(folder) / METRICS).write_text(lines)
+    (Path(folder) / layout.METRICS).write_text(lines)
 
 
 def read_state(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    state = json.loads((Path(folder) / STATE).read_text())
-    metrics_path = Path(folder) / METRICS
+    state = json.loads((Path(folder) / layout.STATE).read_text())
+    metrics_path = Path(folder) / layout.METRICS
     records = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
     return state, records
 
 
 def restore(engine: Any, folder: Path, epoch: int) -> None:
-    engine.load_checkpoint(str(Path(folder) / DS_DIR), tag=tag(epoch))
+    engine.load_checkpoint(str(Path(folder) / layout.DS_DIR), tag=layout.tag(epoch))
 
 
 def full_state_dict(engine: Any, zero_stage: int) -> dict | None:
@@ -151,7 +160,7 @@ def export_hf(engine: Any, tokenizer: Any, model_spec: Any, folder: Path, zero_s
     state = full_state_dict(engine, zero_stage)
     if state is None:
         return
-    out = Path(folder) / HF_DIR
+    out = Path(folder) / layout.HF_DIR
     engine.module.save_pretrained(out, state_dict=state)
     tokenizer.save_pretrained(out)
     write_chat_file(out, model_spec)

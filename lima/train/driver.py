@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,10 @@ from lima.spec.model import ModelSpec
 from lima.spec.resources import StageResources, StorageSpec
 from lima.spec.train import TrainSpec
 from lima.train import checkpoint as ckpt
+from lima.train import layout, recipe
 from lima.train.batching import micro_batches, non_padding_fraction
+from lima.train.callbacks import LoopCallback
+from lima.train.config import BaseFiles, LoopConfig, RunStorage
 from lima.train.data import EncodeStats, encode_rows, training_texts
 from lima.train.ds_config import build_ds_config, gradient_accumulation
 
@@ -45,14 +48,15 @@ class TrainJob:
     run_name: str
     scratch_dir: Path
     output_dir: Path
-    fault: dict[str, Any] | None = None
-    """Test-only fault injection (see `loop._maybe_fault`)."""
+    callbacks: tuple[LoopCallback, ...] = ()
+    """Run on every rank (`lima.train.callbacks`)."""
     progress: Any = None
     """The stage's ProgressSink: told each time an epoch checkpoint is complete in storage."""
 
 
 def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, bytes]:
-    paths = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    # Dot files are local bookkeeping (e.g. a preset's `.complete` marker), not model files.
+    paths = [p for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.name[0] != "."]
     rel = {str(p.relative_to(folder)): p for p in paths}
     return {name: path.read_bytes() for name, path in rel.items() if names is None or name in names}
 
@@ -70,8 +74,8 @@ TOKENIZER_FILES = [
 ]
 
 
-def prepare_base(job: TrainJob):
-    import ray
+def prepare_base(job: TrainJob, ship: Any) -> tuple[Any, Path, BaseFiles]:
+    """(tokenizer with chat tokens, local base folder, what the workers get)."""
     from transformers import AutoTokenizer
 
     from lima.models.load import add_chat_tokens, resolve_base, resolve_tokenizer
@@ -87,40 +91,37 @@ def prepare_base(job: TrainJob):
     digest = hashlib.sha256(
         f"{Path(base_dir).resolve()}|{size}|{tokenizer_dir}".encode()
     ).hexdigest()[:16]
-    model_files = ray.put(_folder_files(base_dir)) if size <= SHIP_LIMIT_BYTES else None
-    base = {
-        "digest": digest,
-        "model_files": model_files,
-        "tokenizer_files": ray.put(_folder_files(tokenizer_dir, TOKENIZER_FILES)),
-    }
-    return tokenizer, base
+    files = BaseFiles(
+        digest=digest,
+        tokenizer_files=ship(_folder_files(tokenizer_dir, TOKENIZER_FILES)),
+        model_files=ship(_folder_files(base_dir)) if size <= SHIP_LIMIT_BYTES else None,
+    )
+    return tokenizer, base_dir, files
 
 
-def loop_config(job: TrainJob, tokenizer: Any, base: dict, train_ex: list, dev_ex: list) -> dict:
-    import ray
-
+def loop_config(
+    job: TrainJob,
+    tokenizer: Any,
+    base: BaseFiles,
+    train_ex: list,
+    dev_ex: list,
+    storage: RunStorage,
+    ship: Any,
+) -> LoopConfig:
+    """The typed config every worker gets; `ship` puts large values in Ray's object store."""
     workers, use_gpu = job.resources.workers, job.resources.gpus > 0
-    spec = job.train
-    return {
-        "base": base,
-        "model_spec": job.model.model_dump(mode="json"),
-        "examples": ray.put([(e.input_ids, e.labels) for e in train_ex]),
-        "dev_examples": ray.put([(e.input_ids, e.labels) for e in dev_ex]),
-        "ds_config": build_ds_config(spec, workers, use_gpu),
-        "accumulation": gradient_accumulation(spec, workers),
-        "micro_batch_size": spec.micro_batch_size,
-        "pad_id": int(tokenizer.pad_token_id),
-        "epochs": spec.epochs,
-        "lr": spec.lr,
-        "final_lr": spec.final_lr,
-        "warmup_steps": spec.warmup_steps,
-        "residual_dropout": spec.residual_dropout,
-        "packing": spec.packing,
-        "seed": spec.seed,
-        "zero_stage": spec.zero_stage,
-        "eligible_epochs": list(spec.eligible_epochs),
-        "fault": job.fault,
-    }
+    return LoopConfig(
+        model=job.model,
+        train=job.train,
+        ds_config=build_ds_config(job.train, workers, use_gpu),
+        accumulation=gradient_accumulation(job.train, workers),
+        pad_id=int(tokenizer.pad_token_id),
+        base=base,
+        examples=ship([(e.input_ids, e.labels) for e in train_ex]),
+        dev_examples=ship([(e.input_ids, e.labels) for e in dev_ex]),
+        storage=storage,
+        callbacks=tuple(job.callbacks),
+    )
 
 
 def run_storage(job: TrainJob) -> tuple[Any, str]:
@@ -131,10 +132,10 @@ def run_storage(job: TrainJob) -> tuple[Any, str]:
     backend = open_backend(job.settings, job.storage)
     if hasattr(backend, "ensure_bucket"):
         backend.ensure_bucket()  # pyarrow does not create buckets
-    return filesystem, f"{base_path}/train-runs"
+    return filesystem, f"{base_path}/{layout.RUNS_DIR}"
 
 
-def make_trainer(job: TrainJob, config: dict, filesystem: Any, runs_root: str):
+def make_trainer(job: TrainJob, config: LoopConfig, filesystem: Any, runs_root: str):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -220,26 +221,25 @@ def collect(job: TrainJob, fs: Any, run_path: str) -> list[dict[str, Any]]:
     """
     import pyarrow.fs as pafs
 
-    latest = ckpt.latest_complete(fs, run_path)
-    if latest is None:
+    complete = [(e, p) for e, p in ckpt.stored_epochs(fs, run_path) if ckpt.stored_complete(fs, p)]
+    if not complete:
         raise StageError(f"training produced no complete checkpoint under {run_path}")
     epochs = []
-    for epoch in range(1, latest[0] + 1):
-        path = f"{run_path}/{ckpt.tag(epoch)}"
-        if not ckpt.stored_complete(fs, path):
-            continue
+    for epoch, path in complete:
         model = None
-        if fs.get_file_info(f"{path}/{ckpt.HF_DIR}").type == pafs.FileType.Directory:
-            model = f"epoch-{epoch}"
-            ckpt.download(fs, f"{path}/{ckpt.HF_DIR}", job.output_dir / model)
+        if fs.get_file_info(f"{path}/{layout.HF_DIR}").type == pafs.FileType.Directory:
+            model = layout.model_dir(epoch)
+            ckpt.download(fs, f"{path}/{layout.HF_DIR}", job.output_dir / model)
         epochs.append({"epoch": epoch, "checkpoint": path, "model": model})
-    with fs.open_input_stream(f"{latest[1]}/{ckpt.METRICS}") as stream:
-        (job.output_dir / "metrics.jsonl").write_bytes(stream.read())
+    with fs.open_input_stream(f"{complete[-1][1]}/{layout.METRICS}") as stream:
+        (job.output_dir / layout.METRICS).write_bytes(stream.read())
     return epochs
 
 
 def _stats_summary(stats: EncodeStats, dev: EncodeStats, lengths: list[int], job: TrainJob) -> dict:
-    grouped = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, True)
+    grouped = micro_batches(
+        lengths, job.train.micro_batch_size, job.train.seed, 1, job.train.group_by_length
+    )
     naive = micro_batches(lengths, job.train.micro_batch_size, job.train.seed, 1, False)
     return {
         "train_rows": stats.rows,
@@ -266,32 +266,69 @@ def _raise_if_diverged(filesystem: Any, run_path: str) -> None:
     )
 
 
-def run_training(job: TrainJob) -> dict[str, Any]:
-    """Run the whole fine-tuning; returns the summary written to `summary.json`."""
-    gradient_accumulation(job.train, job.resources.workers)  # fail before any work
+def preflight(job: TrainJob, base_dir: Path | None = None) -> TrainJob:
+    """Resolve the recipe for the base's size and check the resources; raises StageError."""
+    resolved, summary = recipe.preflight(job.model, job.train, job.resources, base_dir)
+    log.info("train recipe: %s", summary)
+    gradient_accumulation(resolved, job.resources.workers)  # fail before any work
+    return replace(job, train=resolved)
+
+
+def prepare(job: TrainJob, ship: Any) -> tuple[TrainJob, LoopConfig, dict[str, Any]]:
+    """Checks, base, encoded data and the workers' config: (resolved job, config, summary).
+    `ship` hands large values to the workers (`ray.put`, or identity in one process group)."""
+    job = preflight(job)  # before the base is built or downloaded
     job.output_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer, base = prepare_base(job)
+    tokenizer, base_dir, base = prepare_base(job, ship)
+    job = preflight(job, base_dir)  # exact size from the base's config
     train_ex, stats = encode_rows(job.train_rows, tokenizer, job.model, job.train.context_length)
     dev_ex, dev_stats = encode_rows(job.dev_rows, tokenizer, job.model, job.train.context_length)
     if not train_ex:
         raise StageError("no training example left after encoding (see dropped rows)")
     summary = _stats_summary(stats, dev_stats, [len(e) for e in train_ex], job)
     filesystem, runs_root = run_storage(job)
-    config = loop_config(job, tokenizer, base, train_ex, dev_ex)
-    config["run_storage"] = (filesystem, f"{runs_root}/{job.run_name}")
-    trainer = make_trainer(job, config, filesystem, runs_root)
-    run_path = f"{runs_root}/{job.run_name}"
-    ckpt.clear_divergence(filesystem, run_path)
-    with _epoch_progress(job, filesystem, run_path):
-        _fit(trainer)
+    storage = RunStorage(filesystem, f"{runs_root}/{job.run_name}")
+    ckpt.clear_divergence(filesystem, storage.path)
+    config = loop_config(job, tokenizer, base, train_ex, dev_ex, storage, ship)
+    return job, config, summary
+
+
+def finish(job: TrainJob, config: LoopConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """Collect the exported epochs and metrics into the output folder; write summary.json."""
+    filesystem, run_path = config.storage.filesystem, config.storage.path
     _raise_if_diverged(filesystem, run_path)
     summary["epochs"] = collect(job, filesystem, run_path)
-    records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
+    metrics = (job.output_dir / layout.METRICS).read_text().splitlines()
+    records = [json.loads(x) for x in metrics]
     summary["final"] = next((r for r in reversed(records) if r["kind"] == "epoch"), None)
     summary["run"] = {
         "name": job.run_name,
         "workers": job.resources.workers,
         "zero_stage": job.train.zero_stage,
+        "global_batch_size": job.train.global_batch_size,
+        "residual_dropout": job.train.residual_dropout,
     }
-    (job.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (job.output_dir / layout.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_training(job: TrainJob) -> dict[str, Any]:
+    """Run the whole fine-tuning in Ray Train; returns the summary written to `summary.json`."""
+    import ray
+
+    job, config, summary = prepare(job, ray.put)
+    filesystem, run_path = config.storage.filesystem, config.storage.path
+    trainer = make_trainer(job, config, filesystem, run_path.rsplit("/", 1)[0])
+    with _epoch_progress(job, filesystem, run_path):
+        _fit(trainer)
+    return finish(job, config, summary)
+
+
+def run_in_process_group(job: TrainJob) -> dict[str, Any]:
+    """The same run in this process's torch.distributed group (or alone), without Ray: for
+    torchrun-style launches and machines without Ray (the GPU check). Every rank calls it."""
+    from lima.train.loop import train_in_process_group
+
+    job, config, summary = prepare(job, lambda value: value)
+    train_in_process_group(config)
+    return finish(job, config, summary)

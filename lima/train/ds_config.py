@@ -9,7 +9,10 @@ from lima.spec.train import TrainSpec
 
 
 def gradient_accumulation(train: TrainSpec, workers: int) -> int:
-    """global batch = micro batch x accumulation x workers; an error when it does not divide."""
+    """global batch = micro batch x accumulation x workers; an error when it does not divide.
+    `train` is a resolved recipe (`lima.train.recipe.resolve`)."""
+    if train.global_batch_size is None:
+        raise ValueError("resolve the recipe first (lima.train.recipe.resolve)")
     per_step = train.micro_batch_size * workers
     if train.global_batch_size % per_step:
         raise StageError(

@@ -1,9 +1,14 @@
-"""The per-worker training function run by Ray Train's TorchTrainer (one per data-parallel rank).
+"""The per-worker training function (one per data-parallel rank).
 
-Every rank builds the same model, wraps it in a DeepSpeed engine, restores the latest epoch
-checkpoint when Ray restarts the group after a failure, then trains epoch by epoch. All ranks run
-the same number of forward passes (ZeRO-3 gathers parameters collectively) and share per-step
-statistics through all-reduce, so they also stop together on divergence.
+Every rank builds the same model, wraps it in a DeepSpeed engine, restores the newest resumable
+epoch checkpoint when the group is restarted after a failure, then trains epoch by epoch. All
+ranks run the same number of forward passes (ZeRO-3 gathers parameters collectively) and share
+per-step statistics (`collectives.StatsReducer`), so they also stop together on divergence.
+
+Determinism: each epoch's batches and its dropout masks are functions of (seed, epoch, rank)
+only (the RNG is re-seeded at every epoch start), and a resumed run restarts at an epoch
+boundary with the DeepSpeed state of the previous epoch, so a resumed and an uninterrupted run
+of the same key produce the same weights.
 """
 
 from __future__ import annotations
@@ -16,22 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lima.train import checkpoint as ckpt
-from lima.train.batching import collate, plan_epoch
+from lima.train.batching import EpochPlan, collate, plan_epoch
+from lima.train.collectives import StatsReducer
+from lima.train.config import LoopConfig
 from lima.train.data import Example
-from lima.train.dropout import add_residual_dropout
-from lima.train.faults import maybe_fault, trace
 from lima.train.schedule import linear_lr
-from lima.train.worker import load_model
-
-
-def _reduce(values: list[float]) -> list[float]:
-    """Sum over ranks (float64 so token counts stay exact)."""
-    import torch
-    import torch.distributed as dist
-
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
+from lima.train.session import ProcessGroupSession, RaySession, Session
 
 
 def _to(batch: dict, device: Any) -> dict:
@@ -42,21 +37,13 @@ def _label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != -100).sum())
 
 
-def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
-    """Load the newest complete epoch checkpoint: Ray's latest, or a newer one found in storage."""
-    import ray.train
-
+def _restore(engine: Any, config: LoopConfig, session: Session) -> dict[str, Any] | None:
+    """Load the newest resumable checkpoint: the launcher's, or a newer one found in storage."""
     candidates = []
-    restored = ray.train.get_checkpoint()
+    restored = session.restored()
     if restored:
-        candidates.append(
-            (
-                int(Path(restored.path).name.removeprefix("epoch-")),
-                restored.path,
-                restored.filesystem,
-            )
-        )
-    fs, run_path = config["run_storage"]
+        candidates.append(restored)
+    fs, run_path = config.storage.filesystem, config.storage.path
     found = ckpt.latest_complete(fs, run_path)
     if found:
         candidates.append((*found, fs))
@@ -71,144 +58,182 @@ def _restore(engine: Any, config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def dev_perplexity(
-    engine: Any, dev: list[Example], config: dict, rank: int, world: int
+    engine: Any,
+    dev: list[Example],
+    micro: int,
+    pad_id: int,
+    reducer: StatsReducer,
+    rank: int,
+    world: int,
 ) -> float | None:
-    """Token-weighted perplexity on the dev set, split over ranks (equal passes per rank)."""
+    """Token-weighted perplexity on the dev set, split over ranks (equal passes per rank), in
+    eval mode (no dropout); the previous mode is restored."""
     import torch
 
     if not dev:
         return None
     lengths = [len(e) for e in dev]
     order = sorted(range(len(dev)), key=lambda i: lengths[i])
-    micro = config["micro_batch_size"]
     batches = [order[i : i + micro] for i in range(0, len(order), micro)]
     passes = -(-len(batches) // world)
     mine = batches[rank::world]
+    was_training = engine.training
     engine.eval()
     nll, tokens = 0.0, 0
-    with torch.no_grad():
-        for index in range(passes):
-            real = index < len(mine)
-            chosen = mine[index] if real else batches[0]  # dummy pass keeps ZeRO-3 in step
-            batch = _to(collate([dev[i] for i in chosen], config["pad_id"]), engine.device)
-            loss = engine(**batch).loss
-            if real:
-                count = _label_tokens(batch)
-                nll += float(loss) * count
-                tokens += count
-    engine.train()
-    total_nll, total_tokens = _reduce([nll, float(tokens)])
+    try:
+        with torch.no_grad():
+            for index in range(passes):
+                real = index < len(mine)
+                chosen = mine[index] if real else batches[0]  # dummy pass keeps ZeRO-3 in step
+                batch = _to(collate([dev[i] for i in chosen], pad_id), engine.device)
+                loss = engine(**batch).loss
+                if real:
+                    count = _label_tokens(batch)
+                    nll += float(loss) * count
+                    tokens += count
+    finally:
+        engine.train(was_training)
+    total_nll, total_tokens = reducer.sum([nll, float(tokens)])
     return math.exp(min(total_nll / total_tokens, 50.0)) if total_tokens else None
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return seed * 100003 + epoch * 1009 + rank
 
 
 @dataclass
 class Run:
     """One rank's training state."""
 
-    config: dict[str, Any]
+    config: LoopConfig
     engine: Any
     tokenizer: Any
-    spec: Any
-    rank: int
-    world: int
+    session: Session
     train: list[Example]
     dev: list[Example]
+    reducer: StatsReducer
     total_steps: int = 0
     global_step: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
 
-    def plan(self, epoch: int):
-        config = self.config
+    @property
+    def rank(self) -> int:
+        return self.session.rank
+
+    @property
+    def world(self) -> int:
+        return self.session.world
+
+    def plan(self, epoch: int) -> EpochPlan:
+        spec = self.config.train
         return plan_epoch(
             [len(e) for e in self.train],
-            micro=config["micro_batch_size"],
-            accumulation=config["accumulation"],
+            micro=spec.micro_batch_size,
+            accumulation=self.config.accumulation,
             workers=self.world,
-            seed=config["seed"],
+            seed=spec.seed,
             epoch=epoch,
-            grouped=config["packing"],
+            grouped=spec.group_by_length,
         )
 
     def set_lr(self) -> float:
-        c = self.config
+        spec = self.config.train
         lr = linear_lr(
-            self.global_step, self.total_steps, c["lr"], c["final_lr"], c["warmup_steps"]
+            self.global_step, self.total_steps, spec.lr, spec.final_lr, spec.warmup_steps
         )
         for group in self.engine.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
-    def step(self, micro_batches: list[list[int]], poison: bool) -> list[float]:
+    def step(self, plan: EpochPlan, epoch: int, index: int) -> list[float]:
         """One optimizer step; returns [loss sum, micro-batches, real tokens, padded tokens]
-        summed over all ranks."""
-        loss_sum, real, padded = 0.0, 0, 0
-        for micro in micro_batches:
-            batch = collate([self.train[i] for i in micro], self.config["pad_id"])
-            real += int(batch["attention_mask"].sum())
-            padded += batch["attention_mask"].numel()
+        of the real micro-batches, summed over all ranks."""
+        loss_sum, count, real, padded = 0.0, 0, 0, 0
+        for micro in plan.per_rank[self.rank][index]:
+            batch = collate([self.train[i] for i in (micro or plan.filler)], self.config.pad_id)
             loss = self.engine(**_to(batch, self.engine.device)).loss
-            if poison:
-                loss = loss * float("nan")
-            self.engine.backward(loss)
+            if micro:
+                for callback in self.config.callbacks:
+                    loss = callback.on_loss(self, epoch, index, loss)
+                loss_sum, count = loss_sum + float(loss.detach()), count + 1
+                real += int(batch["attention_mask"].sum())
+                padded += batch["attention_mask"].numel()
+            self.engine.backward(loss * (plan.weight(index) if micro else 0.0))
             self.engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary
-            loss_sum += float(loss.detach())
-        return _reduce([loss_sum, float(len(micro_batches)), float(real), float(padded)])
+        return self.reducer.sum([loss_sum, float(count), float(real), float(padded)])
 
     def epoch(self, epoch: int) -> bool:
         """Train one epoch and report its checkpoint; False when the loss diverged."""
         import torch
 
-        trace(self.config, self.rank, f"start {epoch}")
-        torch.manual_seed(self.config["seed"] * 100003 + epoch * 1009 + self.rank)  # dropout
+        self.engine.train()
+        torch.manual_seed(_epoch_seed(self.config.train.seed, epoch, self.rank))  # dropout masks
+        for callback in self.config.callbacks:
+            callback.on_epoch_start(self, epoch)
         plan, started, totals, lr = self.plan(epoch), time.perf_counter(), [0.0] * 4, 0.0
         for index in range(plan.steps):
-            poison = maybe_fault(self.config, self.rank, epoch, index)
             lr, step_start = self.set_lr(), time.perf_counter()
-            stats = self.step(plan.per_rank[self.rank][index], poison)
+            stats = self.step(plan, epoch, index)
             self.global_step += 1
             loss = stats[0] / stats[1]
             if not math.isfinite(loss):
                 self.diverged(epoch, loss)
                 return False
-            self.records.append(
-                _step_record(
-                    epoch, self.global_step, loss, lr, stats, time.perf_counter() - step_start
-                )
-            )
+            seconds = time.perf_counter() - step_start
+            self.records.append(_step_record(epoch, self.global_step, loss, lr, stats, seconds))
             totals = [a + b for a, b in zip(totals, stats, strict=True)]
-        perplexity = dev_perplexity(self.engine, self.dev, self.config, self.rank, self.world)
-        seconds = time.perf_counter() - started
-        self.records.append(
-            {
-                "kind": "epoch",
-                "epoch": epoch,
-                "step": self.global_step,
-                "loss": totals[0] / totals[1],
-                "lr": lr,
-                "tokens_per_s": totals[2] / seconds,
-                "non_padding_fraction": totals[2] / totals[3],
-                "dev_perplexity": perplexity,
-                "seconds": seconds,
-            }
-        )
-        _report_epoch(
+        perplexity = dev_perplexity(
             self.engine,
-            self.tokenizer,
-            self.spec,
-            self.config,
+            self.dev,
+            self.config.train.micro_batch_size,
+            self.config.pad_id,
+            self.reducer,
             self.rank,
             self.world,
-            epoch,
-            self.global_step,
-            self.records,
         )
+        seconds = time.perf_counter() - started
+        record = {
+            "kind": "epoch",
+            "epoch": epoch,
+            "step": self.global_step,
+            "loss": totals[0] / totals[1],
+            "lr": lr,
+            "tokens_per_s": totals[2] / seconds,
+            "non_padding_fraction": totals[2] / totals[3],
+            "dev_perplexity": perplexity,
+            "seconds": seconds,
+        }
+        self.records.append(record)
+        self.report(epoch)
+        for callback in self.config.callbacks:
+            callback.on_epoch_end(self, epoch, record)
         return True
+
+    def report(self, epoch: int) -> None:
+        """Save this rank's shard (+ the HF export and state on rank 0), hand the folder to the
+        launcher, then drop full states older than `keep_full_states` complete epochs."""
+        spec = self.config.train
+        with tempfile.TemporaryDirectory(prefix=f"lima-ckpt-{self.rank}-") as name:
+            folder = Path(name)
+            ckpt.save_shards(self.engine, folder, epoch, self.rank)
+            if epoch in spec.eligible_epochs:
+                ckpt.export_hf(
+                    self.engine, self.tokenizer, self.config.model, folder, spec.zero_stage
+                )
+            if self.rank == 0:
+                ckpt.write_state(folder, epoch, self.global_step, self.world, self.records)
+            metrics = {k: v for k, v in self.records[-1].items() if v is not None and k != "kind"}
+            self.session.report(folder, epoch, metrics)
+        if self.rank == 0:
+            storage = self.config.storage
+            ckpt.prune_full_states(storage.filesystem, storage.path, spec.keep_full_states)
 
     def diverged(self, epoch: int, loss: float) -> None:
         """Every rank sees the same reduced loss, so all stop together; rank 0 leaves the reason
         in the run folder (Ray keeps only metrics that come with a checkpoint)."""
         if self.rank == 0:
-            ckpt.write_divergence(*self.config["run_storage"], epoch, self.global_step, loss)
+            storage = self.config.storage
+            ckpt.write_divergence(storage.filesystem, storage.path, epoch, self.global_step, loss)
 
 
 def _step_record(
@@ -227,68 +252,62 @@ def _step_record(
     }
 
 
-def train_loop(config: dict[str, Any]) -> None:
-    """Ray Train entry point. `config` is built by `lima.train.driver.loop_config`."""
+def build_run(config: LoopConfig, session: Session) -> tuple[Run, Any]:
+    """Model, DeepSpeed engine and data of one rank; returns (run, HfDeepSpeedConfig or None)."""
     import deepspeed
-    import ray
-    import ray.train
 
-    context = ray.train.get_context()
-    model, tokenizer, spec = load_model(config)
-    add_residual_dropout(model, config["residual_dropout"])
+    from lima.train.dropout import add_residual_dropout
+    from lima.train.worker import load_model
+
+    model, tokenizer, hf_ds_config = load_model(config, session.fetch)
+    add_residual_dropout(model, config.residual_dropout)
     engine, *_ = deepspeed.initialize(
         model=model,
         model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=config["ds_config"],
+        config=config.ds_config,
     )
     run = Run(
         config,
         engine,
         tokenizer,
-        spec,
-        context.get_world_rank(),
-        context.get_world_size(),
-        train=[Example(*e) for e in ray.get(config["examples"])],
-        dev=[Example(*e) for e in ray.get(config["dev_examples"])],
+        session,
+        train=[Example(*e) for e in session.fetch(config.examples)],
+        dev=[Example(*e) for e in session.fetch(config.dev_examples)],
+        reducer=StatsReducer(),
     )
-    run.total_steps = run.plan(1).steps * config["epochs"]
-    start = 1
-    state = _restore(engine, config)
-    if state:
-        start, run.global_step, run.records = (
-            state["epoch"] + 1,
-            state["global_step"],
-            state["records"],
-        )
-        trace(config, run.rank, f"resume after {state['epoch']}")
-    for epoch in range(start, config["epochs"] + 1):
-        if not run.epoch(epoch):
-            return
+    run.total_steps = run.plan(1).steps * config.train.epochs
+    return run, hf_ds_config
 
 
-def _report_epoch(
-    engine: Any,
-    tokenizer: Any,
-    spec: Any,
-    config: dict,
-    rank: int,
-    world: int,
-    epoch: int,
-    step: int,
-    records: list[dict],
-) -> None:
-    import ray.train
-    from ray.train import Checkpoint
+def train(config: LoopConfig, session: Session) -> Run:
+    """Restore if possible, then train the remaining epochs (stops early on divergence)."""
+    run, hf_ds_config = build_run(config, session)
+    try:
+        start, state = 1, _restore(run.engine, config, session)
+        if state:
+            start, run.global_step, run.records = (
+                state["epoch"] + 1,
+                state["global_step"],
+                state["records"],
+            )
+        for callback in config.callbacks:
+            callback.on_train_start(run, state["epoch"] if state else None)
+        for epoch in range(start, config.train.epochs + 1):
+            if not run.epoch(epoch):
+                break
+    finally:
+        if hf_ds_config is not None:
+            from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    with tempfile.TemporaryDirectory(prefix=f"lima-ckpt-{rank}-") as folder:
-        ckpt.save_shards(engine, Path(folder), epoch, rank)
-        if epoch in config["eligible_epochs"]:
-            ckpt.export_hf(engine, tokenizer, spec, Path(folder), config["zero_stage"])
-        if rank == 0:
-            ckpt.write_state(Path(folder), epoch, step, world, records)
-        metrics = {k: v for k, v in records[-1].items() if v is not None and k != "kind"}
-        ray.train.report(
-            metrics,
-            checkpoint=Checkpoint.from_directory(folder),
-            checkpoint_dir_name=ckpt.tag(epoch),
-        )
+            unset_hf_deepspeed_config()
+    return run
+
+
+def train_loop(config: LoopConfig) -> None:
+    """Ray Train entry point. `config` is built by `lima.train.driver.loop_config`."""
+    train(config, RaySession())
+
+
+def train_in_process_group(config: LoopConfig) -> Run:
+    """Entry point for a process group started without Ray (torchrun, one process)."""
+    return train(config, ProcessGroupSession(config.storage))

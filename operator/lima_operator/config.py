@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lima.k8s.rayjob import RAY_VERSION, RayJobOptions, S3Ref
@@ -40,16 +44,43 @@ class OperatorConfig(BaseSettings):
     head_memory: str = "2Gi"
     ttl_seconds_after_finished: int = 600
     pre_running_deadline_seconds: int = 1800
+    """Set on RayJobs only when the installed KubeRay's CRD declares the field (>= 1.6)."""
+
+    default_stage_timeout_s: int = 86400
+    """activeDeadlineSeconds of a stage that sets no `timeout_s`."""
+
+    autoscaler_cpu: str = "500m"
+    autoscaler_memory: str = "512Mi"
+    head_placement: dict[str, Any] = Field(default_factory=dict)
+    """nodeSelector / tolerations / affinity / priorityClassName of every head pod (JSON)."""
+
+    image_pull_secrets: list[dict[str, str]] = Field(default_factory=list)
+    """`[{"name": ...}]` for every Ray pod (JSON; the chart's `imagePullSecrets`)."""
+
+    store_timeout_s: float = 10.0
+    """Longest wait for one artifact-store call before the Experiment is StoreUnavailable."""
+
+    api_timeout_s: float = 30.0
+    """Longest wait for one Kubernetes API call of the operator's own client."""
+
+    leader_election: bool = False
+    """Act only while holding the Lease `lease_name` (the chart turns it on: replicas > 1)."""
+
+    lease_name: str = "lima-run-operator"
+    lease_duration_s: float = 15.0
+    identity: str = Field(default_factory=socket.gethostname)
+    """This replica's name in the Lease (the pod name, from the downward API)."""
+
     default_queue: str | None = None
     """Kueue LocalQueue for stages that name none (chart: kueue.enabled + kueue.defaultQueue)."""
 
     judge_secret: str | None = None
     """Secret whose `apiKey` becomes LIMA_JUDGE_API_KEY in the RayJobs (optional)."""
 
-    api_server: str | None = None
-    """Development/testing only: talk to this API URL without credentials (e.g. kmock)."""
-
-    def rayjob_options(self, settings: Settings) -> RayJobOptions:
+    def rayjob_options(
+        self, settings: Settings, *, pre_running_deadline: bool = False
+    ) -> RayJobOptions:
+        """`pre_running_deadline`: the installed KubeRay knows `preRunningDeadlineSeconds`."""
         extra = []
         if settings.judge_base_url:
             extra.append(("LIMA_JUDGE_BASE_URL", settings.judge_base_url))
@@ -64,7 +95,14 @@ class OperatorConfig(BaseSettings):
             head_cpu=self.head_cpu,
             head_memory=self.head_memory,
             ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            pre_running_deadline_seconds=self.pre_running_deadline_seconds,
+            pre_running_deadline_seconds=(
+                self.pre_running_deadline_seconds if pre_running_deadline else None
+            ),
+            default_timeout_s=self.default_stage_timeout_s,
+            autoscaler_cpu=self.autoscaler_cpu,
+            autoscaler_memory=self.autoscaler_memory,
+            head_placement=dict(self.head_placement),
+            image_pull_secrets=tuple(s["name"] for s in self.image_pull_secrets if s.get("name")),
             service_account=self.ray_service_account,
             extra_env=tuple(extra),
             secret_env=secret_env,

@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from lima import dag
 from lima.k8s.rayjob import LABEL_EXPERIMENT
 from lima.settings import Settings
 from lima.spec import API_GROUP, API_VERSION
@@ -27,7 +28,6 @@ from lima_operator import metrics
 from lima_operator.config import OperatorConfig
 from lima_operator.driver import Known, drive, resync_forever
 from lima_operator.kube import KubeClient
-from lima_operator.pipeline import load_stages
 from lima_operator.reconcile import RETRY_ANNOTATION, Deps, forget_caches
 
 log = logging.getLogger("lima_operator")
@@ -55,7 +55,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.config = OperatorConfig()
     STATE.settings = Settings()
     STATE.kube, STATE.info = None, None
-    STATE.stages = load_stages()
+    STATE.stages = list(dag.GRAPH)
     STATE.known = Known()
     forget_caches()
     settings.scanning.disabled = True  # namespaces come from the command line; no cluster scans

@@ -1,7 +1,8 @@
 """A small asyncio client for the few Kubernetes calls the operator makes besides kopf's own.
 
-It reuses the credentials kopf logged in with (service account, kubeconfig, or the
-development `LIMA_OPERATOR_API_SERVER`), so there is one notion of "the cluster".
+It reuses the credentials kopf logged in with (service account or kubeconfig), so there is one
+notion of "the cluster". Every call has a deadline; an API error keeps its HTTP status and the
+API server's message, so the Experiment's status can say what went wrong (403, 404, 422...).
 """
 
 from __future__ import annotations
@@ -17,10 +18,25 @@ import aiohttp
 import kopf
 
 RAYJOBS = "/apis/ray.io/v1/namespaces/{ns}/rayjobs"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
 
 class KubeError(RuntimeError):
-    pass
+    """An API call that failed: `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, what: str, message: str) -> None:
+        super().__init__(f"{what}: HTTP {status}: {message}" if status else f"{what}: {message}")
+        self.status, self.what, self.message = status, what, message
+
+
+def _api_message(text: str) -> str:
+    """The `message` of a Kubernetes Status body, else the body's start."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:500]
+    return str(body.get("message") or text)[:500] if isinstance(body, dict) else text[:500]
 
 
 def _data_file(data: str | bytes, folder: Path, name: str) -> str:
@@ -52,7 +68,7 @@ def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
 
 
 class KubeClient:
-    def __init__(self, info: kopf.ConnectionInfo) -> None:
+    def __init__(self, info: kopf.ConnectionInfo, timeout_s: float = 30.0) -> None:
         self.server = info.server.rstrip("/")
         headers = {"Accept": "application/json"}
         if info.token:
@@ -63,22 +79,29 @@ class KubeClient:
             headers=headers,
             auth=auth,
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=30),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
         )
 
     async def close(self) -> None:
         await self.session.close()
 
-    async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any] | None:
-        async with self.session.request(method, self.server + path, **kw) as response:
-            if response.status == 404:
-                return None
-            if response.status == 409:
-                raise ConflictError(await response.text())
-            if response.status >= 400:
-                text = (await response.text())[:500]
-                raise KubeError(f"{method} {path}: HTTP {response.status}: {text}")
-            return await response.json(content_type=None)
+    async def _call(
+        self, method: str, path: str, *, missing_ok: bool = True, **kw: Any
+    ) -> dict[str, Any] | None:
+        """The JSON answer; None for a 404 when `missing_ok` (a GET of what may not exist)."""
+        what = f"{method} {path}"
+        try:
+            async with self.session.request(method, self.server + path, **kw) as response:
+                if response.status == 404 and missing_ok:
+                    return None
+                if response.status >= 400:
+                    kind = ConflictError if response.status == 409 else KubeError
+                    raise kind(response.status, what, _api_message(await response.text()))
+                return await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise KubeError(
+                0, what, f"no answer from the API server ({type(error).__name__})"
+            ) from None
 
     async def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call("GET", f"{RAYJOBS.format(ns=namespace)}/{name}")
@@ -88,13 +111,16 @@ class KubeClient:
         the flag says whether this call created it."""
         namespace = rayjob["metadata"]["namespace"]
         try:
-            created = await self._call("POST", RAYJOBS.format(ns=namespace), json=rayjob)
+            created = await self._call(
+                "POST", RAYJOBS.format(ns=namespace), json=rayjob, missing_ok=False
+            )
             new = True
         except ConflictError:
             created = await self.get_rayjob(namespace, rayjob["metadata"]["name"])
             new = False
         if created is None:
-            raise KubeError(f"RayJob {namespace}/{rayjob['metadata']['name']} vanished")
+            name = rayjob["metadata"]["name"]
+            raise KubeError(404, f"GET RayJob {namespace}/{name}", "vanished after a conflict")
         return created, new
 
     async def delete_rayjob(self, namespace: str, name: str) -> None:
@@ -129,6 +155,22 @@ class KubeClient:
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+
+    async def get_crd(self, name: str) -> dict[str, Any] | None:
+        return await self._call("GET", f"{CRDS}/{name}")
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._call("GET", f"{LEASES.format(ns=namespace)}/{name}")
+
+    async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._call("POST", LEASES.format(ns=namespace), json=lease, missing_ok=False)
+
+    async def replace_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT with the read resourceVersion: a concurrent writer gets 409, not a silent win."""
+        name = lease["metadata"]["name"]
+        return await self._call(
+            "PUT", f"{LEASES.format(ns=namespace)}/{name}", json=lease, missing_ok=False
+        )
 
 
 class ConflictError(KubeError):

@@ -14,25 +14,19 @@ from typing import Any
 
 import kopf
 
+from lima.dag import PlannedStage, Stage, plan
 from lima.errors import LimaError, SpecError
 from lima.k8s.pools import POOLS_KEY, Pool, check_pools, load_pools, stage_resources
 from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_KEY, build_rayjob, rayjob_name
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.spec.load import parse_experiment
-from lima.stages import Stage
+from lima.spec.status import ExperimentStatus
 from lima.store import open_store
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
 from lima_operator.kube import KubeClient
-from lima_operator.pipeline import (
-    CachedStore,
-    StageView,
-    headline,
-    plan,
-    publish_spec,
-    spec_digest,
-)
+from lima_operator.artifacts import CachedStore, headline, publish_spec, spec_digest
 from lima_operator.status import (
     CACHED,
     DONE_PHASES,
@@ -68,6 +62,11 @@ class Deps:
 class Result:
     status: dict[str, Any]
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+    def __post_init__(self) -> None:
+        # Only what the CRD declares (ExperimentStatus): an unknown field would be pruned by the
+        # API server without a word, so it fails here instead.
+        self.status = ExperimentStatus.model_validate(self.status).dump()
 
 
 _parsed: dict[str, Experiment | SpecError] = {}
@@ -206,7 +205,9 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
     return await _advance(body, experiment, views, spec_uri, digest, retry, store, deps)
 
 
-async def _drop_stale(meta: dict[str, Any], views: list[StageView], retry: str, deps: Deps) -> None:
+async def _drop_stale(
+    meta: dict[str, Any], views: list[PlannedStage], retry: str, deps: Deps
+) -> None:
     """Spec changed (or a retry): delete RayJobs that no longer match the plan, finished or not.
 
     Unchanged stages keep their keys, so their artifacts are cache hits: the pipeline restarts
@@ -223,7 +224,7 @@ async def _drop_stale(meta: dict[str, Any], views: list[StageView], retry: str, 
 async def _advance(
     body: dict[str, Any],
     experiment: Experiment,
-    views: list[StageView],
+    views: list[PlannedStage],
     spec_uri: str,
     digest: str,
     retry: str,
@@ -264,7 +265,6 @@ async def _advance(
             )
         )
         break
-    done = [v.manifest for v in views if v.manifest is not None]
     previous_status = body.get("status") or {}
     if phase == SUCCEEDED and previous_status.get("phase") != SUCCEEDED:
         events.append(("Normal", "Succeeded", f"all {len(views)} stages done"))
@@ -282,12 +282,12 @@ async def _advance(
         "conditions": conditions(
             phase, reason, message, generation, previous_status.get("conditions", [])
         ),
-        **headline(done),
+        **headline(views),
     }
     return Result(status, events)
 
 
-def _done_row(view: StageView, previous: dict[str, Any]) -> dict[str, Any]:
+def _done_row(view: PlannedStage, previous: dict[str, Any]) -> dict[str, Any]:
     ran = (
         bool(previous.get("rayJob"))
         and previous.get("key") == view.key
@@ -310,7 +310,7 @@ def _done_row(view: StageView, previous: dict[str, Any]) -> dict[str, Any]:
 async def _follow(
     body: dict[str, Any],
     experiment: Experiment,
-    view: StageView,
+    view: PlannedStage,
     spec_uri: str,
     retry: str,
     store: CachedStore,
@@ -370,7 +370,7 @@ async def _follow(
 async def _create(
     body: dict[str, Any],
     experiment: Experiment,
-    view: StageView,
+    view: PlannedStage,
     spec_uri: str,
     retry: str,
     deps: Deps,

@@ -119,3 +119,36 @@ capabilities:
       name: {{ include "lima-run.s3Secret" . }}
       key: {{ .Values.s3.secretKeyKey }}
 {{- end }}
+
+{{/* Namespaces whose Experiments the operator runs (one per line); empty with watchAllNamespaces. */}}
+{{- define "lima-run.watchNamespaces" -}}
+{{- if not .Values.operator.watchAllNamespaces }}
+{{- range (.Values.operator.watchNamespaces | default (list .Release.Namespace)) }}
+{{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+KubeRay is a prerequisite. At install/upgrade (not in `helm template`, where lookup finds
+nothing), refuse a KubeRay whose RayJob CRD lacks a field every RayJob of ours sets: the API
+server would drop it silently. The operator repeats this check on every RayJob it creates,
+against the full schema.
+*/}}
+{{- define "lima-run.kuberayCheck" -}}
+{{- if .Values.kuberay.check }}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "rayjobs.ray.io" }}
+{{- if $crd }}
+{{- range $crd.spec.versions }}
+{{- if eq .name "v1" }}
+{{- $fields := .schema.openAPIV3Schema.properties.spec.properties }}
+{{- range list "activeDeadlineSeconds" "backoffLimit" "submitterPodTemplate" "shutdownAfterJobFinishes" "ttlSecondsAfterFinished" "suspend" "rayClusterSpec" }}
+{{- if not (hasKey $fields .) }}
+{{- fail (printf "the installed KubeRay is too old: its RayJob CRD lacks spec.%s (lima-run supports KubeRay %s)" . (index $.Chart.Annotations "lima-run.io/kuberay-versions")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

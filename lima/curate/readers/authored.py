@@ -39,8 +39,12 @@ def read(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]
             continue
         tags = record.get("tags") if isinstance(record.get("tags"), list) else []
         meta = {"origin": record["source"]} if isinstance(record.get("source"), str) else {}
-        row = record.get("id", number)
-        yield doc(source, path, row, turns, tags=[str(t) for t in tags], meta=meta)
+        # The row is the line number, so the first copy of a duplicate is the first line (an
+        # `id` sorts as a string) and provenance names a place even when ids repeat.
+        item = doc(source, path, number, turns, tags=[str(t) for t in tags], meta=meta)
+        if isinstance(record.get("id"), str | int) and not isinstance(record.get("id"), bool):
+            item["source_id"] = str(record["id"])
+        yield item
 
 
 def conversation(record: Any) -> tuple[list[str], str]:

@@ -1,6 +1,0 @@
-"""RayJob entrypoint of the `generate` stage (see jobs/_entry.py)."""
-
-from jobs._entry import main
-
-if __name__ == "__main__":
-    raise SystemExit(main("generate"))

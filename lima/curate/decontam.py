@@ -1,0 +1,290 @@
+"""Decontamination: no training turn may overlap a dev, test or evaluation prompt or answer.
+
+Two steps. Candidate search: an index from every word n-gram of the held-out prompts and answers
+to the items that contain it; a training turn's n-grams are looked up in it. Exact check: for
+each candidate pair the similarity is measured on the two full n-gram sets and compared with the
+spec's thresholds (`spec.data.decontamination`):
+
+- prompt_containment: share of a held-out prompt's n-grams found in the training turn (PaLM's
+  test), so a training prompt that wraps the question ("Can anyone tell me: <question>") or a
+  later turn that quotes it is caught. A prompt shorter than `ngram` words must occur whole as a
+  phrase (value 1.0 or 0.0); one shorter than `min_words` must equal a training turn.
+- answer_containment and answer_jaccard: a held-out answer (dev/test reference, a benchmark's
+  reference) against each training turn, so a near-copy under a reworded prompt is caught.
+
+Every user and assistant turn of a training doc is compared; a removal names the held-out item
+(set, split, id, source, turn) and the measured similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lima.curate.evalsets import SPLITS, LoadedSet
+from lima.curate.ngrams import Gram, contains_phrase, ngram_set, words
+from lima.curate.records import Item, reject
+from lima.curate.stats import Stats
+from lima.spec.data import Decontamination
+
+RULE = "contaminates_eval"
+METRICS = ("prompt_containment", "answer_containment", "answer_jaccard")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One held-out prompt or answer turn, with its n-grams."""
+
+    set: str
+    split: str
+    id: str
+    kind: str
+    turn: int
+    origin: tuple[tuple[str, str], ...]
+    grams: frozenset[Gram] = frozenset()
+    phrase: tuple[str, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "set": self.set,
+            "split": self.split,
+            "id": self.id,
+            **dict(self.origin),
+            "kind": self.kind,
+            "turn": self.turn,
+        }
+
+
+@dataclass
+class Match:
+    unit: int
+    metric: str
+    similarity: float
+    turn: int
+
+
+def _units(
+    config: Decontamination,
+    where: dict[str, Any],
+    prompts: Iterable[str],
+    answers: Iterable[str | None],
+) -> list[Unit]:
+    origin = tuple((k, str(v)) for k, v in where.items() if k not in {"set", "split", "id"})
+    base = {"set": where["set"], "split": where["split"], "id": str(where["id"]), "origin": origin}
+    out = []
+    for turn, text in enumerate(prompts):
+        tokens = words(text)
+        if len(tokens) >= config.ngram:
+            out.append(
+                Unit(
+                    **base,
+                    kind="prompt",
+                    turn=turn,
+                    grams=frozenset(ngram_set(tokens, config.ngram)),
+                )
+            )
+        elif tokens:
+            out.append(Unit(**base, kind="prompt", turn=turn, phrase=tuple(tokens)))
+    for turn, text in enumerate(answers):
+        tokens = words(text or "")
+        if len(tokens) >= config.ngram:  # a short reference ("4", "Paris") is no copy
+            out.append(
+                Unit(
+                    **base,
+                    kind="answer",
+                    turn=turn,
+                    grams=frozenset(ngram_set(tokens, config.ngram)),
+                )
+            )
+    return out
+
+
+def split_units(split: str, items: list[Item], config: Decontamination) -> list[Unit]:
+    """Units of the curated dev or test split (items carry their output `id`)."""
+    out = []
+    for item in items:
+        where = {
+            "set": split,
+            "split": split,
+            "id": item["id"],
+            "source": item["source"],
+            "file": item["file"],
+            "row": item["row"],
+        }
+        turns = item["conversations"]
+        out += _units(config, where, turns[0::2], turns[1::2])
+    return out
+
+
+def eval_units(loaded: LoadedSet, config: Decontamination) -> list[Unit]:
+    out = []
+    for prompt in loaded.prompts:
+        where = {"set": loaded.name, "split": "eval", "id": prompt.id, "file": loaded.uri}
+        out += _units(config, where, prompt.turns, prompt.references)
+    return out
+
+
+class Index:
+    """Candidate search over the held-out units, then the exact measure of each candidate."""
+
+    def __init__(self, units: list[Unit], config: Decontamination) -> None:
+        self.units, self.config = units, config
+        self.grams: dict[Gram, list[int]] = {}
+        self.prefixes: dict[Gram, list[int]] = {}
+        self.equal: dict[tuple[str, ...], list[int]] = {}
+        for index, unit in enumerate(units):
+            for gram in unit.grams:
+                self.grams.setdefault(gram, []).append(index)
+            if unit.phrase and len(unit.phrase) >= config.min_words:
+                self.prefixes.setdefault(unit.phrase[: config.min_words], []).append(index)
+            elif unit.phrase:
+                self.equal.setdefault(unit.phrase, []).append(index)
+        self.keys = frozenset(self.grams)
+        self.prefix_keys = frozenset(self.prefixes)
+
+    def matches(self, conversation: list[str]) -> dict[tuple[int, str], Match]:
+        """The strongest measured similarity per (held-out unit, metric) over every turn."""
+        found: dict[tuple[int, str], Match] = {}
+        for turn, text in enumerate(conversation):
+            tokens = words(text)
+            grams = ngram_set(tokens, self.config.ngram)
+            candidates = {i for gram in grams & self.keys for i in self.grams[gram]}
+            for index in sorted(candidates):
+                for metric, value in self._measure(self.units[index], grams):
+                    _keep(found, Match(index, metric, value, turn))
+            for index in self._phrase_hits(tokens):
+                _keep(found, Match(index, "prompt_containment", 1.0, turn))
+        return found
+
+    def _measure(self, unit: Unit, grams: set[Gram]) -> list[tuple[str, float]]:
+        shared = len(unit.grams & grams)
+        contained = shared / len(unit.grams)
+        if unit.kind == "prompt":
+            return [("prompt_containment", contained)]
+        return [
+            ("answer_containment", contained),
+            ("answer_jaccard", shared / (len(unit.grams) + len(grams) - shared)),
+        ]
+
+    def _phrase_hits(self, tokens: list[str]) -> list[int]:
+        hits = list(self.equal.get(tuple(tokens), []))
+        if self.prefixes and len(tokens) >= self.config.min_words:
+            starts = ngram_set(tokens, self.config.min_words) & self.prefix_keys
+            candidates = sorted({i for start in starts for i in self.prefixes[start]})
+            hits += [i for i in candidates if contains_phrase(tokens, list(self.units[i].phrase))]
+        return hits
+
+    def is_hit(self, match: Match) -> bool:
+        if match.metric == "answer_jaccard":
+            return match.similarity >= self.config.answer_jaccard
+        return match.similarity >= self.config.containment
+
+
+def _keep(found: dict[tuple[int, str], Match], match: Match) -> None:
+    key = (match.unit, match.metric)
+    if key not in found or match.similarity > found[key].similarity:
+        found[key] = match
+
+
+@dataclass
+class SetReport:
+    split: str
+    uri: str
+    prompts: int = 0
+    answers: int = 0
+    removed: int = 0
+    closest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Decontaminator:
+    """Drops training docs that overlap a held-out unit; remembers the nearest misses."""
+
+    def __init__(self, units: list[Unit], config: Decontamination, uris: dict[str, str]) -> None:
+        self.index = Index(units, config)
+        self.config = config
+        self.checked = self.removed = 0
+        self.sets: dict[str, SetReport] = {}
+        for name, uri in uris.items():
+            self.sets[name] = SetReport(name if name in SPLITS else "eval", uri)
+        for unit in units:
+            report = self.sets[unit.set]
+            if unit.kind == "prompt":
+                report.prompts += 1
+            else:
+                report.answers += 1
+
+    def __call__(self, docs: Iterable[Item], stats: Stats) -> Iterator[Item]:
+        for item in docs:
+            self.checked += 1
+            found = self.index.matches(item["conversations"])
+            hits = [m for m in found.values() if self.index.is_hit(m)]
+            if not hits:
+                item["_nearest"] = list(found.values())
+                yield item
+                continue
+            self.removed += 1
+            for name in {self.index.units[m.unit].set for m in hits}:
+                self.sets[name].removed += 1
+            stats.count_drop(item["source"], RULE)
+            yield self._rejection(item, hits)
+
+    def _rejection(self, item: Item, hits: list[Match]) -> Item:
+        strongest = max(hits, key=lambda m: (m.similarity, -m.unit))
+        unit = self.index.units[strongest.unit]
+        detail = (
+            f"turn {strongest.turn} overlaps {unit.split} {unit.set} item {unit.id} {unit.kind} "
+            f"turn {unit.turn}: {strongest.metric} {strongest.similarity:.3f}"
+        )
+        return {
+            **reject(
+                item["source"], item["file"], item["row"], RULE, detail, item["conversations"][0]
+            ),
+            "collided_with": unit.describe(),
+            "train_turn": strongest.turn,
+            "similarity": {"metric": strongest.metric, "value": round(strongest.similarity, 4)},
+            "held_out_items_hit": len({m.unit for m in hits}),
+        }
+
+    def report(self, train: list[Item]) -> dict[str, Any]:
+        """stats.json's `contamination`: per set, removals and the closest pair left in train."""
+        closest: dict[str, dict[str, tuple[float, Item, Match]]] = {n: {} for n in self.sets}
+        for item in train:
+            for match in item.get("_nearest", []):
+                unit = self.index.units[match.unit]
+                best = closest[unit.set].get(match.metric)
+                if best is None or match.similarity > best[0]:
+                    closest[unit.set][match.metric] = (match.similarity, item, match)
+        config = self.config
+        return {
+            "thresholds": {
+                "ngram": config.ngram,
+                "containment": config.containment,
+                "answer_jaccard": config.answer_jaccard,
+                "min_words": config.min_words,
+            },
+            "checked": self.checked,
+            "removed": self.removed,
+            "sets": {
+                name: {
+                    "split": report.split,
+                    "uri": report.uri,
+                    "prompts": report.prompts,
+                    "answers": report.answers,
+                    "removed": report.removed,
+                    "closest_remaining": {
+                        metric: self._pair(*closest[name][metric])
+                        for metric in METRICS
+                        if metric in closest[name]
+                    },
+                }
+                for name, report in self.sets.items()
+            },
+        }
+
+    def _pair(self, similarity: float, item: Item, match: Match) -> dict[str, Any]:
+        return {
+            "similarity": round(similarity, 4),
+            "train": {"id": item.get("id"), "turn": match.turn},
+            "held_out": self.index.units[match.unit].describe(),
+        }
