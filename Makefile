@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export DS_ACCELERATOR ?= cpu
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: help install demo test test-fast lint format crd docs e2e bench clean
+.PHONY: help install demo test test-fast browser lint format crd docs e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,11 +33,14 @@ demo: $(STAMP)  ## run the whole demo experiment on the embedded defaults (twice
 	$(BIN)/lima lineage demo
 	$(BIN)/lima report demo
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) browser  ## run the whole test suite
 	$(BIN)/python -m pytest -q tests
 
-test-fast: $(STAMP)  ## the tests without the slow (DeepSpeed/Ray Train) ones
+test-fast: $(STAMP) browser  ## the tests without the slow (DeepSpeed/Ray Train) ones
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+browser:  ## headless Chromium from Debian for the report's browser test (skipped if present)
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check lima operator tests benchmarks scripts

@@ -54,7 +54,8 @@ ENV = {
     "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "benchmarks")]),
 }
 WORD = re.compile(r"(?<=[\s>])([A-Za-z]{3,})(?=[\s<.,;:!?])")
-VOCAB = "malt hop yeast barley lager stout cask keg pint brew wort mash boil ferment".split()
+VOCAB = ["malt", "hop", "yeast", "barley", "lager", "stout", "cask", "keg", "pint", "brew"]
+VOCAB += ["wort", "mash", "boil", "ferment"]
 
 
 # ---------------------------------------------------------------- input generation
@@ -86,7 +87,11 @@ def generate(n_posts: int, folder: Path, with_jsonl: bool, shards: int = 4) -> i
                 continue
             if outs:
                 text = html_to_markdown(attrs.get("Body") or "")
-                record = {"id": attrs["Id"], "text": text, "metadata": {"score": int(attrs["Score"])}}
+                record = {
+                    "id": attrs["Id"],
+                    "text": text,
+                    "metadata": {"score": int(attrs["Score"])},
+                }
                 outs[answers % shards].write(json.dumps(record) + "\n")
             answers += 1
         xml.write(b"</posts>\n")
@@ -115,7 +120,10 @@ def cached_inputs(n_posts: int, folder: Path, with_jsonl: bool = True) -> tuple[
     """(Posts.xml, JSONL folder, answers), generated unless folder already holds them."""
     meta = folder / "meta.json"
     want = {"posts": n_posts, "jsonl": with_jsonl, "version": 2}
-    if meta.is_file() and {k: v for k, v in json.loads(meta.read_text()).items() if k in want} == want:
+    if (
+        meta.is_file()
+        and {k: v for k, v in json.loads(meta.read_text()).items() if k in want} == want
+    ):
         answers = json.loads(meta.read_text())["answers"]
     else:
         answers = generate(n_posts, folder, with_jsonl)
@@ -173,7 +181,9 @@ def lima_jsonl_task(shard: dict, min_score: int, shingle: int, num_perm: int) ->
         for i, t, s in zip(ids, texts, scores, strict=True)
         if answer_failure(t, s, rules) is None
     ]
-    for item, sig in zip(kept, signatures([d["conversations"][1] for d in kept], shingle, num_perm)):
+    for item, sig in zip(
+        kept, signatures([d["conversations"][1] for d in kept], shingle, num_perm), strict=True
+    ):
         item["minhash"] = sig
     rejected = table.num_rows - len(kept)
     return {"id": shard["id"], "payload": pickle.dumps((kept, rejected), protocol=5)}
@@ -313,7 +323,9 @@ def run(args: argparse.Namespace) -> dict:
             measured(["datatrove", str(source), kind, dt_work, w]),
         )
         results[f"ratio_{kind}"] = lima["rate"] / peer["rate"]
-    one = record("lima-run, xml (1 worker)", "lima", "xml", args.posts, measured(["lima-xml", str(xml), "1"]))
+    one = record(
+        "lima-run, xml (1 worker)", "lima", "xml", args.posts, measured(["lima-xml", str(xml), "1"])
+    )
     two = next(r for r in rows if r["system"] == "lima" and r["kind"] == "xml")
     results["speedup"] = one["seconds"] / two["seconds"]
     if args.scale_4x:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,6 +125,18 @@ def validate(
         f"judge {spec.judge.backend.value}",
         soft_wrap=True,
     )
+    if spec.sweep is not None:
+        from lima.sweep import variants
+
+        for _, child in variants(experiment):  # each variant's sources, model and resources
+            _preflight(child, settings, offline=offline, local_run=False)
+        names = ", ".join(v.name for v in spec.sweep.variants)
+        console.print(
+            f"  sweep: {len(spec.sweep.variants)} variants ({names}), "
+            f"baseline {spec.sweep.baseline_name}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -166,6 +179,9 @@ def run(
         options = RunOptions(force=force, force_stages=force_stage or [])
         return run_experiment(experiment, settings, options=options, events=recorder)
 
+    if experiment.spec.sweep is not None:
+        _run_sweep(experiment, settings, log_path, events, force, force_stage)
+        return
     results = running.run_with_display(
         experiment, settings, start, log_path, events, running.terminal_width()
     )
@@ -185,6 +201,39 @@ def run(
             err.print(f"[red]stage {stage.stage} failed:[/red]", escape(stage.message))
         err.print(f"details: {log_path}", highlight=False)
         raise typer.Exit(1)
+
+
+def _run_sweep(experiment, settings, log_path, events, force, force_stage) -> None:
+    """`lima run` on an Experiment with `spec.sweep`: every variant, then the comparison."""
+    from lima.console import run as running
+    from lima.report import locate
+    from lima.runner import RunOptions
+    from lima.store import open_store
+    from lima.sweep import run_sweep, summary_lines, variants
+
+    for _, child in variants(experiment):
+        _preflight(child, settings, offline=False, local_run=True)
+
+    def start_sweep(recorder):
+        options = RunOptions(force=force, force_stages=force_stage or [])
+        return run_sweep(experiment, settings, options=options, events=recorder)
+
+    result = running.run_with_display(
+        experiment, settings, start_sweep, log_path, events, running.terminal_width()
+    )
+    for line in summary_lines(result):
+        console.print(line, markup=False, highlight=False)
+    if not result.ok:
+        for run in result.variants:
+            for failed in (s for s in run.stages if s.status == "failed"):
+                err.print(
+                    f"[red]{run.variant.name}: stage {failed.stage} failed:[/red]",
+                    escape(failed.message),
+                )
+        err.print(f"details: {log_path}", highlight=False)
+        raise typer.Exit(1)
+    store = open_store(settings, experiment.spec.storage)
+    console.print(f"report: {locate(store, experiment.metadata.name)}", highlight=False)
 
 
 @app.command()
@@ -211,6 +260,13 @@ def stage(
     location = str(file or experiment_ref).removeprefix("file://")  # the operator's snapshot URI
     settings = cli_settings(location)
     experiment = _load(location)
+    if name == "compare":  # the last RayJob of a sweep on a cluster
+        from lima.sweep import compare_finished
+
+        manifest = compare_finished(experiment, settings)
+        console.print(f"compare: {short_id('compare', manifest.key)}")
+        console.print(f"  {manifest.uri}", highlight=False)
+        return
     result = run_single_stage(experiment, settings, name, force=force)
     hit = "cache hit" if result.cache_hit else f"done in {result.duration_s:.1f}s"
     console.print(f"{result.stage}: {hit} -> {short_id(result.stage, result.key)}")
@@ -256,15 +312,18 @@ def status(
     from lima.console.views import runs_table, stages_table
 
     store, name, settings = _store_for(target)
+    where = settings.describe() if settings.s3_endpoint else settings.work_dir
     records = store.runs(name) if name else store.runs()
-    if name and not records:
-        records = [find_run(store, name)]  # not an experiment: a run id (exit 2 if neither)
+    if name and not records:  # not an experiment with runs: a run id, or nothing (exit 2)
+        try:
+            records = [find_run(store, name)]
+        except LimaError:
+            raise LimaError(f"no experiment or run named {name!r} in {where}") from None
     views = [run_view(r) for r in records]
     if output is Output.json:
         _print_json({"runs": views})
         return
     if not views:
-        where = settings.describe() if settings.s3_endpoint else settings.work_dir
         console.print(f"no runs recorded in {where}", highlight=False)
         return
     if target is None:
@@ -357,6 +416,7 @@ def plan(
         list[str] | None,
         typer.Option("--force-stage", help="As if this stage were forced.", metavar="STAGE"),
     ] = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Which stages `lima run` would compute and which it would reuse, and why."""
     from lima.console.workdir import cli_settings
@@ -367,6 +427,9 @@ def plan(
     experiment = _load(file)
     store = open_store(settings, experiment.spec.storage)
     lines = plan_lines(experiment, store, force_stages=force_stage or [], force_all=force)
+    if output is Output.json:
+        _print_json({"experiment": experiment.metadata.name, "stages": [asdict(x) for x in lines]})
+        return
     for line in lines:
         console.print(str(line), markup=False, highlight=False)
 
@@ -476,6 +539,49 @@ def docs(
     _emit(render_reference(), output)
 
 
+@app.command()
+def logs(
+    experiment: Annotated[
+        str, typer.Argument(help="Experiment name or file.", metavar="EXPERIMENT")
+    ],
+    stage_name: Annotated[str, typer.Argument(help="Stage (curate, train, ...).", metavar="STAGE")],
+    list_all: Annotated[
+        bool, typer.Option("--list", help="List the stage's kept logs, oldest first.")
+    ] = False,
+) -> None:
+    """Print a stage's newest log from the artifact store (kept after its Ray cluster is gone)."""
+    from lima.stage_logs import read_stage_log, stage_logs
+
+    store, name, _ = _store_for(experiment)
+    if list_all:
+        for key in stage_logs(store, name, stage_name):
+            console.print(store.backend.uri(key), highlight=False)
+        return
+    sys.stdout.write(read_stage_log(store, name, stage_name))
+
+
+data_app = PlainTyper(help="Copy data into the artifact store's S3.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("push")
+def data_push(
+    source: Annotated[Path, typer.Argument(help="A local file or folder.", metavar="SRC")],
+    destination: Annotated[
+        str, typer.Argument(help="s3://BUCKET/PREFIX (LIMA_S3_* settings).", metavar="DEST")
+    ],
+) -> None:
+    """Copy SRC to S3 for Experiments on a cluster (skips files already there, unchanged)."""
+    from lima.console.workdir import cli_settings
+    from lima.transfer import push
+
+    report = push(source, destination, cli_settings(None))
+    console.print(
+        f"{len(report.uploaded)} uploaded, {len(report.unchanged)} unchanged -> {destination}",
+        highlight=False,
+    )
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
@@ -489,7 +595,7 @@ def main() -> None:
     from lima.console.run import InterruptedRunError
 
     try:
-        app()
+        app(prog_name="lima")  # also under `python -m lima.cli`: completion is for `lima`
     except SpecError as error:
         err.print(f"[red]invalid[/red] {error.source}: {len(error.problems)} problem(s)")
         for problem in error.problems:
@@ -499,13 +605,15 @@ def main() -> None:
         err.print("[red]error:[/red]", escape(str(error)), highlight=False)
         sys.exit(error.exit_code)
     except InterruptedRunError as stop:
-        err.print(
-            f"interrupted: run {stop.run_id} recorded, workers stopped; log {stop.log_path}",
-            highlight=False,
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)  # do not wait for the runner thread blocked in Ray
+        try:
+            err.print(
+                f"interrupted: run {stop.run_id} recorded, workers stopped; log {stop.log_path}",
+                highlight=False,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:  # even if the terminal is gone: never wait for the runner thread in Ray
+            os._exit(130)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

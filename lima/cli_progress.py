@@ -8,6 +8,7 @@ id (`train/3f2a9c1b04de`); `lima lineage` has the full URIs.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -108,7 +109,8 @@ class RichEvents(Events):
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
+        with contextlib.suppress(OSError):  # the terminal may be gone (closed window, Ctrl-C)
+            self.progress.stop()
 
     def stage_started(self, stage: Any, key: str):
         rate = Rate(stage.name)

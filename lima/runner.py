@@ -21,6 +21,7 @@ from lima.dag import PlannedStage, Stage
 from lima.errors import LimaError, StageError, StoreError
 from lima.settings import Settings
 from lima.spec import Experiment
+from lima.stage_logs import stage_log
 from lima.stages.base import ProgressSink, StageContext
 from lima.store import ArtifactStore, InputRef, Manifest, now_iso, open_store
 
@@ -227,16 +228,19 @@ def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events)
             raise LimaError(f"stage {stage.name!r} is not cached; run it first")
         progress = events.stage_started(stage, key)
         forced = stage.name in walk.to_force
-        manifest = execute(
-            walk.experiment,
-            stage,
-            walk.inputs(planned, stage),
-            walk.store,
-            settings,
-            progress,
-            key,
-            replace=forced,
-        )
+        # The stage's log goes to the store when it ends (lima.stage_logs): `lima logs` reads it
+        # after the process, or on a cluster the RayJob's Ray cluster, is gone.
+        with stage_log(walk.store, walk.experiment.metadata.name, stage.name):
+            manifest = execute(
+                walk.experiment,
+                stage,
+                walk.inputs(planned, stage),
+                walk.store,
+                settings,
+                progress,
+                key,
+                replace=forced,
+            )
         walk.to_force.discard(stage.name)
         return StageRun(
             stage.name, key, "done", manifest.uri, manifest.digest, elapsed(), "", manifest.summary

@@ -10,6 +10,8 @@ from lima.settings import Settings
 
 log = logging.getLogger("lima.runtime")
 
+LOCAL_START_ATTEMPTS = 3
+
 
 def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
     """Connect to `LIMA_RAY_ADDRESS`, or start a local Ray instance once per process.
@@ -27,14 +29,23 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
         log.info("joining Ray at %s", address)
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         return
-    log.info("starting a local Ray instance")
-    ray.init(
-        num_cpus=num_cpus or local_cpu_slots(),
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        log.info("starting a local Ray instance (attempt %d)", attempt)
+        try:
+            ray.init(
+                num_cpus=num_cpus or local_cpu_slots(),
+                include_dashboard=False,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            return
+        except Exception as error:
+            # Ray gives its raylet a fixed 30 s to register; a busy laptop can miss that once.
+            if "timed out during startup" not in str(error) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning("local Ray did not start in time (%s); retrying", error)
+            ray.shutdown()
 
 
 def local_cpu_slots() -> int:

@@ -40,6 +40,7 @@ EXPERIMENTS = "lima-run.io/v1alpha1/experiments"
 RAYJOBS = "ray.io/v1/rayjobs"
 CONFIGMAPS = "v1/configmaps"
 EVENTS = "v1/events"
+LEASES = "coordination.k8s.io/v1/leases"
 # No resync during a test: progress must come from the watches alone (event-driven).
 os.environ.setdefault("LIMA_OPERATOR_RECONCILE_INTERVAL_S", "3600")
 os.environ.setdefault("LIMA_OPERATOR_POOLS_CACHE_S", "0")  # each test has its own pools
@@ -65,7 +66,8 @@ def plain_result(stage: str) -> StageResult:
 
 
 def example(name: str = "demo") -> dict[str, Any]:
-    document = yaml.safe_load((REPO / "examples/experiment.yaml").read_text())
+    """The cluster example (s3:// inputs: the operator refuses local paths; it never reads them)."""
+    document = yaml.safe_load((REPO / "examples/experiment-cluster.yaml").read_text())
     document["metadata"] = {
         "name": name,
         "namespace": NS,
@@ -85,6 +87,7 @@ def declare(kmock: Any) -> None:
         (RAYJOBS, "RayJob"),
         (CONFIGMAPS, "ConfigMap"),
         (EVENTS, "Event"),
+        (LEASES, "Lease"),
     ):
         info = kmock.resources[resource]
         info.kind, info.namespaced = kind, True
@@ -101,14 +104,23 @@ class Operator:
     def __init__(self, kmock: Any, settings: Settings, monkeypatch: Any) -> None:
         import lima_operator.handlers  # noqa: F401  (registers the handlers)
 
-        monkeypatch.setenv("LIMA_OPERATOR_API_SERVER", str(kmock.url))
+        # The operator logs in as on any cluster without a service account: with a kubeconfig
+        # (the production code has no test or insecure login of its own).
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(kmock, settings.work_dir.parent)))
         monkeypatch.setenv("LIMA_OPERATOR_NAMESPACE", NS)
         monkeypatch.setenv("LIMA_OPERATOR_METRICS_PORT", "0")
         monkeypatch.setenv("LIMA_WORK_DIR", str(settings.work_dir))
+        if settings.s3_endpoint:  # the operator reads the same store as the test
+            monkeypatch.setenv("LIMA_S3_ENDPOINT", settings.s3_endpoint)
+            monkeypatch.setenv("LIMA_S3_ACCESS_KEY", settings.s3_access_key.get_secret_value())
+            monkeypatch.setenv("LIMA_S3_SECRET_KEY", settings.s3_secret_key.get_secret_value())
+            monkeypatch.setenv("LIMA_S3_SECURE", "true" if settings.s3_secure else "false")
+            monkeypatch.setenv("LIMA_S3_REGION", settings.s3_region or "us-east-1")
         self.thread: threading.Thread | None = None
         self.stop_flag: threading.Event | None = None
 
-    async def start(self) -> None:
+    async def start(self, liveness: str | None = None) -> None:
+        """`liveness`: serve kopf's probe endpoint there (e.g. http://127.0.0.1:PORT/healthz)."""
         settings = kopf.OperatorSettings()
         settings.scanning.disabled = True
         self.stop_flag = threading.Event()
@@ -121,6 +133,7 @@ class Operator:
                     namespaces=[NS],
                     standalone=True,
                     stop_flag=flag,
+                    liveness_endpoint=liveness,
                 )
             )
 
@@ -138,7 +151,27 @@ class Operator:
         assert not self.thread.is_alive(), "the operator did not stop"
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+def write_kubeconfig(kmock: Any, folder: Path) -> Path:
+    """A kubeconfig for kmock's URL with a bearer token (kopf refuses a user-less one)."""
+    path = folder / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url)}}],
+                "users": [{"name": "test", "user": {"token": "test-token"}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+                "current-context": "kmock",
+            }
+        )
+    )
+    return path
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 45, what: str = "") -> Any:
+    """Poll `check` until truthy. The timeout is a ceiling for a loaded shared machine, not a
+    delay: a check returns as soon as it holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

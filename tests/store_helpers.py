@@ -1,9 +1,10 @@
 """Helpers for the store tests: stores on both backends and a TCP proxy that injects faults.
 
 The proxy sits between the real minio client and the real moto S3 server. It can reset or answer
-503 to the next N connections, drop every open connection, and stop listening after forwarding a
-number of request bytes (an endpoint that dies in the middle of an upload), then start again on
-the same port.
+503 to the next N connections, drop every open connection, stall for a while after forwarding a
+number of request bytes (an endpoint that hangs in the middle of an upload), and stop listening
+after forwarding a number of request bytes (an endpoint that dies in the middle of an upload),
+then start again on the same port.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +83,9 @@ class FaultProxy:
         self.accepted = 0
         self.forwarded = 0
         self.cut_after: int | None = None
+        self.pause_after: int | None = None
+        """Stall the upload for `pause_s` once this many request bytes went through."""
+        self.pause_s = 0.0
         self._fail: list[str] = []  # faults for the next connections: "reset" | "503"
         self._lose_reply = b""
         self._doomed: set[socket.socket] = set()
@@ -201,6 +206,11 @@ class FaultProxy:
                     with self._lock:
                         self.forwarded += len(chunk)
                         cut = self.cut_after is not None and self.forwarded >= self.cut_after
+                        pause = self.pause_after is not None and self.forwarded >= self.pause_after
+                        if pause:
+                            self.pause_after = None
+                    if pause:
+                        time.sleep(self.pause_s)  # the endpoint hangs mid-request
                     if cut:
                         self.cut_after = None
                         self.stop()

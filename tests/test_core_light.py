@@ -26,7 +26,7 @@ ML_ONLY = [
     "matplotlib",
     "jinja2",
     "lxml",
-    "markdownify",
+    "html_to_markdown",
 ]
 
 PROBE = """

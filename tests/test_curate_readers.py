@@ -8,13 +8,19 @@ from pathlib import Path
 import pytest
 
 from lima.curate.readers import authored, natural_instructions, wikihow, writingprompts
-from lima.curate.readers.prompts import read_prompt_set
 from lima.curate.readers.rows import iter_rows, plan_ranges
-from lima.curate.readers.stackexchange import join, read_shard, scan_top_answers, site_of
+from lima.curate.readers.stackexchange import (
+    join,
+    merge_best,
+    read_selected,
+    scan,
+    select,
+    site_of,
+    top_answers,
+)
 from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
 from lima.curate.stats import Stats
 from lima.curate.text import detokenize, html_to_markdown
-from lima.errors import SourceError
 from lima.spec.data import (
     NaturalInstructionsFilters,
     StackExchangeFilters,
@@ -35,20 +41,23 @@ def split(items):
 
 
 def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: int = 10**9):
+    """The two passes and the join, as the pipeline runs them (without Ray)."""
+    ranges = plan_ranges(path, shard_bytes)
+    parts = [
+        scan(path, s, e, source="s", min_score=rules.min_score, max_chars=50_000, stats=stats)
+        for s, e in ranges
+    ]
     best: dict = {}
-    for start, end in plan_ranges(path, shard_bytes):
-        for q, key in scan_top_answers(path, start, end, 50_000).items():
-            best[q] = max(best.get(q, key), key)
-    top = {q: -neg for q, (score, neg) in best.items() if score >= rules.min_score}
-    items = []
-    for start, end in plan_ranges(path, shard_bytes):
-        items += read_shard(
+    for part in parts:
+        merge_best(best, part.best)
+    top = top_answers(best, rules.min_score)
+    items = [i for part in parts for i in part.rejected]
+    for part in parts:
+        items += read_selected(
             path,
-            start,
-            end,
+            select(part, top),
             source="s",
             site="math",
-            top=top,
             rules=rules,
             seed=0,
             max_chars=50_000,
@@ -250,34 +259,6 @@ def test_authored_plain_lima_multiturn_and_bad_lines():
     assert [r["row"] for r in rejected] == ["4", "5", "6", "7", "8"]
 
 
-def test_prompt_sets(tmp_path: Path):
-    prompts = read_prompt_set(F / "eval/question.jsonl")
-    assert prompts[0] == {
-        "id": "1",
-        "turns": ["Write a poem.", "Shorter."],
-        "category": "writing",
-        "reference": None,
-    }
-    assert prompts[1]["reference"] == ["4"]
-    lima = tmp_path / "test.jsonl"
-    lima.write_text(json.dumps({"id": "x", "conversations": ["Q?", "A."], "source": "s"}) + "\n")
-    assert read_prompt_set(lima) == [
-        {"id": "x", "turns": ["Q?"], "category": "s", "reference": ["A."]}
-    ]
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"turns": ["ok"]}\n{"turns": [\n')
-    with pytest.raises(SourceError, match=r"bad\.jsonl:2"):
-        read_prompt_set(bad)
-
-
-def test_shared_prompt_sets(shared_data: Path):
-    mt = read_prompt_set(shared_data / "eval_prompts/mt_bench_question.jsonl")
-    vicuna = read_prompt_set(shared_data / "eval_prompts/vicuna_question.jsonl")
-    assert len(mt) == 80 and all(len(p["turns"]) == 2 for p in mt)
-    assert any(p["reference"] for p in mt)
-    assert len(vicuna) == 80 and all(p["category"] for p in vicuna)
-
-
 def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
     path = str(shared_data / "stackexchange/beer.stackexchange.com_Posts.xml")
     rules = StackExchangeFilters()
@@ -311,3 +292,92 @@ def test_shared_writingprompts_and_tasks(shared_data: Path):
         )[0]
     ]
     assert 10 <= len(kept) < len(tasks)
+
+
+POSTS_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+LONG_ANSWER = "&lt;p&gt;" + "Water boils at a lower temperature at altitude. " * 30 + "&lt;/p&gt;"
+
+
+def _posts(tmp_path: Path, *rows: str) -> str:
+    path = tmp_path / "beer.stackexchange.com_Posts.xml"
+    path.write_text(POSTS_HEAD + "".join(f"  {r}\n" for r in rows) + "</posts>\n")
+    return str(path)
+
+
+def test_truncated_row_never_swallows_the_next_valid_row(tmp_path: Path):
+    path = _posts(
+        tmp_path,
+        '<row Id="1" PostTypeId="1" Score="5" Title="Why does water boil faster?" Body="q" />',
+        '<row Id="2" PostTypeId="2" ParentId="1" Score="40" Body="&lt;p&gt;cut off here',
+        f'<row Id="3" PostTypeId="2" ParentId="1" Score="34" Body="{LONG_ANSWER}" />',
+    )
+    rows = list(iter_rows(path, 0, 10**9, 50_000))
+    assert [r.error.split(":")[0] if r.error else r.attrs["Id"] for r in rows] == [
+        "1",
+        "unterminated_row",
+        "3",
+    ]
+    assert "cut off here" in rows[1].excerpt
+    docs, rejected = se_docs(path, StackExchangeFilters(), Stats())
+    assert [d["row"] for d in docs] == ["3"] and docs[0]["meta"]["score"] == 34
+    assert [r["rule"] for r in rejected] == ["unterminated_row"]
+
+
+def test_rows_without_id_are_malformed_and_never_the_top_answer(tmp_path: Path):
+    path = _posts(
+        tmp_path,
+        '<row Id="1" PostTypeId="1" Score="5" Title="Why does water boil faster?" Body="q" />',
+        f'<row PostTypeId="2" ParentId="1" Score="99" Body="{LONG_ANSWER}" />',
+        f'<row Id="x7" PostTypeId="2" ParentId="1" Score="98" Body="{LONG_ANSWER}" />',
+        f'<row Id="3" PostTypeId="2" ParentId="1" Score="34" Body="{LONG_ANSWER}" />',
+    )
+    part = scan(path, 0, 10**9, source="s", min_score=10, max_chars=50_000, stats=Stats())
+    assert part.best == {1: (34, -3)}
+    stats = Stats()
+    docs, rejected = se_docs(path, StackExchangeFilters(), stats)
+    assert [d["row"] for d in docs] == ["3"]
+    assert sorted((r["rule"], r["detail"]) for r in rejected) == [
+        ("missing_id", "Id 'x7'"),
+        ("missing_id", "no Id attribute"),
+    ]
+    assert stats.dropped["s"]["missing_id"] == 2
+
+
+def _task(tmp_path: Path, name: str, categories: list[str], outputs: list[str]) -> str:
+    path = tmp_path / f"{name}.json"
+    task = {
+        "Definition": ["Do the thing."],
+        "Categories": categories,
+        "Input_language": ["English"],
+        "Output_language": ["English"],
+        "Instances": [
+            {"id": f"{name}-{i}", "input": f"input {i}", "output": [o]}
+            for i, o in enumerate(outputs)
+        ],
+    }
+    path.write_text(json.dumps(task))
+    return str(path)
+
+
+def test_natural_instructions_allow_list_and_minimum_output(tmp_path: Path):
+    summary = "A short summary of the paragraph above, in one sentence."
+    cases = {
+        "qa": _task(tmp_path, "qa", ["Question Answering"], [summary] * 3),
+        "extraction": _task(tmp_path, "extraction", ["Information Extraction"], [summary] * 3),
+        "lookup": _task(tmp_path, "lookup", ["Summarization"], ["854", "TM", summary]),
+        "summary": _task(tmp_path, "summary", ["Summarization"], [summary, "TM", summary]),
+    }
+    rules = NaturalInstructionsFilters()
+    results = {}
+    for name, path in cases.items():
+        docs, rejected = split(natural_instructions.read(path, "n", rules, 50_000, 0, Stats()))
+        results[name] = [d["conversations"][1] for d in docs] or [r["rule"] for r in rejected]
+    assert results == {
+        "qa": ["not_generation_task"],
+        "extraction": ["not_generation_task"],
+        "lookup": ["outputs_too_short"],
+        "summary": [summary],  # the short instance is never the sampled one
+    }
+    custom = NaturalInstructionsFilters(generation_categories=["question answering"])
+    docs, _ = split(natural_instructions.read(cases["qa"], "n", custom, 50_000, 0, Stats()))
+    assert len(docs) == 1

@@ -94,3 +94,19 @@ def test_repetition_penalty_covers_generated_tokens_only() -> None:
     assert hf[0, 5] == pytest.approx(2.0)  # HF's processor also penalises the prompt
     unchanged = GeneratedTokensRepetitionPenalty(1.2, prompt_length=4)(input_ids, scores.clone())
     assert torch.equal(unchanged, scores)
+
+
+WALL_CLOCK = {"latency_s", "batch_wall_s", "wall_s", "duration_s", "cached"}
+
+
+def test_answer_records_are_content_only_and_repeat_exactly(tuned_model: Path) -> None:
+    """Answer files are hashed into downstream keys: a re-run must write the same records."""
+    import json
+
+    first = HFEngine(tuned_model, DecodeConfig(max_new_tokens=12)).answer(records())
+    again = HFEngine(tuned_model, DecodeConfig(max_new_tokens=12, batch_size=3)).answer(records())
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+    for answer in first:
+        assert answer["prompt_format"] == "lima"
+        assert not WALL_CLOCK & set(answer)
+        assert not WALL_CLOCK & {k for t in answer["turns"] for k in t}

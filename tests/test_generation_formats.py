@@ -4,6 +4,7 @@ lima.generation.formats)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -84,7 +85,12 @@ def test_generation_prompt_ends_exactly_where_training_put_the_answer(which, req
     for turn in (1, 3):
         prompt = encode_prompt(CONVERSATION[:turn], tokenizer, spec)
         assert ids[: len(prompt)] == prompt  # the prompt is the training prefix, token for token
-        assert all(label == IGNORE_INDEX for label in labels[turn - 1 : len(prompt)])
+        before = (
+            len(format_conversation(CONVERSATION[: turn - 1], tokenizer, spec)[0])
+            if turn > 1
+            else 0
+        )
+        assert all(label == IGNORE_INDEX for label in labels[before : len(prompt)])  # user turn
         answer = tokenizer.encode(CONVERSATION[turn], add_special_tokens=False)
         assert labels[len(prompt) : len(prompt) + len(answer) + 1] == [
             *answer,
@@ -140,8 +146,8 @@ def test_native_format_is_the_models_own_chat_template(smol) -> None:
 
 
 def test_completion_format_for_a_base_without_template(smol) -> None:
-    plain = type(smol).from_pretrained(smol.name_or_path, gguf_file=smol.init_kwargs["gguf_file"])
-    plain.chat_template = None
+    plain = copy.deepcopy(smol)
+    plain.chat_template = None  # a plain pretrained base
     fmt = resolve_format("native", Path("unused"), plain)
     assert fmt.name == COMPLETION and fmt.stop_strings == [COMPLETION_STOP]
     text = completion_text([QA[0][0], QA[0][1], "And of Italy?"])

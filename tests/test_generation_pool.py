@@ -31,6 +31,7 @@ def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
     # A path the replicas cannot see: they must fetch the model from the artifact store.
     ref = ModelRef("epoch-1", str(tmp_path / "not-here"), manifest.to_json(), "")
     seen: list[tuple[int, int]] = []
+    throughput: dict[str, dict[str, float]] = {}
     pooled = answer_prompts(
         prompts,
         ref,
@@ -39,6 +40,7 @@ def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
         settings=settings,
         storage=StorageSpec(),
         progress=lambda done, total: seen.append((done, total)),
+        throughput=throughput,
     )
     assert [a["id"] for a in pooled] == [p.id for p in prompts]
     assert all(a["model"] == "epoch-1" and a["engine"] == "hf" for a in pooled)
@@ -48,3 +50,9 @@ def test_pool_of_two_replicas_matches_one_engine_and_fetches_from_store(
     assert pooled_turns == [[t["answer"] for t in a["turns"]] for a in alone]
     assert len(pooled[-1]["turns"]) == 2
     assert all(t["finish_reason"] == "eot" for a in pooled[:-1] for t in a["turns"])
+    # records are content only (hashed downstream); the time spent is reported beside them
+    content = [{k: v for k, v in a.items() if k not in ("model", "engine")} for a in pooled]
+    assert content == alone
+    figures = throughput["epoch-1"]
+    assert figures["answers"] == len(prompts) and figures["generate_s"] > 0
+    assert figures["answer_tokens"] == sum(t["answer_tokens"] for a in alone for t in a["turns"])

@@ -11,11 +11,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from scripted_endpoint import Reply, ScriptedEndpoint, first_user_message
 
 from lima.errors import LimaError
 from lima.judging import Item, make_judge, position_consistency, win_tie_loss
 from lima.judging.cache import JudgeError
-from scripted_endpoint import Reply, ScriptedEndpoint, first_user_message
 from lima.settings import Settings
 from lima.spec.evaluate import JudgeSpec
 from lima.store import open_store
@@ -265,17 +265,26 @@ def test_retry_after_and_backoff_arithmetic() -> None:
     from datetime import UTC, datetime, timedelta
     from email.utils import format_datetime
 
-    from lima.judging.openai_client import MAX_BACKOFF_S, OpenAICompleter, _retry_after
+    from lima.judging.openai_client import MAX_BACKOFF_S, MAX_RETRY_AFTER_S, _retry_after
+    from lima.retry import Backoff
 
     assert _retry_after({"retry-after": "2.5"}) == 2.5
     assert _retry_after({}) is None and _retry_after({"retry-after": "soon"}) is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < _retry_after({"retry-after": later}) <= 30
-    completer = OpenAICompleter("http://127.0.0.1:1/v1", "m", backoff_s=0.5)
-    assert completer._delay(3, retry_after=7.0) == 7.0
-    delays = [completer._delay(attempt, None) for attempt in range(10) for _ in range(20)]
+    # the judge's backoff is lima.retry's policy with the client's bounds
+    backoff = Backoff(0.5, MAX_BACKOFF_S, MAX_RETRY_AFTER_S)
+
+    def delay(attempt: int, retry_after: float | None) -> float:
+        error = type("E", (Exception,), {"retry_after": retry_after})()
+        state = type("S", (), {"attempt_number": attempt + 1})()
+        state.outcome = type("O", (), {"exception": lambda self: error})()
+        return backoff(state)
+
+    assert delay(3, retry_after=7.0) == 7.0 and delay(0, 900.0) == MAX_RETRY_AFTER_S
+    delays = [delay(attempt, None) for attempt in range(10) for _ in range(20)]
     assert all(0 <= d <= MAX_BACKOFF_S for d in delays)
-    assert max(completer._delay(1, None) for _ in range(50)) <= 1.0  # 0.5 * 2**1
+    assert max(delay(1, None) for _ in range(50)) <= 1.0  # 0.5 * 2**1
 
 
 def test_verdict_cache_on_a_real_s3_endpoint(s3_settings: Settings) -> None:

@@ -101,13 +101,14 @@ def test_through_make_judge_with_the_cache(tmp_path: Path) -> None:
     settings = Settings(work_dir=tmp_path / "work", _env_file=None)
     store = open_store(settings)
     items = [Item("a", PROMPT, GOOD, other=UNRELATED, reference=REFERENCE)]
-    first = make_judge(JudgeSpec(), settings, store)
+    first = make_judge(JudgeSpec(backend="reference"), settings, store)
     assert first.proxy and first.name.startswith("reference:")
     v1 = first.judge("pairwise", items)
-    second = make_judge(JudgeSpec(), settings, store)
+    second = make_judge(JudgeSpec(backend="reference"), settings, store)
     v2 = second.judge("pairwise", items)
     assert second.hits == 1 and second.misses == 0
-    assert v1[0].value == v2[0].value == "win" and v2[0].detail["cached"] is True
+    assert v1[0].value == v2[0].value == "win" and v1[0] == v2[0]
+    assert first.symmetric and second.symmetric  # position consistency is n/a for the proxy
 
 
 def test_make_judge_takes_the_experiment_spec(tmp_path: Path) -> None:

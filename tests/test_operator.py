@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import socket
+import threading
+import time
+import urllib.request
 
 import pytest
+from fake_admission import NEWEST, OLDEST, AdmittingEmulator
 from operator_harness import (
     EXPERIMENTS,
+    LEASES,
     NS,
     RAYJOBS,
+    REPO,
     Operator,
     example,
     experiment_status,
@@ -22,15 +30,26 @@ from operator_harness import (
 
 from lima.results import JudgeResult
 
-pytestmark = pytest.mark.timeout(120)
+# kmock plus what a real API server does to RayJobs on create (pruning per KubeRay version,
+# Kueue's webhook, admission errors): tests/fake_admission.py.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.kmock(cls=AdmittingEmulator)]
+CRD_KEY = ("apiextensions.k8s.io/v1/customresourcedefinitions", None, "rayjobs.ray.io")
 POOLS = "cpu: {cpusPerWorker: 4, memoryPerWorker: 16Gi, minWorkers: 0, maxWorkers: 4}\n"
 
 
 @pytest.fixture
-async def cluster(kmock, settings, monkeypatch):
+async def cluster(kmock, s3_settings, monkeypatch):
+    """kmock + the real operator + a real S3 API (moto) seeded with the demo data, the way
+    `lima data push examples/data s3://lima/demo/data` seeds the chart's MinIO."""
     from operator_harness import declare
 
+    from lima.transfer import push
+
+    settings = s3_settings
+    push(REPO / "examples/data", "s3://lima/demo/data", settings)
     declare(kmock)
+    kmock.kuberay = OLDEST  # the oldest supported KubeRay: its CRD prunes what it lacks
+    kmock.install_kuberay_crd()
     kmock.objects["v1/configmaps", NS, "lima-run-pools"] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -82,7 +101,7 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert len(meta["name"]) <= 47 and meta["name"].startswith("demo-train-")
     assert meta["ownerReferences"][0]["uid"] == "uid-demo"
     assert meta["labels"]["lima-run.io/experiment"] == "demo"
-    assert spec["entrypoint"].startswith("lima stage train --experiment file://")
+    assert spec["entrypoint"].startswith("lima stage train --experiment s3://lima/lima/specs/")
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]
     assert workers["maxReplicas"] == 2  # spec.resources.train.workers of the example
     status = await wait_for(
@@ -112,6 +131,17 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert all(s["artifactUri"] for s in status["stages"])
     assert len(objects(kmock, RAYJOBS)) == 5
     assert_declared_in_crd(status)
+    assert_admitted_unchanged(kmock)
+
+
+def assert_admitted_unchanged(kmock) -> None:
+    """Every RayJob the operator created lost nothing to pruning on the installed (oldest
+    supported) KubeRay, and KubeRay's autoscaler could scale each elastic one."""
+    assert kmock.admitted
+    for seen in kmock.admitted:
+        assert seen["pruned"] == [] and seen["autoscaler"] == [], seen["job"]["metadata"]
+        assert "preRunningDeadlineSeconds" not in seen["job"]["spec"]  # 1.4.2 lacks it
+        assert seen["job"]["spec"]["activeDeadlineSeconds"] > 0
 
 
 def select_and_judge_results():
@@ -150,7 +180,7 @@ def assert_declared_in_crd(status: dict) -> None:
     schema = status_schema()["properties"]
     assert set(status) - {"kopf"} <= set(schema), set(status) - set(schema)
     stage_fields = set(schema["stages"]["items"]["properties"])
-    for stage in status["stages"]:
+    for stage in status.get("stages", []):
         assert set(stage) <= stage_fields, set(stage) - stage_fields
     condition_fields = set(schema["conditions"]["items"]["properties"])
     for condition in status["conditions"]:
@@ -274,7 +304,7 @@ async def test_spec_change_restarts_from_first_changed_stage(cluster) -> None:
 async def test_pool_violation_is_invalid_with_paths(cluster) -> None:
     kmock, _, _ = cluster
     document = example()
-    document["spec"]["resources"]["train"] = {"workers": 8, "pool": "cpu"}
+    document["spec"]["resources"]["train"] = {"workers": 2, "cpus": 8, "pool": "cpu"}
     document["spec"]["resources"]["curate"] = {"pool": "a100"}
     await create(kmock, document)
     status = await wait_for(
@@ -282,7 +312,7 @@ async def test_pool_violation_is_invalid_with_paths(cluster) -> None:
         what="Invalid",
     )
     message = next(c for c in status["conditions"] if c["type"] == "Failed")["message"]
-    assert "spec.resources.train.workers: must be <= 4" in message
+    assert "spec.resources.train.cpus: must be <= 4" in message
     assert "spec.resources.curate.pool: unknown pool 'a100'" in message
     assert objects(kmock, RAYJOBS) == {}
     await wait_for(lambda: posted_events(kmock, "PoolLimits"), what="PoolLimits event")
@@ -330,3 +360,259 @@ async def test_resync_notices_what_no_watch_reports(cluster, monkeypatch) -> Non
         what="StageStarted event posted outside kopf's handlers",
     )
     assert started[0]["involvedObject"]["uid"] == "uid-demo"
+
+
+# ── issue 10: what a real cluster does, and every failure in status ────────────────────────
+
+
+def failed_condition(status: dict) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == "Failed")
+
+
+def progressing(status: dict) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == "Progressing")
+
+
+@pytest.mark.parametrize(
+    ("reject", "phase", "reason", "said"),
+    [
+        ((403, "Forbidden"), "Pending", "Forbidden", "forbidden"),
+        ((422, "Invalid"), "Failed", "RayJobRejected", "invalid"),
+    ],
+)
+async def test_create_errors_land_in_status_within_one_reconcile(
+    cluster, reject, phase, reason, said
+) -> None:
+    kmock, _, _ = cluster
+    kmock.reject = reject  # every RayJob create is refused, as RBAC or a webhook would
+    await create(kmock, example())
+    status = await wait_for(lambda: experiment_status(kmock).get("phase"), what="a phase")
+    # The first status the operator writes already says why: no blank phase, no silent retry.
+    first = experiment_status(kmock)
+    assert status == phase, first
+    condition = progressing(first) if phase == "Pending" else failed_condition(first)
+    assert condition["reason"] == reason and said in condition["message"].lower()
+    assert "rayjobs.ray.io" in condition["message"]
+    events = await wait_for(lambda: posted_events(kmock, reason), what=f"{reason} event")
+    assert events[0]["type"] == "Warning" and events[0]["involvedObject"]["name"] == "demo"
+    assert objects(kmock, RAYJOBS) == {}
+    assert_declared_in_crd(first)
+
+
+async def test_missing_kuberay_lands_in_status(cluster) -> None:
+    kmock, _, _ = cluster
+    kmock.objects[CRD_KEY].delete()  # KubeRay not installed
+    await create(kmock, example())
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") and experiment_status(kmock), what="status"
+    )
+    assert status["phase"] == "Pending"
+    assert progressing(status)["reason"] == "KubeRayMissing"
+    assert "KubeRay is not installed" in progressing(status)["message"]
+    await wait_for(lambda: posted_events(kmock, "KubeRayMissing"), what="event")
+    assert objects(kmock, RAYJOBS) == {}
+
+
+async def test_newest_kuberay_gets_the_pre_running_deadline(cluster) -> None:
+    kmock, _, _ = cluster
+    kmock.kuberay = NEWEST
+    kmock.install_kuberay_crd()
+    await create(kmock, example())
+    job = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    assert job["spec"]["preRunningDeadlineSeconds"] == 1800
+    assert kmock.admitted[0]["pruned"] == []
+
+
+async def test_kueue_queued_stages_on_an_elastic_pool_are_admitted(cluster) -> None:
+    kmock, _, _ = cluster
+    kmock.kueue = True  # Kueue's RayJob webhook, elastic jobs off (its default)
+    document = example()
+    document["spec"]["resources"]["curate"]["queue"] = "team-a"  # the pool is elastic (0..4)
+    await create(kmock, document)
+    job = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["suspend"] is True
+    assert job["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is False
+    await wait_for(lambda: experiment_status(kmock).get("phase") == "Running", what="Running")
+    assert_admitted_unchanged(kmock)
+
+
+async def test_local_paths_are_refused_with_the_field(cluster) -> None:
+    kmock, _, _ = cluster
+    document = example()
+    document["spec"]["data"]["sources"][0]["uri"] = "examples/data/stackexchange/*.xml"
+    document["spec"]["judge"]["baselines"] = [{"name": "gpt", "answers": "/home/me/gpt.jsonl"}]
+    await create(kmock, document)
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Invalid" and experiment_status(kmock),
+        what="Invalid",
+    )
+    condition = failed_condition(status)
+    assert condition["reason"] == "LocalPaths"
+    assert (
+        "spec.data.sources[0].uri: 'examples/data/stackexchange/*.xml' is a local path"
+        in (condition["message"])
+    )
+    assert "spec.judge.baselines[0].answers: '/home/me/gpt.jsonl'" in condition["message"]
+    assert "lima data push" in condition["message"]
+    assert objects(kmock, RAYJOBS) == {}
+
+
+async def test_resources_edit_reaches_the_next_rayjob(cluster) -> None:
+    kmock, _, _ = cluster
+    document = example()
+    await create(kmock, document)
+    old = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    resources = copy.deepcopy(document["spec"]["resources"])
+    resources["curate"] = {"workers": 3, "cpus": 2, "memory": "2Gi", "timeout_s": 900}
+    url = f"/apis/lima-run.io/v1alpha1/namespaces/{NS}/experiments/demo"
+    patch = {"spec": {"resources": resources}, "metadata": {"generation": 2}}
+    async with kmock.patch(url, json=patch):
+        pass
+    new = await wait_for(
+        lambda: (
+            (j := rayjob_for(kmock, "curate"))
+            and j["metadata"]["name"] != old["metadata"]["name"]
+            and j
+        ),
+        what="a new curate RayJob",
+    )
+    assert (
+        new["metadata"]["labels"]["lima-run.io/key"] == old["metadata"]["labels"]["lima-run.io/key"]
+    )
+    group = new["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert group["maxReplicas"] == 3 and new["spec"]["activeDeadlineSeconds"] == 900
+    assert old["metadata"]["name"] not in objects(kmock, RAYJOBS)  # the stuck one is gone
+
+
+async def test_suspend_stops_and_resume_restarts(cluster) -> None:
+    kmock, _, _ = cluster
+    document = example()
+    await create(kmock, document)
+    old = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    url = f"/apis/lima-run.io/v1alpha1/namespaces/{NS}/experiments/demo"
+    async with kmock.patch(url, json={"spec": {"suspend": True}}):
+        pass
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("phase") == "Suspended" and experiment_status(kmock),
+        what="Suspended",
+    )
+    assert old["metadata"]["name"] in progressing(status)["message"]
+    assert objects(kmock, RAYJOBS) == {}  # the running stage's cluster is freed
+    await wait_for(lambda: posted_events(kmock, "Suspended"), what="Suspended event")
+    async with kmock.patch(url, json={"spec": {"suspend": False}}):
+        pass
+    await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob again")
+    await wait_for(lambda: experiment_status(kmock).get("phase") == "Running", what="Running")
+
+
+async def test_hung_s3_endpoint_does_not_block_other_experiments(cluster, monkeypatch) -> None:
+    """One Experiment's S3 endpoint accepts connections and never answers: the others get their
+    RayJobs at once, the hung one says StoreUnavailable, and /healthz keeps answering."""
+    kmock, _, operator = cluster
+    await operator.stop()
+    monkeypatch.setenv("LIMA_OPERATOR_STORE_TIMEOUT_S", "2")
+    monkeypatch.setenv("LIMA_S3_RETRIES", "0")
+    health_port = free_port()
+    await operator.start(liveness=f"http://127.0.0.1:{health_port}/healthz")
+    with HungEndpoint() as hung:
+        stuck = example("stuck")
+        stuck["spec"]["storage"]["endpoint"] = f"127.0.0.1:{hung.port}"
+        await create(kmock, stuck)
+        await wait_for(lambda: hung.connections, what="the hung endpoint to be called")
+        started = time.monotonic()
+        for name in ("exp-a", "exp-b", "exp-c"):
+            await create(kmock, example(name))
+        for name in ("exp-a", "exp-b", "exp-c"):
+            await wait_for(lambda name=name: rayjob_of(kmock, name), what=f"{name} RayJob")
+        waited = time.monotonic() - started
+        health = await asyncio.wait_for(asyncio.to_thread(get, health_port), 5)
+        status = await wait_for(
+            lambda: (
+                experiment_status(kmock, "stuck").get("phase") and experiment_status(kmock, "stuck")
+            ),
+            what="stuck status",
+        )
+    assert waited < 20, waited  # not one 2 s timeout per Experiment, let alone 30 s reads
+    assert health == 200
+    assert status["phase"] == "Pending" and progressing(status)["reason"] == "StoreUnavailable"
+    assert f"127.0.0.1:{hung.port}" in progressing(status)["message"]
+    assert rayjob_of(kmock, "stuck") is None
+
+
+def rayjob_of(kmock, experiment: str) -> dict | None:
+    jobs = [
+        j
+        for j in objects(kmock, RAYJOBS).values()
+        if j["metadata"]["labels"]["lima-run.io/experiment"] == experiment
+    ]
+    return jobs[0] if jobs else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        return response.status
+
+
+class HungEndpoint:
+    """A TCP server that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def __enter__(self) -> HungEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.close()
+        for conn in self.connections:
+            conn.close()
+
+
+async def test_leader_election_one_active_replica_and_failover(kmock) -> None:
+    """Two electors on one Lease (kmock): one leads; when it stops renewing, the other takes
+    over after the lease duration; a write racing on a stale resourceVersion loses."""
+    import kopf
+    from lima_operator.kube import KubeClient
+    from lima_operator.leader import LeaderElector
+    from operator_harness import declare
+
+    declare(kmock)
+    info = kopf.ConnectionInfo(server=str(kmock.url), scheme="Bearer", token="t")
+    client = KubeClient(info)
+    try:
+        first = LeaderElector(lambda: client, NS, "lima-op", "pod-a", duration_s=1.0)
+        second = LeaderElector(lambda: client, NS, "lima-op", "pod-b", duration_s=1.0)
+        assert await first.try_acquire_or_renew() is True
+        assert await second.try_acquire_or_renew() is False
+        assert await first.try_acquire_or_renew() is True  # renews
+        assert await second.try_acquire_or_renew() is False
+        await asyncio.sleep(1.3)  # pod-a stops renewing (died)
+        assert await second.try_acquire_or_renew() is True
+        lease = objects(kmock, LEASES)["lima-op"]
+        assert lease["spec"]["holderIdentity"] == "pod-b"
+        assert lease["spec"]["leaseTransitions"] == 1
+        first._seen = None
+        assert await first.try_acquire_or_renew() is False  # pod-a is back: it stands by
+    finally:
+        await client.close()

@@ -84,3 +84,35 @@ def test_secrets_are_never_printed(caplog: pytest.LogCaptureFixture, capsys) -> 
     assert SECRET not in shown and "AKIAEXAMPLE" not in shown
     assert "**********" in shown
     assert settings.judge_api_key.get_secret_value() == SECRET + "-judge"  # still usable
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("LIMA_S3_ENDPOINT", f"ftp://user:{SECRET}@x", "must be host:port or an http(s)://"),
+        ("LIMA_S3_ENDPOINT", f"http://user:{SECRET}@minio:9000", "with no path"),
+        ("LIMA_S3_ENDPOINT", f"minio:9000/{SECRET}", "with no path"),
+        ("LIMA_S3_RETRIES", f"{SECRET}", "valid integer"),
+        ("LIMA_S3_TIMEOUT_S", "inf", "finite number"),
+        ("LIMA_BUCKET", f"Not_A_Bucket-{SECRET}", "should match pattern"),
+    ],
+)
+def test_a_bad_setting_names_the_variable_never_a_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, rule: str
+) -> None:
+    """Issue 13: pydantic would print `input_value={...}` with every setting, keys included."""
+    from lima.errors import SettingsError
+
+    monkeypatch.setenv("LIMA_S3_SECRET_KEY", SECRET)
+    monkeypatch.setenv("LIMA_S3_ACCESS_KEY", "AKIAEXAMPLE")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"invalid settings: {name}: ") and rule in message
+    assert SECRET not in message and "AKIAEXAMPLE" not in message
+    assert caught.value.__cause__ is None and caught.value.exit_code == 2
+    with pytest.raises(ValueError) as raw:  # constructing Settings directly hides inputs too
+        Settings()
+    assert SECRET not in str(raw.value) and "AKIAEXAMPLE" not in str(raw.value)
+    assert "input_value" not in str(raw.value)

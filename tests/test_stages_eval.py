@@ -138,6 +138,10 @@ def test_select_generate_judge_report(
     assert {e["epoch"]: e["dev_perplexity"] for e in selection["epochs"]} == PERPLEXITY
     assert min(PERPLEXITY, key=PERPLEXITY.get) != selection["selected_epoch"]
     assert selection["epochs"][2]["wtl"]["win"] > 0.5 and selection["proxy"] is True
+    tuned = selection["epochs"][2]
+    assert tuned["asked"] == 4 and selection["fallback"] is None
+    assert tuned["wtl"]["ci"]["score"][0] <= tuned["score"] <= tuned["wtl"]["ci"]["score"][1]
+    assert tuned["wtl"]["position_consistency"] is None  # the proxy is symmetric: n/a
 
     generated = json.loads(store.read_object(out["generate"], "generate.json"))
     test_set = generated["sets"]["test"]
@@ -155,7 +159,9 @@ def test_select_generate_judge_report(
     assert results_json["sets"]["extra"]["pairwise"]["supplied"]["n"] == 3  # p1 + c1 two turns
 
     html = store.read_object(out["report"], "report.html").decode()
-    assert "Proxy judge" in html
+    assert "Proxy judge" in html and 'id="stand-in-banner"' in html
+    assert 'id="per-prompt"' in html and "n/a (symmetric judge)" in html
+    assert "What do bees make?" in html  # a test prompt with both answers and the reasoning
     assert f"{pairwise['win']:.1%}" in html
     assert "epoch-3" not in html or "3 (selected)" in html
     for figure in (
@@ -182,13 +188,13 @@ def _scripted(body: dict[str, Any]) -> Any:
     text = first_user_message(body)  # a retry appends a reminder as the last message
     if "How many legs" in text:
         return Reply("I would rather not say.")
-    if "Rating: Excellent" in text:
-        return Reply("Meets the request.\nRating: Pass")
-    if "Score: N" in text:
-        return Reply("Helpful enough.\nScore: 4")
+    if "Fail, Pass or Excellent" in text:
+        return Reply("Meets the request.\nPass")
+    if "helpfulness:" in text:  # the Appendix D rubric: reasoning, then the bare score twice
+        return Reply("Helpful enough.\n4\n4")
     if "Verdict: unsafe" in text:
         return Reply("Verdict: safe")
-    return Reply("Both fine, A reads better.\nVerdict: A")
+    return Reply("Both fine, A reads better.\nAnswer A is significantly better.")
 
 
 @pytest.mark.slow  # a second pipeline run (~30-60 s on 2 shared cores)
@@ -228,6 +234,45 @@ def test_the_same_stages_with_an_openai_compatible_endpoint(
     assert judged["sets"]["test"]["safety"]["lima"]["shares"]["safe"] == 1.0
     html = store.read_object(out["report"], "report.html").decode()
     assert "Proxy judge" not in html and "openai:scripted" in html
+    assert "Answer A is significantly better." in html  # the judge's reasoning, per prompt
+    summary = out["judge"].summary
+    assert (
+        summary["cache_misses"] > 0
+        and "cached" not in store.read_object(out["judge"], "verdicts.jsonl").decode()
+    )  # run facts live in the summary, never in hashed files
+
+
+@pytest.mark.slow  # select only: dev answers of two epochs (~20-40 s on 2 shared cores)
+def test_select_refuses_on_no_evidence_unless_a_fallback_is_set(
+    settings, ray_local, tuned_model: Path, base_model: Path
+) -> None:
+    from scripted_endpoint import Reply, ScriptedEndpoint
+
+    from lima.runner import run_experiment
+    from lima.store import open_store
+
+    stages = [
+        Stage("curate", "fixture", (), lambda e: {"fixture": 1}, _curate),
+        _train_stage({1: base_model, 3: tuned_model}),
+        get("select"),
+    ]
+    refuse = experiment(backend="openai", model="mute", max_retries=0)
+    with ScriptedEndpoint(lambda body: Reply("I cannot decide.")) as endpoint:
+        live = settings.model_copy(update={"judge_base_url": endpoint.url})
+        failed = run_experiment(refuse, live, stages=stages)
+        assert [r.status for r in failed][-1] == "failed"
+        assert "openai:mute" in failed[-1].message and "0 of 4 verdicts valid" in failed[-1].message
+        fallback = experiment(
+            backend="openai", model="mute", max_retries=0, selection_fallback="last_epoch"
+        )
+        results = run_experiment(fallback, live, stages=stages)
+    assert [r.status for r in results] == ["done"] * 3, [r.message for r in results]
+    store = open_store(live, fallback.spec.storage)
+    manifest = store.manifest("select", results[-1].key)
+    selection = json.loads(store.read_object(manifest, "selection.json"))
+    assert selection["selected_epoch"] == 3 and selection["fallback"] == "last_epoch"
+    assert "0 of 4 verdicts valid" in selection["fallback_reason"]
+    assert manifest.summary["fallback"] == "last_epoch"
 
 
 def test_choose_prefers_score_then_the_earlier_epoch() -> None:

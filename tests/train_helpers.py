@@ -56,6 +56,7 @@ def make_job(
     rows: int = 32,
     callbacks: tuple = (),
     run_name: str = "run",
+    workers: int = 2,
     **train: Any,
 ):
     from lima.train.driver import TrainJob
@@ -64,7 +65,7 @@ def make_job(
     return TrainJob(
         model=tiny_model_spec(),
         train=spec,
-        resources=StageResources(workers=2, cpus=1),
+        resources=StageResources(workers=workers, cpus=1),
         settings=settings,
         storage=StorageSpec(),
         train_rows=conversations(rows),

@@ -42,4 +42,5 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
         os.dup2(saved_err, 2)
         os.close(saved_out)
         os.close(saved_err)
-        terminal.close()
+        with contextlib.suppress(OSError):
+            terminal.close()

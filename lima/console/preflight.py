@@ -114,7 +114,9 @@ def model_problem(location: str, settings: Settings, offline: bool) -> str | Non
         if (path / "config.json").is_file() or (path / "tokenizer_config.json").is_file():
             return None
         return f"{location} is not a Hugging Face model folder (no config.json)"
-    return _hub_problem(location, offline or _hub_offline())
+    if _hub_offline():  # the run itself may only read the cache: so may we
+        return _hub_problem(location, local_only=True)
+    return None if offline else _hub_problem(location, local_only=False)
 
 
 def _hub_offline() -> bool:

@@ -25,6 +25,7 @@ from lima.console.capture import output_to_log
 from lima.runner import Events, StageRun
 from lima.settings import Settings
 from lima.spec import Experiment
+from lima.store import now_iso
 
 SHUTDOWN_S = 4.0
 """How long Ray gets to stop its workers after Ctrl-C (the issue's budget is 5 s in all)."""
@@ -43,6 +44,7 @@ class Recorder(Events):
     """Passes events on to the display and remembers them, for the record of an interrupted run."""
 
     inner: Events
+    started_at: str = field(default_factory=now_iso)
     finished: list[StageRun] = field(default_factory=list)
     running: tuple[str, str, float] | None = None  # (stage, key, started)
 
@@ -96,6 +98,7 @@ def run_with_display(
                 run_id = _record_interrupted(experiment, settings, recorder)
                 _stop_ray()
                 raise InterruptedRunError(run_id, log_path) from None
+        _stop_ray()  # here, so that Ray's shutdown messages also land in the log
     if "error" in outcome:
         raise outcome["error"]
     return outcome["results"]
@@ -103,7 +106,7 @@ def run_with_display(
 
 def _record_interrupted(experiment: Experiment, settings: Settings, recorder: Recorder) -> str:
     """Save what ran before Ctrl-C as a run record (`lima status` shows it as interrupted)."""
-    from lima.store import now_iso, open_store
+    from lima.store import open_store
 
     stages = [asdict(r) for r in recorder.finished]
     if recorder.running is not None:
@@ -120,7 +123,7 @@ def _record_interrupted(experiment: Experiment, settings: Settings, recorder: Re
     record = {
         "run_id": run_id,
         "experiment": experiment.metadata.name,
-        "started_at": now_iso(),
+        "started_at": recorder.started_at,
         "ended_at": now_iso(),
         "interrupted": True,
         "stages": stages,

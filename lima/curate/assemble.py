@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from lima.curate.decontam import Decontaminator, eval_units, split_units
+from lima.curate.decontam import Decontaminator, eval_units, paused_gc, split_units
 from lima.curate.embed import embed
 from lima.curate.evalsets import LoadedSet
 from lima.curate.records import Item, prompt_of, reject
@@ -51,7 +51,9 @@ def assemble(
     ids = UniqueIds()
     for item in dev + test:
         item["id"] = ids.assign(item)
-    clean, decontaminator = _decontaminate(spec, dev, test, eval_sets or [], pool, stats, rejected)
+    clean, decontaminator = decontaminate_pool(
+        spec, dev, test, eval_sets or [], pool, stats, rejected
+    )
     train, selection = select(spec, clean, quotas, stats, rejected)
     for item in train:
         item["id"] = ids.assign(item)
@@ -72,7 +74,7 @@ def assemble(
     return report
 
 
-def _decontaminate(
+def decontaminate_pool(
     spec: DataSpec,
     dev: list[Item],
     test: list[Item],
@@ -86,18 +88,19 @@ def _decontaminate(
     config = spec.decontamination
     if not config.enabled:
         return docs, None
-    units = split_units("dev", dev, config) + split_units("test", test, config)
     uris = {"dev": "curated:dev", "test": "curated:test"}
-    for loaded in eval_sets:
-        units += eval_units(loaded, config)
-        uris[loaded.name] = loaded.uri
-    decontaminator = Decontaminator(units, config, uris)
+    uris.update({loaded.name: loaded.uri for loaded in eval_sets})
     clean = []
-    for item in decontaminator(docs, stats):
-        if item["type"] == "doc":
-            clean.append(item)
-        else:
-            _write_rejects(rejected, [item])
+    with paused_gc():
+        units = split_units("dev", dev, config) + split_units("test", test, config)
+        for loaded in eval_sets:
+            units += eval_units(loaded, config)
+        decontaminator = Decontaminator(units, config, uris)
+        for item in decontaminator(docs, stats):
+            if item["type"] == "doc":
+                clean.append(item)
+            else:
+                _write_rejects(rejected, [item])
     return clean, decontaminator
 
 

@@ -1,9 +1,10 @@
 """Decontamination: no training turn may overlap a dev, test or evaluation prompt or answer.
 
 Two steps. Candidate search: an index from every word n-gram of the held-out prompts and answers
-to the items that contain it; a training turn's n-grams are looked up in it. Exact check: for
-each candidate pair the similarity is measured on the two full n-gram sets and compared with the
-spec's thresholds (`spec.data.decontamination`):
+to the items that contain it; a training turn's n-grams are looked up in it, and every held-out
+item sharing one is a candidate. Exact check: for each candidate pair the size of the
+intersection of the two full n-gram sets is counted (no sketch, no estimate) and the similarity
+compared with the spec's thresholds (`spec.data.decontamination`):
 
 - prompt_containment: share of a held-out prompt's n-grams found in the training turn (PaLM's
   test), so a training prompt that wraps the question ("Can anyone tell me: <question>") or a
@@ -18,7 +19,9 @@ Every user and assistant turn of a training doc is compared; a removal names the
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,31 +144,32 @@ class Index:
             elif unit.phrase:
                 self.equal.setdefault(unit.phrase, []).append(index)
         self.keys = frozenset(self.grams)
+        self.sizes = [len(unit.grams) for unit in units]
+        self.answers = [unit.kind == "answer" for unit in units]
         self.prefix_keys = frozenset(self.prefixes)
 
-    def matches(self, conversation: list[str]) -> dict[tuple[int, str], Match]:
-        """The strongest measured similarity per (held-out unit, metric) over every turn."""
-        found: dict[tuple[int, str], Match] = {}
+    def matches(self, conversation: list[str]) -> list[Match]:
+        """The strongest measured similarity per (held-out unit, metric) over every turn, in
+        (unit, metric) order."""
+        best: dict[tuple[int, str], tuple[float, int]] = {}
         for turn, text in enumerate(conversation):
             tokens = words(text)
             grams = ngram_set(tokens, self.config.ngram)
-            candidates = {i for gram in grams & self.keys for i in self.grams[gram]}
-            for index in sorted(candidates):
-                for metric, value in self._measure(self.units[index], grams):
-                    _keep(found, Match(index, metric, value, turn))
+            # Candidates: every unit sharing an n-gram. Counting the postings the turn's n-grams
+            # hit gives |unit n-grams & turn n-grams| exactly (both are sets and the index lists
+            # each of a unit's n-grams once), so the measures below are exact, not estimates.
+            hits = [i for gram in grams & self.keys for i in self.grams[gram]]
+            for index, shared in Counter(hits).items():
+                size = self.sizes[index]
+                if self.answers[index]:
+                    _keep(best, index, "answer_containment", shared / size, turn)
+                    jaccard = shared / (size + len(grams) - shared)
+                    _keep(best, index, "answer_jaccard", jaccard, turn)
+                else:
+                    _keep(best, index, "prompt_containment", shared / size, turn)
             for index in self._phrase_hits(tokens):
-                _keep(found, Match(index, "prompt_containment", 1.0, turn))
-        return found
-
-    def _measure(self, unit: Unit, grams: set[Gram]) -> list[tuple[str, float]]:
-        shared = len(unit.grams & grams)
-        contained = shared / len(unit.grams)
-        if unit.kind == "prompt":
-            return [("prompt_containment", contained)]
-        return [
-            ("answer_containment", contained),
-            ("answer_jaccard", shared / (len(unit.grams) + len(grams) - shared)),
-        ]
+                _keep(best, index, "prompt_containment", 1.0, turn)
+        return [Match(i, metric, *best[i, metric]) for i, metric in sorted(best)]
 
     def _phrase_hits(self, tokens: list[str]) -> list[int]:
         hits = list(self.equal.get(tuple(tokens), []))
@@ -181,10 +185,13 @@ class Index:
         return match.similarity >= self.config.containment
 
 
-def _keep(found: dict[tuple[int, str], Match], match: Match) -> None:
-    key = (match.unit, match.metric)
-    if key not in found or match.similarity > found[key].similarity:
-        found[key] = match
+def _keep(
+    best: dict[tuple[int, str], tuple[float, int]], unit: int, metric: str, value: float, turn: int
+) -> None:
+    """Keep the highest value per (unit, metric); on a tie the earliest turn."""
+    found = best.get((unit, metric))
+    if found is None or (value, -turn) > (found[0], -found[1]):
+        best[unit, metric] = (value, turn)
 
 
 @dataclass
@@ -218,9 +225,9 @@ class Decontaminator:
         for item in docs:
             self.checked += 1
             found = self.index.matches(item["conversations"])
-            hits = [m for m in found.values() if self.index.is_hit(m)]
+            hits = [m for m in found if self.index.is_hit(m)]
             if not hits:
-                item["_nearest"] = list(found.values())
+                item["_nearest"] = self._nearest_per_set(found)
                 yield item
                 continue
             self.removed += 1
@@ -228,6 +235,15 @@ class Decontaminator:
                 self.sets[name].removed += 1
             stats.count_drop(item["source"], RULE)
             yield self._rejection(item, hits)
+
+    def _nearest_per_set(self, found: list[Match]) -> list[Match]:
+        """Only what the report needs: the closest unit per (set, metric) of this doc."""
+        nearest: dict[tuple[str, str], Match] = {}
+        for match in found:
+            key = (self.index.units[match.unit].set, match.metric)
+            if key not in nearest or match.similarity > nearest[key].similarity:
+                nearest[key] = match
+        return list(nearest.values())
 
     def _rejection(self, item: Item, hits: list[Match]) -> Item:
         strongest = max(hits, key=lambda m: (m.similarity, -m.unit))
@@ -288,3 +304,19 @@ class Decontaminator:
             "train": {"id": item.get("id"), "turn": match.turn},
             "held_out": self.index.units[match.unit].describe(),
         }
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Building the index and the turns' n-gram sets allocates millions of small tuples; each
+    allocation burst would trigger a full garbage collection over every doc in memory (measured:
+    most of the index build time). Nothing here creates reference cycles, so collection waits."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lima.curate.dedup import signature
+from lima.curate.minhash import signatures
 from lima.curate.readers import (
     authored,
     natural_instructions,
@@ -17,7 +17,7 @@ from lima.curate.readers import (
     wikihow,
     writingprompts,
 )
-from lima.curate.records import Item
+from lima.curate.records import Item, rejection_lines
 from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
@@ -35,29 +35,40 @@ def _local(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Pass 1 over a Stack Exchange byte range: best answer per question (integers only)."""
+    """Pass 1 over a Stack Exchange byte range (`stackexchange.scan`), its rejections already
+    serialised as rejected.jsonl lines."""
     spec = DataSpec.model_validate(config)
     row = _local(row)
-    best = stackexchange.scan_top_answers(
-        row["path"], row["start"], row["end"], spec.filters.max_field_chars
-    )
-    return {"id": row["id"], "payload": pickle.dumps(best, protocol=5)}
-
-
-def extract_task(row: dict[str, Any], config: dict[str, Any], top: Any = None) -> dict[str, Any]:
-    """Pass 2: the shard's docs (with dedup signatures), rejections and statistics."""
-    import ray
-
-    spec = DataSpec.model_validate(config)
-    tops = ray.get(top) if isinstance(top, ray.ObjectRef) else (top or {})
     stats = Stats()
-    items = [_sign(item, spec) for item in read_items(row, spec, tops.get(row["uri"], {}), stats)]
-    return {"id": row["id"], "payload": pickle.dumps((items, stats.to_dict()), protocol=5)}
+    part = stackexchange.scan(
+        row["path"],
+        row["start"],
+        row["end"],
+        source=row["source"],
+        min_score=spec.filters.stackexchange.min_score,
+        max_chars=spec.filters.max_field_chars,
+        stats=stats,
+    )
+    rejected, count = rejection_lines(_with_uri(part.rejected, row))
+    part.rejected = []
+    payload = (part, rejected, count, stats.to_dict())
+    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
 
 
-def read_items(
-    row: dict[str, Any], spec: DataSpec, top: dict[int, int], stats: Stats
-) -> Iterator[Item]:
+def extract_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Pass 2: the shard's docs (with dedup signatures), rejections and statistics."""
+    spec = DataSpec.model_validate(config)
+    stats = Stats()
+    items = list(read_items(row, spec, stats))
+    rejected, count = rejection_lines(items)
+    kept = [item for item in items if item["type"] != "rejected"]
+    _sign(kept, spec)
+    payload = (kept, rejected, count, stats.to_dict())
+    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
+
+
+def read_items(row: dict[str, Any], spec: DataSpec, stats: Stats) -> Iterator[Item]:
+    """Every item of one shard; a Stack Exchange shard reads the rows its `selection` names."""
     row = _local(row)
     kind, path, source, limit = (
         row["kind"],
@@ -67,13 +78,11 @@ def read_items(
     )
     filters = spec.filters
     if kind == "stackexchange":
-        items = stackexchange.read_shard(
+        items = stackexchange.read_selected(
             path,
-            row["start"],
-            row["end"],
+            pickle.loads(row["selection"]),
             source=source,
             site=row["site"],
-            top=top,
             rules=filters.stackexchange,
             seed=spec.seed,
             max_chars=limit,
@@ -89,21 +98,29 @@ def read_items(
         )
     else:
         items = authored.read(path, source, limit, stats)
+    yield from _with_uri(items, row)
+
+
+def _with_uri(items: Iterable[Item], row: dict[str, Any]) -> Iterator[Item]:
+    """Provenance names the URI the user wrote, not a local copy."""
     for item in items:
-        if "file" in item and item["file"] == path:
-            item["file"] = row["uri"]  # provenance names the URI the user wrote, not a local copy
+        if item.get("file") == row["path"]:
+            item["file"] = row["uri"]
         yield item
 
 
-def _sign(item: Item, spec: DataSpec) -> Item:
-    """Near-dedup signature over the response text (the document, as datatrove hashes it)."""
+def _sign(items: list[Item], spec: DataSpec) -> None:
+    """Near-dedup signatures over the response text (the document, as datatrove hashes it),
+    computed for the whole shard in one call."""
     dedup = spec.dedup
-    if item["type"] == "se_answer":
-        text = item["markdown"]
-    elif item["type"] == "doc":
-        text = "\n".join(item["conversations"][1::2])
-    else:
-        return item
-    if dedup.near:
-        item["minhash"] = signature(text, dedup.shingle_size, dedup.num_perm)
-    return item
+    if not dedup.near:
+        return
+    signed = [i for i in items if i["type"] in ("se_answer", "doc")]
+    texts = [
+        i["markdown"] if i["type"] == "se_answer" else "\n".join(i["conversations"][1::2])
+        for i in signed
+    ]
+    for item, values in zip(
+        signed, signatures(texts, dedup.shingle_size, dedup.num_perm), strict=True
+    ):
+        item["minhash"] = values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 from lima.curate import extract
 from lima.curate.dedup import Deduplicator, text_hash
 from lima.curate.parallel import run_shards
-from lima.curate.readers.stackexchange import join, merge_best
+from lima.curate.readers.stackexchange import join, merge_best, select, top_answers
 from lima.curate.records import Item
 from lima.curate.shards import expand_sources, plan
 from lima.curate.stats import Stats
@@ -32,20 +33,35 @@ class Filtered:
     shards: int = 0
 
 
-def top_answers(spec: DataSpec, shards: list[dict[str, Any]], workers: int, cpus: float) -> dict:
-    """Pass 1: uri -> {question id: top answer id} for answers that can pass the score rule."""
+def scan_stackexchange(
+    spec: DataSpec,
+    shards: list[dict[str, Any]],
+    workers: int,
+    cpus: float,
+    out: Filtered,
+    rejected: TextIO,
+) -> None:
+    """Pass 1 over every Stack Exchange shard; each such shard then carries the `selection` of
+    rows that pass 2 reads (top answers by file, their questions)."""
     se = [s for s in shards if s["kind"] == SourceKind.stackexchange.value]
     config = spec.model_dump(mode="json")
     best: dict[str, dict] = defaultdict(dict)
-    for shard, found in zip(
-        se, run_shards(extract.scan_task, se, {"config": config}, workers, cpus), strict=True
-    ):
-        merge_best(best[shard["uri"]], found)
+    parts = []
+    results = run_shards(extract.scan_task, se, {"config": config}, workers, cpus)
+    for shard, (part, rejected_text, rejected_count, stats) in zip(se, results, strict=True):
+        out.stats.merge(Stats.from_dict(stats))
+        rejected.write(rejected_text)
+        out.rejected += rejected_count
+        merge_best(best[shard["uri"]], part.best)
+        part.best = {}  # merged: only the offsets are still needed
+        parts.append(part)
     floor = spec.filters.stackexchange.min_score
-    return {
-        uri: {qid: -neg_id for qid, (score, neg_id) in per_file.items() if score >= floor}
-        for uri, per_file in best.items()
-    }
+    tops = {uri: top_answers(per_file, floor) for uri, per_file in best.items()}
+    for shard, part in zip(se, parts, strict=True):
+        selection = select(part, tops.get(shard["uri"], {}))
+        shard["selection"] = pickle.dumps(selection, protocol=5)
+    for shard in shards:
+        shard.setdefault("selection", b"")  # one row schema for Ray Data
 
 
 def filter_and_dedup(
@@ -63,8 +79,6 @@ def filter_and_dedup(
 
     Every dropped row is written to `rejected` as one JSON line as soon as it is known.
     """
-    import ray
-
     report = progress or (lambda **_: None)
     files = expand_sources(spec, settings)  # SourceError before any work
     shards, skipped = plan(
@@ -75,16 +89,16 @@ def filter_and_dedup(
         out.stats.count_drop(item["source"], item["rule"])
     out.rejected += _write(rejected, skipped)
     report(completed=0, total=len(shards), note="pass 1: top answers")
-    top = ray.put(top_answers(spec, shards, workers, cpus))
+    scan_stackexchange(spec, shards, workers, cpus, out, rejected)
     config = spec.model_dump(mode="json")
     candidates: list[Item] = []
     se_parts: dict[tuple[str, str], dict[str, Any]] = {}
-    results = run_shards(
-        extract.extract_task, shards, {"config": config, "top": top}, workers, cpus
-    )
-    for done, (shard, (items, stats)) in enumerate(zip(shards, results, strict=True), start=1):
+    results = run_shards(extract.extract_task, shards, {"config": config}, workers, cpus)
+    for done, (shard, payload) in enumerate(zip(shards, results, strict=True), start=1):
+        items, rejected_text, rejected_count, stats = payload
         out.stats.merge(Stats.from_dict(stats))
-        out.rejected += _write(rejected, (i for i in items if i["type"] == "rejected"))
+        rejected.write(rejected_text)  # serialised by the worker, in shard order
+        out.rejected += rejected_count
         _collect(shard, items, candidates, se_parts)
         report(completed=done, total=len(shards), note=f"read {shard['source']}")
     docs = _with_se_docs(spec, candidates, se_parts, out.stats, rejected, out)

@@ -7,6 +7,8 @@ a rejection carries the rule or parse error that dropped a row and where the row
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 Item = dict[str, Any]
@@ -47,13 +49,16 @@ def reject(
     }
 
 
-def is_doc(item: Item) -> bool:
-    return item.get("type") == "doc"
-
-
 def prompt_of(item: Item) -> str:
     return item["conversations"][0]
 
 
-def full_text(item: Item) -> str:
-    return "\n".join(item["conversations"])
+def rejection_lines(items: Iterable[Item]) -> tuple[str, int]:
+    """(rejected.jsonl text, line count) of the rejections among `items`; built where the rows
+    are read, so only one string per shard crosses to the driver."""
+    lines = [
+        json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n"
+        for item in items
+        if item["type"] == "rejected"
+    ]
+    return "".join(lines), len(lines)

@@ -7,9 +7,8 @@ import re
 from lima.curate.text import URL, prose
 from lima.spec.data import StackExchangeFilters
 
-# Paper: answers "written in the first person ("I", "my")". Capital-I only, so that a variable `i`
-# or the roman numeral in a list is not mistaken for the pronoun.
-FIRST_PERSON = re.compile(r"\bI\b|\bI'(?:m|ve|d|ll)\b|\b(?:my|me|mine|myself)\b", re.I)
+# Paper: answers "written in the first person ("I", "my")". The pronoun "I" is matched in capitals
+# only, so that a variable `i` is not mistaken for it; the other words in any case.
 _FIRST_PERSON_I = re.compile(r"\bI\b|\bI'(?:m|ve|d|ll)\b")
 _FIRST_PERSON_WORDS = re.compile(r"\b(?:my|me|mine|myself)\b", re.I)
 

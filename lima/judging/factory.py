@@ -89,7 +89,10 @@ def _hf_judge(spec: JudgeSpec, settings: Settings) -> Judge:
     location = spec.model or settings.judge_model
     if not location:
         raise LimaError("spec.judge.backend is `hf`: set spec.judge.model to a model path or id")
+    from lima.models.presets import PRESETS, build_gguf_preset
+
+    name = location
+    if location in PRESETS:  # de-quantize the packaged GGUF once into a cached HF folder
+        location = str(build_gguf_preset(PRESETS[location], settings.scratch_dir))
     completer = HFCompleter(location, max_new_tokens=spec.max_tokens, batch_size=8)
-    return LLMJudge(
-        f"hf:{location}", completer, max_tokens=spec.max_tokens, prompt_set=spec.prompts
-    )
+    return LLMJudge(f"hf:{name}", completer, max_tokens=spec.max_tokens, prompt_set=spec.prompts)

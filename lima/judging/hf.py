@@ -18,8 +18,13 @@ from lima.judging.llm import Message
 
 
 def _pretrained_args(location: str) -> dict[str, str]:
-    """`from_pretrained` arguments for a folder / Hub id, or a `.gguf` file (transformers
-    de-quantizes GGUF weights into a regular model; the tokenizer comes from the same file)."""
+    """`from_pretrained` arguments for a folder / Hub id, a `.gguf` file (transformers
+    de-quantizes GGUF weights into a regular model; the tokenizer comes from the same file), or
+    a built-in model preset name such as `smollm2-135m` (lima.models.presets)."""
+    from lima.models.presets import PRESETS, gguf_path
+
+    if location in PRESETS:
+        location = str(gguf_path(PRESETS[location]))
     path = Path(location)
     if path.suffix == ".gguf":
         return {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name}

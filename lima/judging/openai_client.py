@@ -6,8 +6,9 @@ requests/s at 32 in flight against a 50 ms endpoint, aiohttp 270-400; benchmarks
 - at most `concurrency` requests in flight (a semaphore; backoff sleeps do not hold a slot);
 - a total per-attempt timeout of `timeout_s`;
 - retries on 408/409/425/429/5xx, timeouts, connection errors and malformed bodies: `max_retries`
-  times, waiting `Retry-After` when the endpoint sends it, else exponential backoff with full
-  jitter (`backoff_s * 2**attempt`, capped at 30 s);
+  times through lima-run's one retry policy (`lima.retry`, tenacity): `Retry-After` when the
+  endpoint sends it (capped at 300 s), else exponential backoff with full jitter
+  (`backoff_s * 2**attempt`, capped at 30 s);
 - other 4xx fail at once (a wrong key or model will not fix itself), and so do redirects (not
   followed, so the key never travels to another host).
 The API key travels only in the `Authorization` header; it is never logged, and any response text
@@ -20,7 +21,6 @@ import asyncio
 import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping
 
@@ -28,6 +28,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from lima.judging.llm import CompletionFailedError, Message
+from lima.retry import async_retrying
 
 log = logging.getLogger(__name__)
 
@@ -95,31 +96,29 @@ class OpenAICompleter:
             "temperature": 0,
             "max_tokens": self.max_tokens,
         }
-        for attempt in range(self.max_retries + 1):
-            try:
-                async with slots:
-                    return await self._attempt(client, body)
-            except CompletionFailedError as exc:
-                self.stats["failures"] += 1
-                return exc
-            except _RetryableError as exc:
-                if attempt == self.max_retries:
-                    self.stats["failures"] += 1
-                    return CompletionFailedError(
-                        f"{exc} from {self.url} after {attempt + 1} attempts"
-                    )
-                delay = self._delay(attempt, exc.retry_after)
-                self.stats["retries"] += 1
-                log.warning(
-                    "judge request to %s: %s; retry %d/%d in %.2fs",
-                    self.url,
-                    exc,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        try:
+            async for attempt in async_retrying(
+                f"judge request to {self.url}",
+                attempts=self.max_retries + 1,
+                transient=lambda error: isinstance(error, _RetryableError),
+                base_s=self.backoff_s,
+                cap_s=MAX_BACKOFF_S,
+                max_retry_after_s=MAX_RETRY_AFTER_S,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.stats["retries"] += 1
+                    async with slots:  # held for the request only, not for the backoff
+                        return await self._attempt(client, body)
+        except CompletionFailedError as exc:
+            self.stats["failures"] += 1
+            return exc
+        except _RetryableError as exc:
+            self.stats["failures"] += 1
+            return CompletionFailedError(
+                f"{exc} from {self.url} after {self.max_retries + 1} attempts"
+            )
+        raise AssertionError("unreachable: the retry loop returns or raises")
 
     async def _attempt(self, client: aiohttp.ClientSession, body: dict) -> str:
         self.stats["requests"] += 1
@@ -149,12 +148,6 @@ class OpenAICompleter:
         except (ValueError, KeyError, IndexError, TypeError):
             raise _RetryableError("malformed response body") from None
         return _content_text(content)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER_S)
-        ceiling = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
-        return random.uniform(0, ceiling)  # full jitter spreads retries of a burst
 
     def _redact(self, text: str) -> str:
         key = self._key.get_secret_value() if self._key is not None else ""

@@ -39,6 +39,7 @@ _KEPT = (
     "format",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    "x-kubernetes-preserve-unknown-fields",
 )
 
 _CEL_NAME_RULES = [
@@ -176,6 +177,18 @@ PRINTER_COLUMNS = [
     {"name": "Total", "type": "integer", "jsonPath": ".status.stagesTotal"},
     {"name": "Best-Epoch", "type": "integer", "jsonPath": ".status.bestEpoch"},
     {"name": "Win-Rate", "type": "string", "jsonPath": ".status.winRate"},
+    # Why the phase is what it is: every condition carries the latest reason and message.
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "priority": 1,  # `kubectl get exp -o wide`
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

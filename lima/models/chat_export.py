@@ -6,7 +6,7 @@ A folder gets:
 
 - a tokenizer whose `chat_template` renders exactly `lima.models.chat.format_conversation` (same
   BOS rule, same markers, no whitespace added) and whose `eos_token` is the EOT;
-- `generation_config.json` that stops on the EOT (and starts from the paper's sampling settings),
+- `generation_config.json` that stops on the EOT (and samples with the paper's top-p/temperature),
   replacing the base's one (which, for an instruct base, stops on its own end-of-turn);
 - `lima_chat.json`, the chat tokens by name (read by lima-run's engines).
 """
@@ -64,9 +64,9 @@ def lima_generation_config(tokenizer: Any, spec: Any) -> Any:
         do_sample=True,
         top_p=paper.top_p,
         temperature=paper.temperature,
-        # HF's processor also penalises prompt tokens; lima-run's engines penalise generated
-        # tokens only, as the paper states (docs/evaluation.md).
-        repetition_penalty=paper.repetition_penalty,
+        # No repetition penalty: HF's processor would also penalise the prompt's tokens (an
+        # answer restating the question's words), unlike the paper's penalty on generated tokens
+        # only, which lima-run's engines apply (docs/evaluation.md).
         max_new_tokens=paper.max_new_tokens,
     )
 

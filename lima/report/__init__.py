@@ -15,6 +15,8 @@ from lima.errors import LimaError
 
 REPORT_FILE = "report.html"
 STAGE_NAME = "report"
+PAGES = {STAGE_NAME: REPORT_FILE, "compare": "compare.html"}
+"""The page to open per artifact: an Experiment's report, or a sweep's comparison."""
 
 
 def _as_path(uri: str) -> str:
@@ -46,17 +48,18 @@ def locate(store: Any, experiment: str, dest: Path | None = None) -> str:
 def locate_in_run(store: Any, record: dict[str, Any], dest: Path | None = None) -> str | None:
     """Like `locate`, for one run record (None when that run produced no report)."""
     for stage in record.get("stages", []):
-        if stage.get("stage") != STAGE_NAME or stage.get("status") not in {"done", "cached"}:
+        page = PAGES.get(stage.get("stage"))
+        if page is None or stage.get("status") not in {"done", "cached"}:
             continue
-        manifest = store.manifest(STAGE_NAME, stage["key"])
+        manifest = store.manifest(stage["stage"], stage["key"])
         if manifest is None:
             continue
         # Never hand out a page that is not the one published (a flipped byte, a lost figure):
         # the report artifact is small, so every object is hashed against its manifest.
         store.verify(manifest, deep=True)
-        where = _as_path(store.backend.uri(manifest.object(REPORT_FILE).key))
+        where = _as_path(store.backend.uri(manifest.object(page).key))
         if dest is None or Path(where).is_file():
             return where
         folder = store.fetch(manifest, Path(dest) / manifest.key)
-        return str(folder / REPORT_FILE)
+        return str(folder / page)
     return None

@@ -23,6 +23,7 @@ from lima.spec.evaluate import (
 )
 from lima.spec.model import ModelSpec, TinyPreset
 from lima.spec.resources import Resources, StageResources, StorageSpec
+from lima.spec.sweep import SweepSpec, Variant
 from lima.spec.train import TrainSpec
 
 __all__ = [
@@ -45,8 +46,10 @@ __all__ = [
     "SourceKind",
     "StageResources",
     "StorageSpec",
+    "SweepSpec",
     "TinyPreset",
     "TrainSpec",
+    "Variant",
 ]
 
 
@@ -72,6 +75,12 @@ class ExperimentSpec(SpecModel):
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     resources: Resources = Field(default_factory=Resources)
     storage: StorageSpec = Field(default_factory=StorageSpec)
+    sweep: SweepSpec | None = None
+    """The paper's ablations: variants of this spec run side by side and compared in one report
+    (docs/sweeps.md). Without it, the Experiment is one run."""
+    suspend: bool = False
+    """On a cluster: stop the Experiment (its running stage's RayJob is deleted; finished
+    stages keep their artifacts) until set back to false, when it resumes where it stopped."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
@@ -79,6 +88,16 @@ class ExperimentSpec(SpecModel):
         from lima.spec.checks import cross_section_problems
 
         problems = cross_section_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _variants_are_valid(self) -> ExperimentSpec:
+        """Every variant, once patched, is itself a valid spec (problems name the variant)."""
+        from lima.spec.sweep import variant_problems
+
+        problems = variant_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self

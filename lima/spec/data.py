@@ -128,12 +128,38 @@ class NaturalInstructionsFilters(SpecModel):
     tasks: int = Field(default=50, ge=1)
     """Take one instance from each of this many generation tasks (paper: 50)."""
 
-    exclude_categories: list[str] = Field(
-        default_factory=lambda: ["Classification", "Identification", "Detection", "Verification"]
+    generation_categories: list[str] = Field(
+        default_factory=lambda: [
+            "Summarization",
+            "Paraphrasing",
+            "Style Transfer",
+            "Text Simplification",
+            "Title Generation",
+            "Question Generation",
+            "Question Rewriting",
+            "Sentence Composition",
+            "Sentence Compression",
+            "Sentence Expansion",
+            "Sentence Perturbation",
+            "Story Composition",
+            "Poem Generation",
+            "Dialogue Generation",
+            "Data to Text",
+            "Text Completion",
+            "Grammar Error Correction",
+            "Explanation",
+            "Code to Text",
+        ],
+        min_length=1,
     )
-    """A task whose category contains one of these words is not a generation task (the paper
-    picks "natural language generation tasks such as summarization, paraphrasing, and style
-    transfer")."""
+    """Allow-list: a task is used only when one of its Super-NaturalInstructions categories is
+    one of these (case-insensitive). The paper picks "natural language generation tasks such as
+    summarization, paraphrasing, and style transfer"; extraction, lookups, classification and
+    short-answer QA are not generation."""
+
+    min_output_chars: int = Field(default=10, ge=1)
+    """A task whose median output is shorter than this is a lookup or a label, not generated text
+    (e.g. "TM", "854"); the sampled instance's output must be at least this long too."""
 
     english_only: bool = True
     """Skip tasks whose input or output language is not English (the paper's model is English)."""

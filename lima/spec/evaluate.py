@@ -80,6 +80,8 @@ PROMPT_SET_PROTOCOLS = {
 """Which questions each judge prompt set asks (lima/judging/prompts: one source, mirrored here so
 the spec stays free of the judging package; a test checks they agree)."""
 
+DEFAULT_PROTOCOLS = {"lima": ("pairwise", "absolute", "likert"), "mt-bench": ("pairwise", "single")}
+
 REAL_JUDGE_HOWTO = (
     "set `spec.judge.backend: openai` (an OpenAI-compatible endpoint: LIMA_JUDGE_BASE_URL, and "
     "`spec.judge.model` or LIMA_JUDGE_MODEL) or `spec.judge.backend: hf` with `spec.judge.model` "
@@ -136,11 +138,10 @@ class JudgeSpec(SpecModel):
     model: str | None = None
     """Judge model name (openai) or location (hf)."""
 
-    protocols: list[Protocol] = Field(
-        default_factory=lambda: [Protocol.pairwise, Protocol.absolute, Protocol.likert]
-    )
+    protocols: list[Protocol] | None = None
     """Which questions to ask: pairwise (both orders), absolute Fail/Pass/Excellent, 1-6 Likert,
-    safety."""
+    safety (`lima` prompts), single 1-10 (`mt-bench` prompts). Default: pairwise, absolute and
+    likert with `lima`; pairwise and single with `mt-bench`."""
 
     baselines: list[Baseline] = Field(default_factory=list)
     """Systems compared pairwise with the fine-tuned model."""
@@ -185,6 +186,8 @@ class JudgeSpec(SpecModel):
 
     @model_validator(mode="after")
     def _protocols_in_prompt_set(self) -> JudgeSpec:
+        if self.protocols is None:
+            self.protocols = [Protocol(p) for p in DEFAULT_PROTOCOLS[self.prompts]]
         offered = PROMPT_SET_PROTOCOLS[self.prompts]
         if self.backend == JudgeBackend.reference:
             offered = PROMPT_SET_PROTOCOLS["lima"]  # the proxy scores the lima questions

@@ -19,7 +19,7 @@ from lima.errors import SpecError
 from lima.spec import Experiment
 from lima.spec.checks import AT
 from lima.spec.data import DNS_LABEL
-from lima.spec.resources import QUANTITY
+from lima.spec.resources import PREFIX_PATTERN, PREFIX_RULE, QUANTITY
 
 _RULES = {
     "greater_than": "must be > {gt}",
@@ -54,6 +54,7 @@ _RULES = {
 _PATTERNS = {
     DNS_LABEL: "must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter)",
     QUANTITY: "must be a Kubernetes quantity such as 512Mi or 4Gi",
+    PREFIX_PATTERN: PREFIX_RULE,
     r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$": "must be an S3 bucket name (3-63 of a-z 0-9 . -)",
 }
 

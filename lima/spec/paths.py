@@ -8,8 +8,9 @@ URIs (`s3://`, `curated:`), absolute paths and names that are not paths (HF ids)
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lima.spec import Experiment
@@ -68,6 +69,36 @@ def resolve_spec_paths(experiment: Experiment, base: Path) -> Experiment:
             "generate": spec.generate.model_copy(update={"prompt_sets": prompt_sets}),
             "judge": spec.judge.model_copy(update={"baselines": baselines}),
             "model": model,
+            "sweep": _anchor_sweep(spec.sweep, base),
         }
     )
     return experiment.model_copy(update={"spec": new_spec})
+
+
+def _anchor_sweep(sweep: Any, base: Path) -> Any:
+    """A sweep whose variants' patches name local paths next to the file, like the spec does."""
+    if sweep is None:
+        return None
+    variants = [
+        v.model_copy(update={"patch": _anchor_patch(v.patch, base)}) for v in sweep.variants
+    ]
+    return sweep.model_copy(update={"variants": variants})
+
+
+def _anchor_patch(patch: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The path-like fields a merge patch may carry: sources, prompt sets, the base model."""
+    patch = copy.deepcopy(patch)
+    data, generate = patch.get("data"), patch.get("generate")
+    listed = [
+        *(data.get("sources") or [] if isinstance(data, dict) else []),
+        *(generate.get("prompt_sets") or [] if isinstance(generate, dict) else []),
+    ]
+    for entry in listed:
+        if isinstance(entry, dict) and isinstance(entry.get("uri"), str):
+            entry["uri"] = anchor(entry["uri"], base)
+    model = patch.get("model")
+    if isinstance(model, dict):
+        for key in ("base", "tokenizer"):
+            if isinstance(model.get(key), str):
+                model[key] = anchor_model(model[key], base)
+    return patch

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from lima.spec.base import SpecModel
 from lima.spec.data import DNS_LABEL
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
-# One key segment: letters, digits, `.`, `_`, `-`; never `.` or `..`.
-KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# A key segment is letters, digits, `.`, `_`, `-`, but never `.` or `..`. Written without
+# look-arounds so that the same pattern works in the CRD (Kubernetes uses RE2).
+_SEGMENT = r"([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)"
+KEY_SEGMENT = re.compile(f"^{_SEGMENT}$")
+PREFIX_PATTERN = f"^({_SEGMENT}(/{_SEGMENT})*/?)?$"
 PREFIX_RULE = (
     "must be a relative key prefix: segments of A-Z a-z 0-9 . _ - joined by '/', "
     "with no leading '/', no '.' or '..' segment and no empty segment"
@@ -20,18 +23,16 @@ PREFIX_RULE = (
 
 
 def safe_segment(part: str) -> bool:
-    return bool(KEY_SEGMENT.match(part)) and part not in (".", "..")
+    return len(part) <= 128 and bool(KEY_SEGMENT.match(part))
 
 
 def prefix_problem(prefix: str) -> str | None:
     """Why `prefix` could address objects outside the store root or bucket (None: it cannot).
 
-    The one rule for the spec (`lima validate`) and the store (every key it builds)."""
-    if prefix == "":
+    The one rule for the spec (`lima validate`, the CRD) and the store (every key it builds)."""
+    if re.match(PREFIX_PATTERN, prefix) and all(len(p) <= 128 for p in prefix.split("/")):
         return None
-    if prefix.startswith("/") or not all(safe_segment(p) for p in prefix.rstrip("/").split("/")):
-        return PREFIX_RULE
-    return None
+    return PREFIX_RULE
 
 
 class StageResources(SpecModel):
@@ -76,20 +77,20 @@ class Resources(SpecModel):
 
 
 class StorageSpec(SpecModel):
-    """Artifact location. The endpoint and credentials are runtime settings (`LIMA_S3_*`),
-    never part of the spec."""
+    """Artifact location. Credentials are runtime settings (`LIMA_S3_*`), never part of the
+    spec; so is the endpoint, unless `endpoint` names another one for this experiment."""
+
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^(https?://)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$",
+    )
+    """S3 endpoint of this experiment's bucket (`host:port` or an `http(s)://` URL, no user or
+    path), e.g. another region's endpoint that accepts the same credentials; empty: the
+    platform's (`LIMA_S3_ENDPOINT`)."""
 
     bucket: str = Field(default="lima", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     """S3 bucket (ignored by the local file backend)."""
 
-    prefix: str = Field(default="lima", max_length=512)
+    prefix: str = Field(default="lima", max_length=512, pattern=PREFIX_PATTERN)
     """Key prefix of every object this experiment writes (relative: no leading `/`, no `..`),
     inside the bucket on S3 and inside `LIMA_WORK_DIR/artifacts` locally."""
-
-    @field_validator("prefix")
-    @classmethod
-    def _contained(cls, prefix: str) -> str:
-        problem = prefix_problem(prefix)
-        if problem is not None:
-            raise ValueError(problem)
-        return prefix

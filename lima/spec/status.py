@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-ExperimentPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Invalid"]
+ExperimentPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid"]
 StagePhase = Literal["Pending", "Running", "Retrying", "Succeeded", "Cached", "Failed"]
 
 

@@ -18,6 +18,8 @@ from lima.train.data import read_conversations
 
 
 def run(ctx: StageContext) -> TrainResult:
+    from lima.console.train_progress import TrainBeacon
+    from lima.console.train_progress import watch as watch_training
     from lima.train.driver import TrainJob, run_training
 
     train_rows, rejected = read_conversations(ctx.input_file("curate", "train.jsonl"))
@@ -29,7 +31,9 @@ def run(ctx: StageContext) -> TrainResult:
         (ctx.output_dir / layout.REJECTED).write_text(
             "".join(json.dumps(r) + "\n" for r in rejected)
         )
-    ctx.progress(completed=0, total=ctx.spec.train.epochs, note="training")
+    workers = ctx.resources.workers
+    ctx.progress(note=f"preparing the base model, starting {workers} Ray Train workers")
+    beacon = ctx.scratch_dir / "train-progress" / f"{ctx.key[:16]}.json"  # step/loss/tok/s
     job = TrainJob(
         model=ctx.spec.model,
         train=ctx.spec.train,
@@ -43,9 +47,11 @@ def run(ctx: StageContext) -> TrainResult:
         run_name=f"train-{ctx.key[:16]}" + (f"-{uuid.uuid4().hex[:8]}" if ctx.forced else ""),
         scratch_dir=ctx.scratch_dir,
         output_dir=ctx.output_dir,
-        progress=ctx.progress,
+        progress=lambda **update: ctx.progress(note=update.get("note")),  # counts: the beacon
+        callbacks=(TrainBeacon(str(beacon)),),
     )
-    summary = run_training(job)
+    with watch_training(beacon, ctx.progress, ctx.spec.train.epochs):
+        summary = run_training(job)
     summary["rejected_rows"] = len(rejected)
     ctx.progress(completed=ctx.spec.train.epochs, note="done")
     final = summary.get("final") or {}

@@ -49,8 +49,17 @@ __all__ = [
 ]
 
 
+def storage_settings(settings: Settings, storage: StorageSpec) -> Settings:
+    """The settings with `storage.endpoint` (an Experiment's own S3 endpoint) in force."""
+    if not storage.endpoint:
+        return settings
+    # model_validate runs the endpoint normalisation (URL -> host:port + TLS flag) again.
+    return type(settings).model_validate({**dict(settings), "s3_endpoint": storage.endpoint})
+
+
 def open_backend(settings: Settings, storage: StorageSpec | None = None) -> Backend:
     storage = storage or StorageSpec()
+    settings = storage_settings(settings, storage)
     if settings.s3_endpoint:
         return s3_backend(settings, settings.bucket or storage.bucket)
     return FileBackend(settings.artifacts_dir)
@@ -75,6 +84,7 @@ def pyarrow_filesystem(settings: Settings, storage: StorageSpec):
     import pyarrow.fs as pafs
 
     prefix = check_prefix(storage.prefix)
+    settings = storage_settings(settings, storage)
     if settings.s3_endpoint:
         bucket = settings.bucket or storage.bucket
         return S3Connection.from_settings(settings).pyarrow(), join_key(bucket, prefix)

@@ -174,19 +174,25 @@ class _ObjectLease:
         return True
 
     def _heartbeat(self) -> None:
-        backend: Any = self.lease.backend
         while not self._stop.wait(self.lease.ttl_s / 4):
-            try:
-                renewed = backend.put_if_match(self.key, self._body(), self.etag)
-            except Exception as error:  # a store hiccup: the next beat tries again
-                log.warning("could not renew lease %s: %s", self.key, error)
-                continue
-            if not renewed:
-                self.lease.lost = True
-                log.warning("lease %s was taken over by another run", self.key)
+            if not self.renew():
                 return
-            found = backend.stat(self.key)
-            self.etag = found.etag if found is not None else self.etag
+
+    def renew(self) -> bool:
+        """Extend the lease; False once it was taken over (then `lease.lost` is set)."""
+        backend: Any = self.lease.backend
+        try:
+            renewed = backend.put_if_match(self.key, self._body(), self.etag)
+        except Exception as error:  # a store hiccup: the next beat tries again
+            log.warning("could not renew lease %s: %s", self.key, error)
+            return True
+        if not renewed:
+            self.lease.lost = True
+            log.warning("lease %s was taken over by another run", self.key)
+            return False
+        found = backend.stat(self.key)
+        self.etag = found.etag if found is not None else self.etag
+        return True
 
     def release(self) -> None:
         self._stop.set()

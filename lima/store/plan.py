@@ -34,7 +34,9 @@ def plan_lines(
     *,
     force_stages: Sequence[str] = (),
     force_all: bool = False,
+    stages: Sequence[Any] | None = None,
 ) -> list[PlanLine]:
+    """One line per stage of the graph (`stages`: another graph, for tests)."""
     from lima import dag
 
     def forced(stage: Any) -> bool:
@@ -43,7 +45,8 @@ def plan_lines(
     previous = _previous_manifests(store, experiment.metadata.name)
     cached: dict[str, Manifest] = {}
     lines: list[PlanLine] = []
-    for planned in dag.plan(experiment, store, ignore_cache=forced):
+    graph = stages if stages is not None else dag.GRAPH
+    for planned in dag.plan(experiment, store, graph, ignore_cache=forced):
         stage = planned.stage
         if planned.key is None:
             waiting = [name for name in stage.inputs if name not in cached]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from pydantic import SecretStr
 
-from lima.errors import IntegrityError, StoreError
+from lima.errors import StoreError
 from lima.settings import Settings
 from lima.store.backends import ObjectStat, copy_verified, part_size
 
@@ -169,20 +167,31 @@ class S3Backend:
         return self.connection.redact(text)[:300]
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(self.retries + 1):
-            try:
-                return call()
-            except IntegrityError:
-                raise
-            except Exception as error:
-                if not self._transient(error) or attempt == self.retries:
-                    raise StoreError(
-                        f"{what} failed after {attempt + 1} attempt(s) ({self._describe(error)})"
-                    ) from None
-                delay = self.backoff_s * (2**attempt) * random.uniform(0.5, 1.0)  # jitter
-                log.info("%s: transient %s, retry %d in %.2fs", what, type(error).__name__,
-                         attempt + 1, delay)  # fmt: skip
-                time.sleep(delay)
+        """`call()`, retried on transient failures by the one policy (lima.retry); then a
+        StoreError naming the object and the error's type, never the request or credentials."""
+        from lima.retry import retrying
+
+        tries = [0]
+
+        def counted() -> T:
+            tries[0] += 1
+            return call()
+
+        try:
+            for attempt in retrying(
+                what,
+                attempts=self.retries + 1,
+                transient=lambda e: isinstance(e, Exception) and self._transient(e),
+                base_s=self.backoff_s,
+            ):
+                with attempt:
+                    return counted()
+        except StoreError:
+            raise  # ours already (object missing, digest mismatch): says what it needs to
+        except Exception as error:
+            raise StoreError(
+                f"{what} failed after {tries[0]} attempt(s) ({self._describe(error)})"
+            ) from None
         raise AssertionError("unreachable")
 
     # -- writes (create the bucket on the first one) -------------------------------------------

@@ -5,6 +5,11 @@ watch on its RayJobs (a status change), and a slow resync loop (a safety net for
 missed). They can overlap, so each Experiment has a lock, and a reconcile starts from the
 status last written here (the Experiment watch may not have delivered it yet): the operator is
 the only writer of `status`, so no stale read can repeat an event or reset a start time.
+
+A reconcile that fails (API error, store not answering, KubeRay missing) still writes a status:
+the failure's phase, reason and message, plus a Warning event, and is tried again by itself
+after a delay when the platform, not the spec, is at fault (lima_operator.failures).
+Only an active replica (the Lease holder, with leader election) reconciles anything.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import kopf
 
 from lima.spec import API_GROUP, API_VERSION
 from lima_operator import metrics
-from lima_operator.reconcile import Deps, reconcile
-from lima_operator.status import now
+from lima_operator.failures import classify, failure_status
+from lima_operator.reconcile import Deps, Result, parse, reconcile
+from lima_operator.status import FAILED, now
 
 log = logging.getLogger("lima_operator")
 Key = tuple[str, str]  # (namespace, name)
@@ -34,6 +40,9 @@ class Known:
     rayjobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     triggers: dict[Key, str] = field(default_factory=dict)  # what the last reconcile acted on
+    retries: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)  # after a failure
+    active: bool = True
+    """This replica reconciles (False: a standby under leader election; it only watches)."""
 
     def remember(self, body: dict[str, Any]) -> Key:
         meta = body["metadata"]
@@ -50,10 +59,15 @@ class Known:
             self.statuses.pop(known["metadata"].get("uid") or "", None)
         self.locks.pop(key, None)
         self.triggers.pop(key, None)
+        retry = self.retries.pop(key, None)
+        if retry is not None:
+            retry.cancel()
 
 
 async def drive(key: Key, known: Known, deps: Deps) -> None:
     """Reconcile the Experiment `key` (if still known) and write what changed."""
+    if not known.active:
+        return
     lock = known.locks.setdefault(key, asyncio.Lock())
     async with lock:
         body = known.bodies.get(key)
@@ -61,7 +75,7 @@ async def drive(key: Key, known: Known, deps: Deps) -> None:
             return
         uid = body["metadata"].get("uid") or ""
         current = known.statuses.get(uid, body.get("status") or {})
-        result = await reconcile({**body, "status": current}, deps)
+        result = await _reconcile_or_failure(key, {**body, "status": current}, known, deps)
         if result is None:
             metrics.set_phase(key[0], key[1], current.get("phase"))
             return
@@ -76,6 +90,56 @@ async def drive(key: Key, known: Known, deps: Deps) -> None:
         metrics.set_phase(key[0], key[1], result.status.get("phase"))
         for kind, reason, message in result.events:
             await _event(body, kind, reason, message, deps)
+
+
+async def _reconcile_or_failure(
+    key: Key, body: dict[str, Any], known: Known, deps: Deps
+) -> Result | None:
+    """reconcile(), or the status that says why it could not be done (never an exception)."""
+    pending = known.retries.pop(key, None)
+    if pending is not None:
+        pending.cancel()
+    try:
+        return await reconcile(body, deps)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        failure = classify(error)
+        log.warning("%s/%s: %s: %s", key[0], key[1], failure.reason, failure.message)
+        status, events = failure_status(body, failure, _settle_marks(body, failure.phase))
+        if failure.retry_s is not None:
+            _retry_later(key, known, deps, failure.retry_s)
+        return Result(status, events)
+
+
+def _settle_marks(body: dict[str, Any], phase: str) -> dict[str, Any]:
+    """A Failed status names the spec and retry it failed for, so it is not tried again until
+    one of them changes (reconcile's `_settled`)."""
+    if phase != FAILED:
+        return {}
+    from lima_operator.artifacts import spec_digest
+    from lima_operator.reconcile import RETRY_ANNOTATION
+
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return {
+        "specDigest": spec_digest(parse(body)),
+        "retry": str(annotations.get(RETRY_ANNOTATION, "0")),
+    }
+
+
+def _retry_later(key: Key, known: Known, deps: Deps, delay: float) -> None:
+    loop = asyncio.get_running_loop()
+
+    def fire() -> None:
+        known.retries.pop(key, None)
+        task = loop.create_task(drive(key, known, deps))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    known.retries[key] = loop.call_later(delay, fire)
+
+
+_background: set[asyncio.Task] = set()
 
 
 async def _event(body: dict[str, Any], kind: str, reason: str, message: str, deps: Deps) -> None:
@@ -117,7 +181,7 @@ async def resync_forever(known: Known, deps_factory: Any, interval: float) -> No
         await asyncio.sleep(interval)
         for key in list(known.bodies):
             try:
-                await drive(key, known, deps_factory())
+                await drive(key, known, await deps_factory())
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # one broken Experiment must not stop the others

@@ -9,6 +9,10 @@
   Experiment once: a safety net for anything missed, not the way progress is noticed.
 No per-object timer (a finalizer, i.e. one more API write before the first RayJob) and no kopf
 change handlers (kopf's bookkeeping patch after each): kopf only watches.
+
+Start-up reads the installed KubeRay's RayJob CRD (lima.k8s.kuberay: every RayJob is checked
+against it before it is created) and, with leader election, only the Lease holder reconciles.
+Login is the cluster's own: the pod's service account, else the kubeconfig (tests write one).
 """
 
 from __future__ import annotations
@@ -16,18 +20,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import kopf
 
 from lima import dag
+from lima.k8s.kuberay import RAYJOB_CRD, InstalledKubeRay, rayjob_schema
 from lima.k8s.rayjob import LABEL_EXPERIMENT
 from lima.settings import Settings
 from lima.spec import API_GROUP, API_VERSION
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
 from lima_operator.driver import Known, drive, resync_forever
-from lima_operator.kube import KubeClient
+from lima_operator.kube import KubeClient, KubeError
+from lima_operator.leader import LeaderElector
+from lima_operator.offload import Offloader
 from lima_operator.reconcile import RETRY_ANNOTATION, Deps, forget_caches
 
 log = logging.getLogger("lima_operator")
@@ -45,6 +53,10 @@ class _State:
     stages: list | None = None
     known: Known = Known()
     resync: asyncio.Task | None = None
+    kuberay: InstalledKubeRay = InstalledKubeRay()
+    kuberay_read: float = 0.0  # monotonic time of the last CRD read
+    offload: Offloader | None = None
+    elector: asyncio.Task | None = None
 
 
 STATE = _State()
@@ -56,7 +68,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.settings = Settings()
     STATE.kube, STATE.info = None, None
     STATE.stages = list(dag.GRAPH)
-    STATE.known = Known()
+    STATE.known = Known(active=not STATE.config.leader_election)
+    STATE.kuberay, STATE.kuberay_read = InstalledKubeRay(), 0.0
+    STATE.offload = Offloader(STATE.config.store_timeout_s)
     forget_caches()
     settings.scanning.disabled = True  # namespaces come from the command line; no cluster scans
     settings.posting.level = logging.WARNING  # only our own events, not kopf's chatter
@@ -79,9 +93,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    if STATE.resync is not None:
-        STATE.resync.cancel()
-        STATE.resync = None
+    for task in (STATE.resync, STATE.elector):
+        if task is not None:
+            task.cancel()
+    STATE.resync = STATE.elector = None
+    if STATE.offload is not None:
+        STATE.offload.close()
     if STATE.kube is not None:
         await STATE.kube.close()
         STATE.kube = None
@@ -89,13 +106,7 @@ async def cleanup(**_: Any) -> None:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    config = STATE.config or OperatorConfig()
-    if config.api_server:
-        info = kopf.ConnectionInfo(
-            server=config.api_server, scheme="Bearer", token="dev", insecure=True
-        )
-    else:
-        info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
     STATE.info = info
     return info
 
@@ -105,12 +116,67 @@ def stages_probe(**_: Any) -> int:
     return len(STATE.stages or [])
 
 
-def _deps() -> Deps:
+@kopf.on.probe(id="reconciling")
+def reconciling_probe(**_: Any) -> bool:
+    """Whether this replica reconciles (False: a standby waiting for the Lease)."""
+    return STATE.known.active
+
+
+def _client() -> KubeClient:
     if STATE.kube is None:
         if STATE.info is None:
             raise kopf.TemporaryError("not logged in yet", delay=1)
-        STATE.kube = KubeClient(STATE.info)
-    return Deps(STATE.kube, STATE.config, STATE.settings, STATE.stages, rayjobs=STATE.known.rayjobs)
+        STATE.kube = KubeClient(STATE.info, timeout_s=STATE.config.api_timeout_s)
+        if STATE.config.leader_election and STATE.elector is None:
+            STATE.elector = asyncio.create_task(_elect())
+    return STATE.kube
+
+
+async def _deps() -> Deps:
+    kube = _client()
+    await _read_kuberay(kube)
+    return Deps(
+        kube,
+        STATE.config,
+        STATE.settings,
+        STATE.stages,
+        rayjobs=STATE.known.rayjobs,
+        kuberay=STATE.kuberay,
+        offload=STATE.offload,
+    )
+
+
+async def _read_kuberay(kube: KubeClient) -> None:
+    """(Re-)read the RayJob CRD: once at start, then every resync interval until it exists."""
+    fresh = time.monotonic() - STATE.kuberay_read < STATE.config.reconcile_interval_s
+    if STATE.kuberay_read and (STATE.kuberay.present or fresh):
+        return
+    STATE.kuberay_read = time.monotonic()
+    try:
+        crd = await kube.get_crd(RAYJOB_CRD)
+    except KubeError as error:  # e.g. 403 without the chart's ClusterRole: assume nothing
+        log.warning("cannot read the KubeRay CRD %s: %s", RAYJOB_CRD, error)
+        return
+    STATE.kuberay.present = crd is not None
+    STATE.kuberay.schema = rayjob_schema(crd) if crd else {}
+    if crd is None:
+        log.error("KubeRay is not installed: CRD %s not found", RAYJOB_CRD)
+
+
+async def _elect() -> None:
+    config = STATE.config
+    elector = LeaderElector(
+        _client, config.namespace, config.lease_name, config.identity, config.lease_duration_s
+    )
+
+    async def changed(leading: bool) -> None:
+        STATE.known.active = leading
+        if leading:  # everything seen while standing by is reconciled now
+            deps = await _deps()
+            for key in list(STATE.known.bodies):
+                await drive(key, STATE.known, deps)
+
+    await elector.run(changed)
 
 
 @kopf.on.event(*EXPERIMENTS)
@@ -133,7 +199,9 @@ async def experiment_seen(type: str, body: kopf.Body, **_: Any) -> None:
     trigger = _trigger(body)
     if STATE.known.triggers.get(key) == trigger:
         return
-    await drive(key, STATE.known, _deps())
+    if not STATE.known.active:
+        return  # a standby: the leader reconciles; this replica only keeps what it sees
+    await drive(key, STATE.known, await _deps())
     STATE.known.triggers[key] = trigger  # not on failure: the next event or the resync retries
 
 
@@ -159,4 +227,4 @@ async def rayjob_seen(type: str, body: kopf.Body, **_: Any) -> None:
         return  # just created (by us): the creating reconcile already wrote the status
     owner = (meta["namespace"], meta["labels"][LABEL_EXPERIMENT])
     if owner in STATE.known.bodies:
-        await drive(owner, STATE.known, _deps())
+        await drive(owner, STATE.known, await _deps())

@@ -15,7 +15,7 @@ STAGE_SECONDS = Histogram(
 )
 RAYJOBS_CREATED = Counter("lima_rayjobs_created_total", "RayJobs created", ["stage"])
 RAYJOB_FAILURES = Counter("lima_rayjob_failures_total", "Failed RayJobs", ["stage", "reason"])
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Invalid")
+PHASES = ("Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid")
 
 _phases: dict[tuple[str, str], str] = {}
 

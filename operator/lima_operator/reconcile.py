@@ -16,17 +16,21 @@ import kopf
 
 from lima.dag import PlannedStage, Stage, plan
 from lima.errors import LimaError, SpecError
+from lima.k8s.cluster_rules import local_path_problems
+from lima.k8s.kuberay import InstalledKubeRay
 from lima.k8s.pools import POOLS_KEY, Pool, check_pools, load_pools, stage_resources
-from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_KEY, build_rayjob, rayjob_name
+from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_KEY, build_rayjob, stage_rayjob_name
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.spec.load import parse_experiment
 from lima.spec.status import ExperimentStatus
-from lima.store import open_store
+from lima.store import open_store, storage_settings
 from lima_operator import metrics
-from lima_operator.config import OperatorConfig
-from lima_operator.kube import KubeClient
 from lima_operator.artifacts import CachedStore, headline, publish_spec, spec_digest
+from lima_operator.config import OperatorConfig
+from lima_operator.failures import KubeRayUnsupportedError
+from lima_operator.kube import KubeClient
+from lima_operator.offload import Offloader
 from lima_operator.status import (
     CACHED,
     DONE_PHASES,
@@ -39,6 +43,7 @@ from lima_operator.status import (
     now,
     rayjob_outcome,
 )
+from lima_operator.suspend import suspend
 
 log = logging.getLogger("lima_operator")
 RETRY_ANNOTATION = "lima-run.io/retry"
@@ -56,6 +61,16 @@ class Deps:
     """The pools ConfigMap as read at the start of this reconciliation."""
     rayjobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """Latest RayJobs seen by the operator's RayJob watch, by (namespace, name)."""
+    kuberay: InstalledKubeRay = field(default_factory=InstalledKubeRay)
+    """The installed KubeRay's RayJob CRD, as read at start-up (and again while missing)."""
+    offload: Offloader = field(default_factory=lambda: Offloader(10.0))
+    """Runs every artifact-store call off the event loop, with a deadline per endpoint."""
+
+
+async def in_store(deps: Deps, experiment: Experiment, what: str, call: Any, *args: Any) -> Any:
+    """`call(*args)`, a blocking store call, off the event loop (lima_operator.offload)."""
+    endpoint = storage_settings(deps.settings, experiment.spec.storage).s3_endpoint or "local"
+    return await deps.offload.run(endpoint, what, call, *args)
 
 
 @dataclass
@@ -183,9 +198,16 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
         if status.get("phase") == INVALID and status.get("retry", "0") == retry and unchanged:
             return None
         return _invalid(body, error.problems, "InvalidSpec")
+    problems = local_path_problems(experiment)
+    if problems:  # Ray pods cannot read the laptop's files: say so before any cluster starts
+        result = _invalid(body, problems, "LocalPaths")
+        result.status["specDigest"] = spec_digest(experiment)
+        return result
     digest = spec_digest(experiment)
     if _settled(status, digest, retry):
         return None
+    if experiment.spec.suspend:
+        return await suspend(body, digest, retry, deps)
     names = [s.name for s in deps.stages]
     try:
         pools = await load_cluster_pools(deps)
@@ -197,23 +219,31 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
         result.status["specDigest"] = digest
         return result
     store = cached_store(deps, experiment)
-    views = plan(experiment, store, deps.stages)
+    views = await in_store(
+        deps, experiment, "the cache check", plan, experiment, store, deps.stages
+    )
     if status.get("specDigest") not in (None, digest) or status.get("retry", "0") != retry:
-        await _drop_stale(meta, views, retry, deps)
-    spec_uri = publish_spec(experiment, meta["namespace"], store)
+        await _drop_stale(meta, experiment, views, retry, deps)
+    spec_uri = await in_store(
+        deps, experiment, "the spec snapshot", publish_spec, experiment, meta["namespace"], store
+    )
     deps.pools = pools
     return await _advance(body, experiment, views, spec_uri, digest, retry, store, deps)
 
 
 async def _drop_stale(
-    meta: dict[str, Any], views: list[PlannedStage], retry: str, deps: Deps
+    meta: dict[str, Any],
+    experiment: Experiment,
+    views: list[PlannedStage],
+    retry: str,
+    deps: Deps,
 ) -> None:
     """Spec changed (or a retry): delete RayJobs that no longer match the plan, finished or not.
 
     Unchanged stages keep their keys, so their artifacts are cache hits: the pipeline restarts
     from the first stage whose configuration (or input) changed.
     """
-    wanted = {rayjob_name(meta["name"], v.name, v.key, retry) for v in views if v.key}
+    wanted = {stage_rayjob_name(experiment, v.name, v.key, retry) for v in views if v.key}
     selector = f"{LABEL_EXPERIMENT}={meta['name']}"
     for job in await deps.kube.list_rayjobs(meta["namespace"], selector):
         if job["metadata"]["name"] not in wanted:
@@ -250,7 +280,9 @@ async def _advance(
         if outcome_phase in DONE_PHASES:
             # Its artifact now exists: later stages' keys become computable.
             old[view.name] = row
-            views = plan(experiment, store, deps.stages)
+            views = await in_store(
+                deps, experiment, "the cache check", plan, experiment, store, deps.stages
+            )
             continue
         rows.append(row)
         rows += [{"name": v.name, "phase": PENDING} for v in views[index + 1 :]]
@@ -320,7 +352,7 @@ async def _follow(
     """Create the stage's RayJob if needed, then read where it stands."""
     meta = body["metadata"]
     namespace = meta["namespace"]
-    name = rayjob_name(meta["name"], view.name, view.key, retry)
+    name = stage_rayjob_name(experiment, view.name, view.key, retry)
     same = previous.get("rayJob") == name
     row = {
         "name": view.name,
@@ -347,7 +379,9 @@ async def _follow(
     if outcome.message:
         row["message"] = outcome.message[:1024]
     if outcome.phase == SUCCEEDED:
-        manifest = store.manifest(view.name, view.key)
+        manifest = await in_store(
+            deps, experiment, f"the {view.name} manifest", store.manifest, view.name, view.key
+        )
         if manifest is None:
             row.update(phase=FAILED, message="the RayJob succeeded but published no artifact")
             outcome = type(outcome)(FAILED, "NoArtifact", row["message"])
@@ -386,10 +420,16 @@ async def _create(
         pool=pool,
         s3=deps.config.s3_ref(deps.settings),
         attempt=retry,
-        options=deps.config.rayjob_options(deps.settings),
+        options=deps.config.rayjob_options(
+            deps.settings, pre_running_deadline=deps.kuberay.pre_running_deadline
+        ),
     )
     kopf.adopt(job, owner=body)  # ownerReference: the RayJob goes when the Experiment goes
     job["metadata"]["labels"][LABEL_KEY] = view.key[:63]
+    problem = deps.kuberay.problem(job)  # what the installed KubeRay would drop or lacks
+    if problem is not None:
+        reason = "KubeRayMissing" if deps.kuberay.present is False else "KubeRayTooOld"
+        raise KubeRayUnsupportedError(reason, problem)
     created, new = await deps.kube.create_rayjob(job)
     if new:
         metrics.rayjob_created(view.name)

@@ -42,7 +42,7 @@ def read(
         stats.count_drop(source, rule, max(len(instances), 1))
         yield reject(source, path, "task", rule, f"task {name}")
         return
-    yield from _one_instance(task, instances, path, name, source, seed, stats)
+    yield from _one_instance(task, instances, path, name, source, seed, rules, stats)
 
 
 def _load(path: str, max_chars: int) -> tuple[dict[str, Any] | None, str]:
@@ -68,9 +68,8 @@ def definition(task: dict[str, Any]) -> str:
 
 
 def _skip_reason(task: dict[str, Any], rules: NaturalInstructionsFilters) -> str | None:
-    categories = task.get("Categories") or []
-    categories = [categories] if isinstance(categories, str) else categories
-    if any(word.lower() in str(c).lower() for c in categories for word in rules.exclude_categories):
+    allowed = {c.strip().lower() for c in rules.generation_categories}
+    if not any(str(c).strip().lower() in allowed for c in _as_list(task.get("Categories"))):
         return "not_generation_task"
     if rules.english_only:
         languages = _as_list(task.get("Input_language")) + _as_list(task.get("Output_language"))
@@ -78,7 +77,16 @@ def _skip_reason(task: dict[str, Any], rules: NaturalInstructionsFilters) -> str
             return "not_english"
     if not definition(task):
         return "no_definition"
+    lengths = sorted(len(_first_output(i).strip()) for i in _as_list(task.get("Instances")))
+    if lengths and lengths[len(lengths) // 2] < rules.min_output_chars:
+        return "outputs_too_short"
     return None
+
+
+def _first_output(instance: Any) -> str:
+    output = instance.get("output") if isinstance(instance, dict) else None
+    first = output[0] if isinstance(output, list) and output else output
+    return first if isinstance(first, str) else ""
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -92,6 +100,7 @@ def _one_instance(
     name: str,
     source: str,
     seed: int,
+    rules: NaturalInstructionsFilters,
     stats: Stats,
 ) -> Iterator[Item]:
     order = list(range(len(instances)))
@@ -99,7 +108,7 @@ def _one_instance(
     chosen = None
     for index in order:
         instance = instances[index]
-        if _valid(instance):
+        if _valid(instance) and len(_first_output(instance).strip()) >= rules.min_output_chars:
             chosen = index
             break
     if chosen is None:

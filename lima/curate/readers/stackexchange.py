@@ -1,7 +1,9 @@
 """Stack Exchange `Posts.xml`: two passes over byte-range shards.
 
-Pass 1 (`scan_top_answers`) keeps only integers: the best answer per question. Pass 2
-(`read_shard`) converts and filters just the top answers, and emits the questions they need;
+Pass 1 (`scan`) parses every row once and keeps integers: each question's best answer, where
+the questions and the answers that can pass the score rule are, and rejects what is already
+decided (most answers: below the score floor). Pass 2 (`read_selected`) re-reads only the rows
+it needs, by byte offset: it converts and checks the top answers and emits their questions;
 `join` pairs them on the driver. Memory is bounded by the number of questions, never by text.
 """
 
@@ -9,15 +11,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from lima.curate.readers.rows import iter_rows
+from lima.curate.readers.rows import iter_rows, rows_at
 from lima.curate.records import Item, doc, reject
 from lima.curate.rules import answer_failure, title_self_contained
 from lima.curate.stats import Stats
-from lima.curate.text import html_to_markdown, strip_links
+from lima.curate.text import HtmlError, html_to_markdown, strip_links
 from lima.spec.data import StackExchangeFilters
 
 Best = dict[int, tuple[int, int]]  # question id -> (score, -answer id): max() picks the top answer
@@ -48,18 +52,87 @@ def _int(value: str | None, default: int = 0) -> int:
         return default
 
 
-def scan_top_answers(path: str, start: int, end: int, max_chars: int) -> Best:
-    """Pass 1: for every question in this range's answers, its best (score, -id)."""
-    best: Best = {}
+@dataclass
+class Scan:
+    """Pass 1 over one byte range: integers and offsets only, plus the rows already decided."""
+
+    best: Best = field(default_factory=dict)
+    # Compact (8 bytes an entry): the driver holds these for every question until pass 2.
+    question_ids: array = field(default_factory=lambda: array("q"))
+    question_offsets: array = field(default_factory=lambda: array("q"))
+    candidates: list[tuple[int, int, int, int]] = field(default_factory=list)
+    """(answer id, question id, score, byte offset) of answers that may pass the score rule."""
+    rejected: list[Item] = field(default_factory=list)
+    """Malformed rows, rows without Id, answers below the score floor: final in pass 1."""
+
+
+@dataclass
+class Selection:
+    """What pass 2 reads from one byte range: the rows at these offsets, nothing else."""
+
+    candidates: list[tuple[int, int, int, int]]
+    top_answers: set[int]
+    question_offsets: list[int]
+
+
+def scan(
+    path: str, start: int, end: int, *, source: str, min_score: int, max_chars: int, stats: Stats
+) -> Scan:
+    """Pass 1: parse every row once; keep each question's best answer, where the questions and
+    the answers that can pass the score rule are, and reject what is already decided."""
+    out = Scan()
     for raw in iter_rows(path, start, end, max_chars):
         attrs = raw.attrs
-        if attrs is None or attrs.get("PostTypeId") != "2":
+        if attrs is None:
+            rule, _, detail = (raw.error or "malformed").partition(": ")
+            _drop(out, stats, reject(source, path, f"byte {raw.offset}", rule, detail, raw.excerpt))
             continue
-        parent = _int(attrs.get("ParentId"), -1)
-        key = (_int(attrs.get("Score")), -_int(attrs.get("Id")))
-        if parent >= 0 and key > best.get(parent, (-(10**9), 0)):
-            best[parent] = key
-    return best
+        post_id = _post_id(attrs)
+        if post_id is None:  # malformed: never the top answer, never joined
+            detail = f"Id {attrs.get('Id')!r}" if "Id" in attrs else "no Id attribute"
+            _drop(out, stats, reject(source, path, f"byte {raw.offset}", "missing_id", detail))
+            continue
+        kind = attrs.get("PostTypeId")
+        if kind == "1":
+            out.question_ids.append(post_id)
+            out.question_offsets.append(raw.offset)
+        elif kind == "2":
+            _scan_answer(out, attrs, post_id, raw.offset, path, source, min_score, stats)
+    return out
+
+
+def _scan_answer(
+    out: Scan,
+    attrs: Mapping[str, str],
+    aid: int,
+    offset: int,
+    path: str,
+    source: str,
+    min_score: int,
+    stats: Stats,
+) -> None:
+    stats.count_read(source)
+    parent, score = _int(attrs.get("ParentId"), -1), _int(attrs.get("Score"))
+    key = (score, -aid)
+    if parent >= 0 and key > out.best.get(parent, (-(10**9), 0)):
+        out.best[parent] = key
+    if score < min_score:
+        out.rejected.append(reject(source, path, aid, "score_below_min", f"score {score}"))
+        stats.count_drop(source, "score_below_min")
+    else:
+        out.candidates.append((aid, parent, score, offset))
+
+
+def _drop(out: Scan, stats: Stats, item: Item) -> None:
+    stats.count_read(item["source"])
+    stats.count_drop(item["source"], item["rule"])
+    out.rejected.append(item)
+
+
+def _post_id(attrs: Mapping[str, str]) -> int | None:
+    """The row's `Id`, or None when it is missing or not a non-negative integer."""
+    value = attrs.get("Id")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def merge_best(into: Best, other: Best) -> Best:
@@ -69,43 +142,59 @@ def merge_best(into: Best, other: Best) -> Best:
     return into
 
 
-def read_shard(
+def top_answers(best: Best, min_score: int) -> dict[int, int]:
+    """Question id -> its top answer's id, for the questions whose top answer can pass."""
+    return {qid: -neg_id for qid, (score, neg_id) in best.items() if score >= min_score}
+
+
+def select(part: Scan, top: dict[int, int]) -> Selection:
+    """The rows of one range that pass 2 needs, given the file's top answers."""
+    answer_ids = set(top.values())
+    return Selection(
+        candidates=part.candidates,
+        top_answers={c[0] for c in part.candidates if c[0] in answer_ids},
+        question_offsets=[
+            offset
+            for qid, offset in zip(part.question_ids, part.question_offsets, strict=True)
+            if qid in top
+        ],
+    )
+
+
+def read_selected(
     path: str,
-    start: int,
-    end: int,
+    selection: Selection,
     *,
     source: str,
     site: str,
-    top: dict[int, int],
     rules: StackExchangeFilters,
     seed: int,
     max_chars: int,
     stats: Stats,
 ) -> Iterator[Item]:
-    """Pass 2: top answers that obey LIMA's rules, and the questions they answer.
-
-    `top` maps question id -> its top answer id (only questions whose top answer can pass the
-    score rule). Yields `se_answer` / `se_question` partial items and rejections.
-    """
-    answer_ids = set(top.values())
-    for raw in iter_rows(path, start, end, max_chars):
-        if raw.attrs is None:
+    """Pass 2: the top answers converted and checked against LIMA's rules, the others rejected
+    as `not_top_answer`, and the questions the top answers need; only the selected rows are read
+    again. Yields `se_answer` / `se_question` partial items and rejections, in file order."""
+    wanted = {c[3]: c for c in selection.candidates if c[0] in selection.top_answers}
+    for aid, _qid, score, _offset in selection.candidates:
+        if aid not in selection.top_answers:
+            stats.count_drop(source, "not_top_answer")
+            yield reject(source, path, aid, "not_top_answer", f"score {score}")
+    offsets = sorted([*wanted, *selection.question_offsets])
+    for raw in rows_at(path, offsets, max_chars):
+        if raw.attrs is None:  # the file changed between the passes
             rule, _, detail = (raw.error or "malformed").partition(": ")
-            stats.count_read(source)
             stats.count_drop(source, rule)
             yield reject(source, path, f"byte {raw.offset}", rule, detail, raw.excerpt)
-            continue
-        kind = raw.attrs.get("PostTypeId")
-        if kind == "1":
-            qid = _int(raw.attrs.get("Id"), -1)
-            if qid in top:
-                yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
-        elif kind == "2":
-            stats.count_read(source)
-            yield from _answer(raw.attrs, path, source, answer_ids, rules, stats)
+        elif raw.offset in wanted:
+            aid, qid, score, _ = wanted[raw.offset]
+            yield from _answer(raw.attrs, aid, qid, score, path, source, rules, stats)
+        else:
+            qid = _post_id(raw.attrs) or -1
+            yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
 
 
-def _question(attrs: dict[str, str], qid: int, site: str, seed: int, fraction: float) -> Item:
+def _question(attrs: Mapping[str, str], qid: int, site: str, seed: int, fraction: float) -> Item:
     title = (attrs.get("Title") or "").strip()
     # Paper: "we randomly select the title as the prompt for some examples, and the description
     # for others". Seeded per (site, question) so shards and reruns agree.
@@ -115,7 +204,8 @@ def _question(attrs: dict[str, str], qid: int, site: str, seed: int, fraction: f
         "qid": qid,
         "title": title,
         "use_body": use_body,
-        "body": strip_links(html_to_markdown(attrs.get("Body") or "")) if use_body else "",
+        # Converted at the join, only if its answer passed every rule (most never do).
+        "body_html": (attrs.get("Body") or "") if use_body else "",
         "tags": re.findall(r"<([^>]+)>", attrs.get("Tags") or "")
         or [t for t in (attrs.get("Tags") or "").split("|") if t],
         "self_contained": title_self_contained(title),
@@ -123,21 +213,21 @@ def _question(attrs: dict[str, str], qid: int, site: str, seed: int, fraction: f
 
 
 def _answer(
-    attrs: dict[str, str],
+    attrs: Mapping[str, str],
+    aid: int,
+    qid: int,
+    score: int,
     path: str,
     source: str,
-    answer_ids: set[int],
     rules: StackExchangeFilters,
     stats: Stats,
 ) -> Iterator[Item]:
-    aid = _int(attrs.get("Id"), -1)
-    score = _int(attrs.get("Score"))
-    if aid not in answer_ids:
-        rule = "not_top_answer" if score >= rules.min_score else "score_below_min"
-        stats.count_drop(source, rule)
-        yield reject(source, path, aid, rule, f"score {score}")
+    try:
+        markdown = html_to_markdown(attrs.get("Body") or "")
+    except HtmlError as error:
+        stats.count_drop(source, "malformed_html")
+        yield reject(source, path, aid, "malformed_html", str(error), attrs.get("Body") or "")
         return
-    markdown = html_to_markdown(attrs.get("Body") or "")
     failure = answer_failure(markdown, score, rules)
     if failure:
         stats.count_drop(source, failure)
@@ -146,7 +236,7 @@ def _answer(
     yield {
         "type": "se_answer",
         "aid": aid,
-        "qid": _int(attrs.get("ParentId"), -1),
+        "qid": qid,
         "score": score,
         "markdown": markdown,
         "file": path,
@@ -173,9 +263,8 @@ def join(
             stats.count_drop(source, "title_not_self_contained")
             yield reject(source, *where, "title_not_self_contained", question["title"])
             continue
-        prompt = (
-            question["body"] if question["use_body"] and question["body"] else question["title"]
-        )
+        body = _question_body(question)
+        prompt = body or question["title"]
         if not prompt:
             stats.count_drop(source, "empty_prompt")
             yield reject(source, *where, "empty_prompt")
@@ -184,7 +273,7 @@ def join(
             "site": site,
             "score": answer["score"],
             "question_id": answer["qid"],
-            "prompt_from": "body" if prompt is question["body"] else "title",
+            "prompt_from": "body" if body else "title",
         }
         yield doc(
             source,
@@ -194,3 +283,14 @@ def join(
             tags=question["tags"],
             meta=meta,
         )
+
+
+def _question_body(question: Item) -> str:
+    """The question's body as Markdown when it is the prompt; an unreadable body falls back to
+    the title (the pairing is still a valid LIMA example)."""
+    if not question["use_body"]:
+        return ""
+    try:
+        return strip_links(html_to_markdown(question["body_html"]))
+    except HtmlError:
+        return ""

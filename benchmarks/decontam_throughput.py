@@ -1,0 +1,162 @@
+"""Cost of decontamination: curation throughput with and without a 1,000-prompt evaluation set.
+
+Same input as benchmarks/curate_throughput.py (a Posts.xml of N posts perturbed from the shared
+beer.stackexchange.com sample, cached in --workdir). In one process, for each rule set:
+
+  without   `filter_and_dedup` (read, rules, dedup on Ray Data), then the held-out split
+            (paper: 50 dev + 300 test)
+  with      the same, plus the curate stage's decontamination of the whole training pool against
+            dev, test and an evaluation set of --eval-prompts prompts
+            (`lima.curate.assemble.decontaminate_pool`, every turn, prompts and answers)
+
+The evaluation set is the 80 MT-Bench (160 turns) and 80 Vicuna questions of ../shared/data,
+topped up to --eval-prompts with prompts that make the search work: 100 question titles of the
+dump itself (so their copies are candidates and get removed), the rest random word sequences from
+the dump's vocabulary; half of them carry a 150-word reference answer cut from a real answer of
+the dump (so every perturbed copy of that answer is a candidate pair to measure).
+
+"paper rules" is the curate benchmark's configuration; "rules relaxed" keeps every top answer, the
+worst case for decontamination (its cost grows with the docs that pass, the pipeline's with the
+posts read). Usage:
+  .venv/bin/python benchmarks/decontam_throughput.py --posts 200000
+  .venv/bin/python benchmarks/decontam_throughput.py --posts 20000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.update({"RAY_worker_niceness": "0", "RAY_USAGE_STATS_ENABLED": "0"})
+
+from curate_throughput import SAMPLE, cached_inputs  # noqa: E402
+
+RELAXED = {
+    "min_score": -(10**6),
+    "min_answer_chars": 0,
+    "max_answer_chars": 10**7,
+    "drop_first_person": False,
+    "drop_other_answer_references": False,
+    "drop_bare_urls": False,
+    "require_title_question": False,
+}
+
+
+def eval_set(docs: list[dict], size: int, path: Path) -> Path:
+    """An MT-Bench-layout file of `size` prompts (see the module docstring)."""
+    rng = random.Random(0)
+    shared = SAMPLE.parents[1] / "eval_prompts"
+    rows = []
+    for name in ("mt_bench_question.jsonl", "vicuna_question.jsonl"):
+        for line in (shared / name).open():
+            row = json.loads(line)
+            rows.append({"question_id": f"{name[:2]}-{row['question_id']}", "turns": row["turns"]})
+    titles = sorted({d["conversations"][0] for d in docs})
+    vocab = sorted({w for d in docs[:2000] for w in d["conversations"][1].split()})
+    answers = [
+        d["conversations"][1].split() for d in docs if len(d["conversations"][1].split()) > 200
+    ]
+    for index in range(size - len(rows)):
+        if index < 100 and titles:
+            prompt = rng.choice(titles)
+        else:
+            prompt = " ".join(rng.choice(vocab) for _ in range(rng.randint(10, 40)))
+        row = {"question_id": f"gen-{index}", "turns": [prompt]}
+        if index % 2 and answers:
+            words = rng.choice(answers)
+            start = rng.randrange(0, len(words) - 150)
+            row["reference"] = [" ".join(words[start : start + 150])]
+        rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def measure(xml: Path, workers: int, relaxed: bool, prompts: int, scratch: Path) -> dict:
+    from lima.curate.assemble import UniqueIds, decontaminate_pool, effective_quotas
+    from lima.curate.evalsets import load
+    from lima.curate.pipeline import filter_and_dedup
+    from lima.curate.splits import held_out_counts, split_held_out
+    from lima.spec.data import DataSpec
+
+    spec = DataSpec.model_validate(
+        {
+            "sources": [{"name": "se", "kind": "stackexchange", "uri": str(xml), "quota": 1000}],
+            "filters": {"stackexchange": RELAXED if relaxed else {}},
+        }
+    )
+    started = time.perf_counter()
+    filtered = filter_and_dedup(spec, None, scratch, io.StringIO(), workers=workers, cpus=1)
+    docs = filtered.docs
+    quotas = effective_quotas(spec)
+    counts = held_out_counts({"se": len(docs)}, quotas, spec.splits.dev + spec.splits.test)
+    dev, test, pool = split_held_out({"se": list(docs)}, counts, spec)
+    without = time.perf_counter() - started
+    path = eval_set(docs, prompts, scratch / "eval.jsonl")
+    spec = spec.model_copy(
+        update={
+            "decontamination": spec.decontamination.model_copy(
+                update={"extra_sets": [{"name": "bench", "uri": str(path)}]}
+            )
+        }
+    )
+    spec = DataSpec.model_validate(spec.model_dump())
+    started = time.perf_counter()
+    ids = UniqueIds()
+    for item in dev + test:
+        item["id"] = ids.assign(item)
+    loaded = load(spec, None, scratch)
+    _, decon = decontaminate_pool(spec, dev, test, loaded, pool, filtered.stats, io.StringIO())
+    extra = time.perf_counter() - started
+    return {
+        "docs": len(docs),
+        "pool": sum(len(p) for p in pool.values()),
+        "without_s": without,
+        "decontam_s": extra,
+        "removed": decon.removed if decon else 0,
+        "units": len(decon.index.units) if decon else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--posts", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--eval-prompts", type=int, default=1000)
+    parser.add_argument("--workdir", type=Path, help="where the generated inputs are cached")
+    args = parser.parse_args()
+    import ray
+
+    workdir = args.workdir or Path(tempfile.gettempdir()) / "lima-bench" / f"curate-{args.posts}"
+    xml, _, _ = cached_inputs(args.posts, workdir, with_jsonl=False)
+    ray.init(
+        num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
+        configure_logging=False,
+    )  # fmt: skip
+    print(f"{'rules':14} {'docs':>7} {'units':>6} {'without s':>10} {'posts/s':>9} "
+          f"{'decontam s':>11} {'with posts/s':>13} {'slower':>7} {'removed':>8}")  # fmt: skip
+    for relaxed in (False, True):
+        with tempfile.TemporaryDirectory() as scratch:
+            r = measure(xml, args.workers, relaxed, args.eval_prompts, Path(scratch))
+        rate = args.posts / r["without_s"]
+        with_rate = args.posts / (r["without_s"] + r["decontam_s"])
+        print(
+            f"{'relaxed' if relaxed else 'paper':14} {r['docs']:7,} {r['units']:6,} "
+            f"{r['without_s']:10.1f} {rate:9,.0f} {r['decontam_s']:11.2f} {with_rate:13,.0f} "
+            f"{1 - with_rate / rate:7.1%} {r['removed']:8,}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
