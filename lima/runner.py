@@ -18,12 +18,13 @@ from typing import Any
 
 from lima import dag
 from lima.dag import PlannedStage, Stage
-from lima.errors import LimaError, StageError, StoreError
+from lima.errors import IntegrityError, LimaError, StageError, StoreError
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.stage_logs import stage_log
 from lima.stages.base import ProgressSink, StageContext
 from lima.store import ArtifactStore, InputRef, Manifest, now_iso, open_store
+from lima.store.verify import SkipUnreadable
 
 log = logging.getLogger("lima.runner")
 
@@ -119,6 +120,9 @@ class RunOptions:
     force_stages: Sequence[str] = ()
     only: Sequence[str] | None = None
     """Run these stages (and reuse their inputs from the cache); None = all."""
+    verify: bool = False
+    """Re-hash every object of a cache hit (`lima run --verify`); by default a cache hit is
+    checked cheaply: manifest intact, every object present with its size."""
 
 
 class _Walk:
@@ -143,8 +147,10 @@ class _Walk:
     def plan(self) -> list[PlannedStage]:
         """The plan as it stands now: re-read after each stage (its artifact changes the keys
         of the stages after it); forced stages count as uncached until they have run."""
+        # An unreadable manifest counts as no artifact: the stage runs again and replaces it.
+        readable = SkipUnreadable(self.store)
         return dag.plan(
-            self.experiment, self.store, self.stages, ignore_cache=lambda s: s.name in self.to_force
+            self.experiment, readable, self.stages, ignore_cache=lambda s: s.name in self.to_force
         )
 
     def inputs(self, planned: list[PlannedStage], stage: Stage) -> dict[str, Manifest]:
@@ -216,7 +222,8 @@ def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events)
         planned = walk.plan()
         step = planned[position]
         key = step.key or ""
-        if step.manifest is not None:
+        damaged = step.manifest is not None and _intact(walk, stage, step.manifest) is None
+        if step.manifest is not None and not damaged:
             cached = step.manifest
             return StageRun(
                 stage.name, key, "cached", cached.uri, cached.digest, elapsed(), "", cached.summary
@@ -228,19 +235,28 @@ def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events)
             raise LimaError(f"stage {stage.name!r} is not cached; run it first")
         progress = events.stage_started(stage, key)
         forced = stage.name in walk.to_force
-        # The stage's log goes to the store when it ends (lima.stage_logs): `lima logs` reads it
-        # after the process, or on a cluster the RayJob's Ray cluster, is gone.
-        with stage_log(walk.store, walk.experiment.metadata.name, stage.name):
-            manifest = execute(
-                walk.experiment,
-                stage,
-                walk.inputs(planned, stage),
-                walk.store,
-                settings,
-                progress,
-                key,
-                replace=forced,
-            )
+        # One computation per key: a concurrent run of the same key holds this lease; we wait,
+        # then serve what it published (lima.store.lease).
+        with walk.store.lease(stage.name, key):
+            adopted = None if forced else _published_meanwhile(walk, stage, key)
+            if adopted is not None:
+                return StageRun(
+                    stage.name, key, "cached", adopted.uri, adopted.digest, elapsed(), "",
+                    adopted.summary,
+                )  # fmt: skip
+            # The stage's log goes to the store when it ends (lima.stage_logs): `lima logs`
+            # reads it after the process, or on a cluster the RayJob's Ray cluster, is gone.
+            with stage_log(walk.store, walk.experiment.metadata.name, stage.name):
+                manifest = execute(
+                    walk.experiment,
+                    stage,
+                    walk.inputs(planned, stage),
+                    walk.store,
+                    settings,
+                    progress,
+                    key,
+                    replace=forced or damaged,
+                )
         walk.to_force.discard(stage.name)
         return StageRun(
             stage.name, key, "done", manifest.uri, manifest.digest, elapsed(), "", manifest.summary
@@ -249,6 +265,23 @@ def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events)
         log.debug("stage %s failed", stage.name, exc_info=True)
         message = str(error) if isinstance(error, LimaError) else f"{type(error).__name__}: {error}"
         return StageRun(stage.name, key, "failed", duration_s=elapsed(), message=message)
+
+
+def _intact(walk: _Walk, stage: Stage, manifest: Manifest) -> Manifest | None:
+    """`manifest` if its objects check out (sizes; sha256 too with `--verify`), else None: a
+    damaged artifact is computed again and replaces it, never served."""
+    try:
+        walk.store.verify(manifest, deep=walk.options.verify)
+    except IntegrityError as error:
+        log.warning("%s: %s; computing it again", stage.name, error)
+        return None
+    return manifest
+
+
+def _published_meanwhile(walk: _Walk, stage: Stage, key: str) -> Manifest | None:
+    """The intact artifact another run published at `key` while we waited for its lease."""
+    manifest = SkipUnreadable(walk.store).manifest(stage.name, key)
+    return None if manifest is None else _intact(walk, stage, manifest)
 
 
 def run_single_stage(

@@ -28,15 +28,21 @@ from lima.store import ArtifactStore, Manifest, open_store
 log = logging.getLogger("lima.sweep")
 
 
-def variant_experiment(experiment: Experiment, variant: Variant) -> Experiment:
-    """The Experiment one variant runs (validated; `spec.sweep` is gone from it)."""
+def variant_experiment(
+    experiment: Experiment, variant: Variant, *, name: str | None = None
+) -> Experiment:
+    """The Experiment one variant runs (validated; `spec.sweep` is gone from it).
+
+    Locally it is named `<sweep>-<variant>` (its runs show apart in `lima status`); the operator
+    keeps the sweep's `name`, so the variant's RayJobs belong to the sweep's object.
+    """
     if experiment.spec.sweep is None:
         raise LimaError(f"{experiment.metadata.name} has no spec.sweep")
     return Experiment.model_validate(
         {
             "apiVersion": experiment.apiVersion,
             "kind": experiment.kind,
-            "metadata": {"name": variant_name(experiment, variant)},
+            "metadata": {"name": name or variant_name(experiment, variant)},
             "spec": variant_document(experiment.spec, variant),
         }
     )

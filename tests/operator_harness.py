@@ -31,6 +31,7 @@ from lima.results import (
     TrainResult,
 )
 from lima.settings import Settings
+from lima.spec import Experiment
 from lima.spec.load import parse_experiment
 from lima.store import InputRef, Manifest, open_store
 
@@ -215,12 +216,16 @@ def experiment_status(kmock: Any, name: str = "demo") -> dict[str, Any]:
 
 def publish(
     settings: Settings,
-    document: dict[str, Any],
+    document: dict[str, Any] | Experiment,
     stage_name: str,
     result: StageResult | None = None,
 ) -> Manifest:
     """Publish `stage_name`'s artifact as its RayJob would (upstream artifacts must exist)."""
-    experiment = parse_experiment({**document, "metadata": {"name": document["metadata"]["name"]}})
+    experiment = (
+        document
+        if isinstance(document, Experiment)
+        else parse_experiment({**document, "metadata": {"name": document["metadata"]["name"]}})
+    )
     store = open_store(settings, experiment.spec.storage)
     planned = {p.name: p for p in dag.plan(experiment, store)}
     step = planned[stage_name]

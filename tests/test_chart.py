@@ -290,7 +290,7 @@ def test_least_privilege_rbac(rendered) -> None:
     self_role = next(r for r in _of(docs, "Role") if r["metadata"]["name"].endswith("-self"))
     assert _rules(self_role) == {
         ("", "configmaps"): {"get"},
-        ("coordination.k8s.io", "leases"): {"create", "get", "update"},
+        ("coordination.k8s.io", "leases"): {"create", "get", "patch"},
     }
     assert self_role["rules"][0]["resourceNames"] == ["lima-lima-run-pools"]
     crd_role = next(r for r in _of(docs, "ClusterRole") if r["metadata"]["name"].endswith("crd"))
@@ -462,3 +462,43 @@ def test_values_are_all_commented() -> None:
             continue  # a section header; its leaves carry the comments
         above = lines[number - 1].strip() if number else ""
         assert above.startswith("#"), f"values.yaml:{number + 1}: {key} has no comment"
+
+
+def test_e2e_script_passes_shellcheck() -> None:
+    """scripts/e2e.sh cannot run here (no cluster): it is at least checked by shellcheck."""
+    import subprocess
+
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    found = subprocess.run(
+        ["shellcheck", str(REPO / "scripts/e2e.sh")], capture_output=True, text=True, check=False
+    )
+    assert found.returncode == 0, found.stdout
+
+
+def test_e2e_experiment_fits_the_e2e_chart_values() -> None:
+    """The Experiment scripts/e2e.sh applies is admitted by the pools it installs the chart with
+    (values read from the script's own `--set` flags, the spec from its own rewrite)."""
+    import re
+
+    from lima.k8s.pools import check_pools
+
+    script = (REPO / "scripts/e2e.sh").read_text()
+    values: dict[str, Any] = {}
+    for path, value in re.findall(r"--set (pools\.cpu\.[A-Za-z]+)=(\S+)", script):
+        values.setdefault("pools", {}).setdefault("cpu", {})[path.rsplit(".", 1)[-1]] = (
+            int(value) if value.isdigit() else value
+        )
+    assert values["pools"]["cpu"]["maxWorkers"] == 1
+    docs = render(values)
+    pools = load_pools(_of(docs, "ConfigMap")[0]["data"]["pools.yaml"])
+    rewrite = re.search(r"<<'PY'.*?\n(.*?)\nPY\n", script, re.S).group(1)
+    import subprocess
+    import sys
+
+    applied = subprocess.run(
+        [sys.executable, "-c", rewrite], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    document = yaml.safe_load(applied)
+    experiment = parse_experiment(document)
+    assert check_pools(experiment, pools) == []

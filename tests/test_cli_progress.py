@@ -76,3 +76,51 @@ def test_plain_events_print_whole_lines_with_short_ids() -> None:
     assert "file://" not in out.getvalue()
     failed = StageRun("train", "", "failed", duration_s=1.0, message="loss diverged at step 7")
     assert finished_text(failed) == "failed 1.0s: loss diverged at step 7"
+
+
+def test_output_to_log_takes_fd_level_noise_off_the_terminal(tmp_path: Path) -> None:
+    """What Ray's C++ core worker does (write(2, ...)) and what Python libraries do (print to
+    sys.stderr, logging) all land in the log; only the display reaches the real stdout."""
+    import subprocess
+    import sys
+
+    script = f"""
+import logging, os, sys
+from pathlib import Path
+from lima.console.capture import output_to_log
+logging.basicConfig()
+with output_to_log(Path({str(tmp_path / "logs" / "run.log")!r})) as terminal:
+    os.write(2, b"core_worker.cc:2465 native noise\\n")
+    os.write(1, b"native stdout noise\\n")
+    print("python stderr noise", file=sys.stderr)
+    logging.getLogger("ray").warning("Token authentication is enabled")
+    terminal.write("display line\\n")
+print("after the run")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "display line\nafter the run\n"
+    assert done.stderr == ""
+    log = (tmp_path / "logs" / "run.log").read_text()
+    for noise in ("native noise", "native stdout noise", "python stderr noise", "Token auth"):
+        assert noise in log
+    assert (tmp_path / "logs" / "run.log").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_live_display_leaves_sys_stderr_to_the_log() -> None:
+    """rich's Live would print sys.stdout/sys.stderr writes above the bars (how Ray's start-up
+    warnings reached the terminal): with the streams left alone they go to the log file."""
+    import sys
+
+    from rich.console import Console
+
+    from lima.cli_progress import RichEvents
+
+    before = sys.stdout, sys.stderr
+    shown = io.StringIO()
+    with RichEvents(Console(file=shown, force_terminal=True, width=100)):
+        assert (sys.stdout, sys.stderr) == before
+        print("Token authentication is enabled", file=sys.stderr)
+    assert "Token authentication" not in shown.getvalue()

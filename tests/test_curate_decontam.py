@@ -521,3 +521,45 @@ def test_html_report_shows_contamination(planted_run, tmp_path: Path):
         row = section[section.index(f"<td>{name}</td>") :].split("</tr>")[0]
         assert f"<td>{found['removed']}</td>" in row
     assert "8 were removed" in html
+
+
+def test_evaluation_set_names_stay_distinct():
+    from pydantic import ValidationError
+
+    base = {"sources": [{"name": "a", "kind": "authored", "uri": "x", "quota": 1}]}
+    for bad in (
+        [{"name": "test", "uri": "y"}],
+        [{"name": "b", "uri": "y"}, {"name": "b", "uri": "z"}],
+    ):
+        with pytest.raises(ValidationError, match="extra_sets names"):
+            DataSpec.model_validate({**base, "decontamination": {"extra_sets": bad}})
+    experiment = Experiment.model_validate(
+        {
+            "apiVersion": "lima-run.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": {"name": "names"},
+            "spec": {
+                "data": {
+                    **base,
+                    "decontamination": {"extra_sets": [{"name": "mt", "uri": "a.jsonl"}]},
+                },
+                "generate": {
+                    "prompt_sets": [
+                        {"name": "dev", "uri": "q.jsonl"},  # a file named like a split
+                        {"name": "mt", "uri": "b.jsonl"},  # a name an extra set already has
+                        {"name": "again", "uri": "a.jsonl"},  # a file already listed
+                    ]
+                },
+                "judge": {"selection_prompts": 1},
+            },
+        }
+    )
+    sets = effective_data(experiment.spec).decontamination.extra_sets
+    assert [(s.name, s.uri) for s in sets] == [
+        ("mt", "a.jsonl"),
+        ("generate-dev", "q.jsonl"),
+        ("generate-mt", "b.jsonl"),
+    ]
+    off = experiment.model_copy(deep=True)
+    off.spec.data.decontamination.generate_sets = False
+    assert [s.name for s in effective_data(off.spec).decontamination.extra_sets] == ["mt"]

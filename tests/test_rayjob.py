@@ -147,12 +147,12 @@ def test_gpu_pool_variant() -> None:
 
 
 def test_elastic_and_fixed_pools() -> None:
-    exp = experiment(train={"workers": 3})
+    exp = experiment(train={"workers": 4})
     elastic = build(exp, "train", pool=CPU)
     _check(elastic)
     group = elastic["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert elastic["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is True
-    assert (group["minReplicas"], group["maxReplicas"]) == (0, 3)
+    assert (group["minReplicas"], group["maxReplicas"]) == (0, 4)
     head = elastic["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
     assert "automountServiceAccountToken" not in head  # the autoscaler needs the token
     autoscaler = elastic["spec"]["rayClusterSpec"]["autoscalerOptions"]["resources"]
@@ -163,7 +163,7 @@ def test_elastic_and_fixed_pools() -> None:
     _check(fixed)
     group = fixed["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert fixed["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is False
-    assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
+    assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (4, 4, 4)
     head = fixed["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
     assert head["automountServiceAccountToken"] is False  # no autoscaler: no API access
 
@@ -206,7 +206,7 @@ def test_fake_kueue_webhook_rejects_what_kueue_rejects() -> None:
 
 
 def test_autoscaler_rule_catches_a_head_without_token() -> None:
-    job = build(experiment(train={"workers": 3}), "train", pool=CPU)
+    job = build(experiment(train={"workers": 4}), "train", pool=CPU)
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
     head["automountServiceAccountToken"] = False  # what the builder used to write
     assert autoscaler_problems(job)
@@ -284,7 +284,7 @@ def test_resources_edit_gives_a_new_rayjob_name() -> None:
     key = "0123456789abcdef0123456789abcdef"
     before = stage_rayjob_name(experiment(train={"gpus": 0}), "train", key, 0)
     assert before == stage_rayjob_name(experiment(train={"gpus": 0}), "train", key, 0)
-    for edit in ({"gpus": 1}, {"pool": "gpu"}, {"timeout_s": 60}, {"workers": 3}):
+    for edit in ({"gpus": 1}, {"pool": "gpu"}, {"timeout_s": 60}, {"workers": 4}):
         assert stage_rayjob_name(experiment(train=edit), "train", key, 0) != before, edit
     assert build(experiment(train={"gpus": 0}), "train")["metadata"]["name"] == before
 

@@ -25,7 +25,9 @@ def wtl(win: float, tie: float, loss: float, n: int = 40) -> dict:
         "resamples": 1000,
         "seed": 0,
         "position_consistency": 0.9,
+        "score": win + tie / 2,
         "ci": {
+            "score": [win + tie / 2 - 0.08, win + tie / 2 + 0.08],
             "win": [win - 0.1, win + 0.1],
             "tie": [tie - 0.05, tie + 0.05],
             "loss": [max(0, loss - 0.1), loss + 0.1],
@@ -98,6 +100,7 @@ def data() -> dict:
         "experiment": "demo",
         "model": {"base": "tiny", "stand_in": True, "note": "a randomly initialised preset"},
         "audit_baseline": "gpt-3",
+        "audit_limit": 40,
         "audit": {"test": audit_rows()},
         "results": {
             "judge": "reference:all-MiniLM-L6-v2",
@@ -217,6 +220,8 @@ def test_report_html_and_figures_show_the_numbers(tmp_path: Path) -> None:
         "211.5",
         "39",
         "80.0%",
+        "59.4%",  # win + tie/2 against gpt-3
+        "[51.4%, 67.4%]",  # its CI
         "stand-in-banner",
         "Model preset <code>tiny</code>",
         "How do I brew coffee?",
@@ -299,3 +304,31 @@ def test_locate_downloads_the_report_from_s3(s3_settings, tmp_path: Path) -> Non
     path = Path(locate(store, "demo", tmp_path / "reports"))
     assert path == tmp_path / "reports" / manifest.key / "report.html"
     assert (path.parent / "wtl-test.png").read_bytes() == PNG
+
+
+def test_audit_rows_pair_each_turn_with_both_answers_and_the_reasoning(tmp_path: Path) -> None:
+    from lima.report.audit import audit_rows
+
+    def jsonl(path: Path, rows: list[dict]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    jsonl(tmp_path / "prompts/test.jsonl", [{"id": "m", "turns": ["Q1", "Q2"]}])
+    for system, answers in {"lima": ["a1", "a2"], "gpt": ["b1", "b2"]}.items():
+        turns = [
+            {"prompt": q, "answer": a, "finish_reason": "eot"}
+            for q, a in zip(["Q1", "Q2"], answers, strict=True)
+        ]
+        jsonl(tmp_path / f"answers/test/{system}.jsonl", [{"id": "m", "turns": turns}])
+    verdicts = [
+        {"set": "test", "system": "lima", "baseline": "gpt", "protocol": "pairwise",
+         "prompt_id": "m", "turn": 2, "value": "loss", "valid": True,
+         "raw": ["B wins.", "A wins."], "detail": {"ab": "B", "ba": "A"}},
+        {"set": "test", "system": "lima", "baseline": None, "protocol": "likert",
+         "prompt_id": "m", "turn": 1, "value": 4, "valid": True, "raw": ["4"], "detail": {}},
+    ]  # fmt: skip
+    first, second = audit_rows(tmp_path, verdicts, "lima", "gpt")["test"]
+    assert (first["turn"], first["verdict"], first["ratings"]) == (1, None, {"likert": 4})
+    assert second["earlier"] == ["Q1"] and (second["answer"], second["other"]) == ("a2", "b2")
+    assert second["verdict"] == "loss"
+    assert [r["text"] for r in second["reasoning"]] == ["B wins.", "A wins."]

@@ -19,7 +19,7 @@ from train_helpers import make_job
 
 from lima.train.callbacks import LoopCallback
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
@@ -36,8 +36,9 @@ def one_rank_group():
 
 @dataclass
 class DropoutProbe(LoopCallback):
-    """Records, for every forward pass through a residual-branch dropout, the step it ran in,
-    whether the module was training and the fraction of the branch output it zeroed."""
+    """Records, for every forward pass through a residual-branch dropout, the epoch it ran in,
+    whether it was a training pass (gradients on) or an evaluation (no_grad), whether the module
+    was in train mode and the fraction of the branch output it zeroed."""
 
     seen: list[dict[str, Any]] = field(default_factory=list)
     where: dict[str, Any] = field(default_factory=dict)
@@ -45,24 +46,24 @@ class DropoutProbe(LoopCallback):
     def on_train_start(self, run: Any, resumed_after: int | None) -> None:
         from lima.train.dropout import BRANCHES, decoder_layers
 
-        self.where = {"epoch": resumed_after, "phase": "restore"}
+        self.where = {"epoch": resumed_after}
         for index, layer in enumerate(decoder_layers(run.engine.module)):
             for _, name in BRANCHES:
                 getattr(layer, name).register_forward_hook(self._record(index, name))
 
     def on_epoch_start(self, run: Any, epoch: int) -> None:
-        self.where = {"epoch": epoch, "phase": "train"}
-
-    def on_epoch_end(self, run: Any, epoch: int, record: dict) -> None:
-        self.where = {"epoch": epoch, "phase": "after"}
+        self.where = {"epoch": epoch}
 
     def _record(self, layer: int, branch: str):
         def hook(module: Any, args: tuple, output: Any) -> None:
+            import torch
+
             x = args[0]
             kept = output[x != 0]
             self.seen.append(
                 {
                     **self.where,
+                    "phase": "train" if torch.is_grad_enabled() else "eval",
                     "layer": layer,
                     "branch": branch,
                     "p": module.p,
@@ -117,7 +118,7 @@ def test_dropout_on_in_every_step_and_resume_is_bit_identical(
     mlp = [s["mask"] for s in top if s["branch"] == "mlp_residual_dropout"]
     assert not attn[0].equal(mlp[0]), "each residual branch draws its own mask"
     assert not attn[0].equal(attn[1]), "a new mask every forward pass"
-    evals = [s for s in probe.seen if s["phase"] == "after" or not s["training"]]
+    evals = [s for s in probe.seen if s["phase"] == "eval"]
     assert evals and all(not s["training"] and s["dropped"] == 0.0 for s in evals), (
         "dev perplexity runs without dropout"
     )

@@ -140,6 +140,7 @@ def test_residual_dropout_ramp_per_layer_and_off_in_eval(tiny_dir: Path) -> None
     assert [layer.residual_dropout_p for layer in layers] == pytest.approx(
         [0.2 * i / (len(layers) - 1) for i in range(len(layers))]
     )
+    assert [layer.mlp_residual_dropout.p for layer in layers] == pytest.approx(ps)
     ids = torch.randint(5, 100, (2, 16))
     model.eval()
     with torch.no_grad():
@@ -152,23 +153,42 @@ def test_residual_dropout_ramp_per_layer_and_off_in_eval(tiny_dir: Path) -> None
     assert ps[0] == 0.0 and ps[-1] == pytest.approx(0.2)
 
 
-def test_residual_dropout_scales_layer_update() -> None:
-    """Measured drop rate of the layer update equals p for the top layer."""
+def test_residual_dropout_acts_on_each_branch_before_the_residual_add(tiny_dir: Path) -> None:
+    """Attention and MLP outputs are each dropped (rate p) before being added to the stream;
+    the stream itself (the residual) is never dropped."""
     import torch
+    from transformers import AutoModelForCausalLM
 
-    from lima.train.dropout import _hook
+    from lima.train.dropout import add_residual_dropout
 
-    class Layer(torch.nn.Module):
-        def forward(self, hidden_states):
-            return hidden_states + 1.0
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    add_residual_dropout(model, 0.5)
+    top = model.model.layers[-1]
+    seen = {}
 
-    layer = Layer()
-    layer.register_forward_hook(_hook(0.3), with_kwargs=True)
-    x = torch.zeros(200_000)
-    out = layer(hidden_states=x)
-    assert abs(float((out == 0).float().mean()) - 0.3) < 0.01
-    layer.eval()
-    assert torch.equal(layer(hidden_states=x), x + 1.0)
+    def keep(name):
+        def hook(module, args, output):
+            seen[name] = (output[0] if isinstance(output, tuple) else output).detach()
+
+        return hook
+
+    top.self_attn.register_forward_hook(keep("attn"))
+    top.mlp.register_forward_hook(keep("mlp"))
+    top.register_forward_hook(keep("layer"))
+    top.register_forward_pre_hook(
+        lambda m, a, kw: seen.update(x=(a[0] if a else kw["hidden_states"]).detach()),
+        with_kwargs=True,
+    )
+    torch.manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        model(torch.randint(5, 100, (4, 64)))
+    for branch in ("attn", "mlp"):
+        zeros = float((seen[branch] == 0).float().mean())
+        assert zeros == pytest.approx(0.5, abs=0.05), branch
+    # out = x + drop(attn) + drop(mlp(...)): where both branches were dropped, out == x.
+    both = (seen["attn"] == 0) & (seen["mlp"] == 0)
+    assert torch.allclose(seen["layer"][both], seen["x"][both])
 
 
 # ---- learning-rate schedule --------------------------------------------------------------
@@ -192,6 +212,7 @@ def test_ds_config_accumulation_and_divisibility() -> None:
 
     spec = TrainSpec(global_batch_size=32, micro_batch_size=2, zero_stage=3)
     config = build_ds_config(spec, workers=4, use_gpu=False)
+    assert config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
     assert config["gradient_accumulation_steps"] == 4
     assert config["zero_optimization"]["stage"] == 3
     assert config["bf16"]["enabled"] is False
@@ -219,11 +240,38 @@ def test_length_grouping_keeps_padding_small_and_plans_equal_passes() -> None:
     assert sorted(i for b in grouped for i in b) == list(range(1000))
     assert non_padding_fraction(grouped, lengths) > 0.95 > non_padding_fraction(naive, lengths)
     plan = plan_epoch(lengths[:37], micro=2, accumulation=2, workers=2, seed=0, epoch=1)
-    assert plan.steps == 5
-    assert all(len(step) == 2 for rank in plan.per_rank for step in rank)
-    seen = {i for rank in plan.per_rank for step in rank for mb in step for i in mb}
-    assert seen == set(range(37))
+    assert plan.steps == 5 and plan.real == [4, 4, 4, 4, 3]
+    assert all(len(step) == 2 for rank in plan.per_rank for step in rank), "equal passes"
+    seen = [i for rank in plan.per_rank for step in rank for mb in step for i in mb]
+    assert sorted(seen) == list(range(37)), "every example exactly once per epoch"
+    fillers = [mb for rank in plan.per_rank for mb in rank[-1] if not mb]
+    assert len(fillers) == 1 and plan.filler
+    assert plan.weight(4) == pytest.approx(4 / 3) and plan.weight(0) == 1.0
     assert plan_epoch(lengths[:37], micro=2, accumulation=2, workers=2, seed=0, epoch=2) != plan
+
+
+def test_filler_passes_leave_the_step_gradient_the_mean_of_real_micro_batches() -> None:
+    """DeepSpeed averages a step's gradient over all its slots (accumulation x workers); with
+    the plan's weights (slots/real on real micro-batches, 0 on fillers) the result is the mean
+    over the real micro-batches, as in a full step."""
+    import torch
+
+    from lima.train.batching import plan_epoch
+
+    plan = plan_epoch([5] * 7, micro=1, accumulation=2, workers=2, seed=0, epoch=1)
+    losses = {i: torch.tensor(float(i + 1), requires_grad=True) for i in range(7)}
+    last = plan.steps - 1
+    total = 0.0
+    for rank in plan.per_rank:
+        for micro in rank[last]:
+            loss = losses[micro[0]] if micro else losses[plan.filler[0]]
+            weight = plan.weight(last) if micro else 0.0
+            total = total + loss * weight / plan.slots  # DeepSpeed: / accumulation, / world
+    total.backward()
+    real = [mb[0] for rank in plan.per_rank for mb in rank[last] if mb]
+    for index, loss in losses.items():
+        expected = 1 / len(real) if index in real else 0.0
+        assert float(loss.grad or 0.0) == pytest.approx(expected)
 
 
 def test_collate_masks_padding() -> None:
@@ -312,3 +360,103 @@ def test_s3_base_is_downloaded(s3_settings, tiny_dir: Path, tmp_path: Path) -> N
     ).read_bytes()
     with pytest.raises(SourceError, match="holds no object"):
         resolve_base(ModelSpec(base="s3://models/nothing-here"), s3_settings, tmp_path)
+
+
+# ---- recipe presets and resource checks ----------------------------------------------------
+
+
+def test_recipe_presets_follow_the_model_size_and_user_values_win() -> None:
+    from lima.train.recipe import estimate_params, resolve
+
+    cases = {
+        "huggyllama/llama-65b": (32, 0.3),
+        "meta-llama/Llama-2-70b-hf": (32, 0.3),
+        "meta-llama/Llama-2-7b-hf": (64, 0.2),
+        "smollm2-135m": (64, 0.2),
+        "tiny": (64, 0.2),
+    }
+    for base, expected in cases.items():
+        params, _ = estimate_params(ModelSpec(base=base))
+        recipe = resolve(TrainSpec(), params)
+        assert (recipe.global_batch_size, recipe.residual_dropout) == expected, base
+    params, _ = estimate_params(ModelSpec(base="huggyllama/llama-65b"))
+    chosen = resolve(TrainSpec(global_batch_size=16, residual_dropout=0.0), params)
+    assert (chosen.global_batch_size, chosen.residual_dropout) == (16, 0.0)
+
+
+def test_resources_are_checked_against_the_model_size() -> None:
+    from lima.spec.resources import StageResources
+    from lima.train.recipe import preflight
+
+    with pytest.raises(StageError) as info:
+        preflight(
+            ModelSpec(base="meta-llama/Llama-2-7b-hf"),
+            TrainSpec(zero_stage=2),
+            StageResources(workers=8, gpus=1, memory="4Gi"),
+        )
+    message = str(info.value)
+    assert "a 7B model in fp32 needs ~" in message and "resources.train.memory is 4Gi" in message
+    needed = float(message.split("needs ~")[1].split(" GiB")[0])
+    assert needed == pytest.approx((1.5 * 2**30 + 4 * 7e9) / 2**30, rel=0.01)
+    # ZeRO-3 loads straight into partitions: the same model fits 8 ranks of 8Gi.
+    preflight(
+        ModelSpec(base="meta-llama/Llama-2-7b-hf"),
+        TrainSpec(zero_stage=3),
+        StageResources(workers=8, gpus=1, memory="8Gi"),
+    )
+    with pytest.raises(StageError, match="use workers: 8 with gpus: 1"):
+        preflight(ModelSpec(), TrainSpec(), StageResources(workers=1, gpus=8, memory="64Gi"))
+    recipe, summary = preflight(ModelSpec(), TrainSpec(), StageResources())
+    assert recipe.global_batch_size == 64 and "global batch 64 (preset)" in summary
+
+
+def test_validate_prints_the_recipe(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lima.cli import app
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    text = (examples / "experiment.yaml").read_text()
+    (tmp_path / "e.yaml").write_text(text.replace("global_batch_size: 4", "# batch unset"))
+    (tmp_path / "data").symlink_to(examples / "data")  # the file's sources are relative to it
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "e.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "global batch 64 (preset)" in result.output
+    assert "residual dropout 0.2 (set)" in result.output
+
+
+# ---- artifact layout, generation defaults ---------------------------------------------------
+
+
+def test_layout_finds_exported_epochs_exactly() -> None:
+    from lima.train import layout
+
+    paths = [
+        "epoch-5/config.json",
+        "epoch-5/tokenizer_config.json",
+        "epoch-6/config.json",  # no tokenizer: incomplete
+        "epoch-07/config.json",
+        "epoch-07/tokenizer_config.json",  # not a name the writer uses
+        "x/epoch-8/config.json",
+        "x/epoch-8/tokenizer_config.json",
+        "metrics.jsonl",
+    ]
+    assert layout.exported_models(paths) == {5: "epoch-5"}
+    assert layout.model_epoch(layout.model_dir(12)) == 12
+    assert layout.tag_epoch(layout.tag(3)) == 3 and layout.tag_epoch("epoch-3") is None
+
+
+def test_exported_models_do_not_carry_the_bases_sampling_settings(tiny_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lima.train.worker import neutral_generation_config
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model.generation_config.repetition_penalty = 1.3
+    model.generation_config.temperature = 0.6
+    model.generation_config.do_sample = True
+    neutral_generation_config(model, tokenizer, eot_id=7)
+    config = model.generation_config
+    assert config.repetition_penalty == 1.0 and config.temperature == 1.0
+    assert not config.do_sample and config.eos_token_id == 7

@@ -40,6 +40,7 @@ def preflight(
         _prompt_files,
         _models,
         _judge,
+        _train_recipe,
     ]
     found = [finding for check in checks for finding in check(experiment, settings, offline)]
     for finding in _local_resources(experiment, settings):
@@ -103,9 +104,28 @@ def _models(experiment: Experiment, settings: Settings, offline: bool) -> Iterat
             yield Finding(field, problem)
 
 
+def _train_recipe(experiment: Experiment, settings: Settings, offline: bool) -> Iterator[Finding]:
+    """Train resources against the base's size, and GPUs per worker (lima.train.recipe)."""
+    from lima.train.recipe import estimate_params, resolve, train_problems
+
+    spec = experiment.spec
+    params, _ = estimate_params(spec.model)
+    recipe = resolve(spec.train, params)
+    for problem in train_problems(spec.resources.train, recipe, params):
+        yield Finding("spec.resources.train", problem)
+
+
 def model_problem(location: str, settings: Settings, offline: bool) -> str | None:
     """Why the model's config cannot be read (None when it can, or it cannot be checked)."""
-    if location == "tiny":
+    from lima.models.presets import PRESETS, TINY, gguf_path
+
+    if location == TINY:
+        return None
+    if location in PRESETS:  # a pretrained model shipped in a package
+        try:
+            gguf_path(PRESETS[location])
+        except LimaError as error:
+            return str(error)
         return None
     if location.startswith("s3://"):
         return None if offline else _s3_model_problem(location, settings)

@@ -83,7 +83,10 @@ def decontaminate_pool(
     stats: Stats,
     rejected: TextIO,
 ) -> tuple[list[Item], Decontaminator | None]:
-    """The training pool without the docs that overlap dev, test or an evaluation set."""
+    """The training pool without the docs that overlap dev, test or an evaluation set.
+
+    It runs on the driver: shipping the index and the docs to Ray tasks was measured slower than
+    matching in-process (12 s against 4-7 s for 5,113 docs and 2,200 held-out items)."""
     docs = [d for source in pool.values() for d in source]
     config = spec.decontamination
     if not config.enabled:

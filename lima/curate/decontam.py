@@ -3,8 +3,8 @@
 Two steps. Candidate search: an index from every word n-gram of the held-out prompts and answers
 to the items that contain it; a training turn's n-grams are looked up in it, and every held-out
 item sharing one is a candidate. Exact check: for each candidate pair the size of the
-intersection of the two full n-gram sets is counted (no sketch, no estimate) and the similarity
-compared with the spec's thresholds (`spec.data.decontamination`):
+intersection of the two full n-gram sets is counted from the index (no sketch, no estimate) and
+the similarity compared with the spec's thresholds (`spec.data.decontamination`):
 
 - prompt_containment: share of a held-out prompt's n-grams found in the training turn (PaLM's
   test), so a training prompt that wraps the question ("Can anyone tell me: <question>") or a
@@ -19,10 +19,11 @@ Every user and assistant turn of a training doc is compared; a removal names the
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lima.curate.evalsets import SPLITS, LoadedSet
@@ -133,65 +134,79 @@ class Index:
 
     def __init__(self, units: list[Unit], config: Decontamination) -> None:
         self.units, self.config = units, config
-        self.grams: dict[Gram, list[int]] = {}
-        self.prefixes: dict[Gram, list[int]] = {}
+        # Postings: the first unit of each n-gram, and the full list for the few n-grams that
+        # several units share (filled with C-level set and dict operations: a Python loop over
+        # every n-gram of 1,000+ held-out items was most of the build time).
+        self.first: dict[Gram, int] = {}
+        self.more: dict[Gram, list[int]] = {}
+        self.anchors: dict[str, list[int]] = {}
         self.equal: dict[tuple[str, ...], list[int]] = {}
         for index, unit in enumerate(units):
-            for gram in unit.grams:
-                self.grams.setdefault(gram, []).append(index)
+            seen = unit.grams & self.first.keys()
+            for gram in seen:
+                self.more.setdefault(gram, [self.first[gram]]).append(index)
+            self.first.update(dict.fromkeys(unit.grams - seen, index))
             if unit.phrase and len(unit.phrase) >= config.min_words:
-                self.prefixes.setdefault(unit.phrase[: config.min_words], []).append(index)
+                # A short prompt is a candidate when its longest (likely rarest) word is in the
+                # turn; building every turn's n-grams of each short length would cost more.
+                self.anchors.setdefault(max(unit.phrase, key=len), []).append(index)
             elif unit.phrase:
                 self.equal.setdefault(unit.phrase, []).append(index)
-        self.keys = frozenset(self.grams)
+        self.keys = frozenset(self.first)
+        self.shared_keys = frozenset(self.more)
+        self.anchor_words = frozenset(self.anchors)
         self.sizes = [len(unit.grams) for unit in units]
         self.answers = [unit.kind == "answer" for unit in units]
-        self.prefix_keys = frozenset(self.prefixes)
 
     def matches(self, conversation: list[str]) -> list[Match]:
-        """The strongest measured similarity per (held-out unit, metric) over every turn, in
-        (unit, metric) order."""
-        best: dict[tuple[int, str], tuple[float, int]] = {}
+        """The strongest similarity per (held-out unit, metric) over every turn (on a tie the
+        earliest turn), in (unit, metric) order."""
+        contained: dict[int, tuple[float, int]] = {}  # prompt or answer containment per unit
+        overlap: dict[int, tuple[float, int]] = {}  # answer Jaccard per unit
+        sizes, answers = self.sizes, self.answers
         for turn, text in enumerate(conversation):
             tokens = words(text)
             grams = ngram_set(tokens, self.config.ngram)
-            # Candidates: every unit sharing an n-gram. Counting the postings the turn's n-grams
-            # hit gives |unit n-grams & turn n-grams| exactly (both are sets and the index lists
-            # each of a unit's n-grams once), so the measures below are exact, not estimates.
-            hits = [i for gram in grams & self.keys for i in self.grams[gram]]
+            # Candidates: the units sharing an n-gram with the turn. Exact check: both sides are
+            # sets and a unit appears once in an n-gram's postings, so counting the postings the
+            # turn's n-grams hit is |unit n-grams & turn n-grams| (no sketch, no estimate).
+            common = grams & self.keys
+            hits = [self.first[gram] for gram in common]
+            for gram in common & self.shared_keys:
+                hits += self.more[gram][1:]
             for index, shared in Counter(hits).items():
-                size = self.sizes[index]
-                if self.answers[index]:
-                    _keep(best, index, "answer_containment", shared / size, turn)
-                    jaccard = shared / (size + len(grams) - shared)
-                    _keep(best, index, "answer_jaccard", jaccard, turn)
-                else:
-                    _keep(best, index, "prompt_containment", shared / size, turn)
+                value = shared / sizes[index]
+                found = contained.get(index)
+                if found is None or value > found[0]:
+                    contained[index] = (value, turn)
+                if answers[index]:
+                    value = shared / (sizes[index] + len(grams) - shared)
+                    found = overlap.get(index)
+                    if found is None or value > found[0]:
+                        overlap[index] = (value, turn)
             for index in self._phrase_hits(tokens):
-                _keep(best, index, "prompt_containment", 1.0, turn)
-        return [Match(i, metric, *best[i, metric]) for i, metric in sorted(best)]
+                if contained.get(index, (0.0,))[0] < 1.0:
+                    contained[index] = (1.0, turn)
+        out = [
+            Match(i, "answer_containment" if answers[i] else "prompt_containment", *value)
+            for i, value in contained.items()
+        ]
+        out += [Match(i, "answer_jaccard", *value) for i, value in overlap.items()]
+        return sorted(out, key=lambda m: (m.unit, m.metric))
 
     def _phrase_hits(self, tokens: list[str]) -> list[int]:
         hits = list(self.equal.get(tuple(tokens), []))
-        if self.prefixes and len(tokens) >= self.config.min_words:
-            starts = ngram_set(tokens, self.config.min_words) & self.prefix_keys
-            candidates = sorted({i for start in starts for i in self.prefixes[start]})
+        if self.anchors and len(tokens) >= self.config.min_words:
+            found = self.anchor_words.intersection(tokens)
+            candidates = sorted({i for word in found for i in self.anchors[word]})
             hits += [i for i in candidates if contains_phrase(tokens, list(self.units[i].phrase))]
         return hits
 
-    def is_hit(self, match: Match) -> bool:
-        if match.metric == "answer_jaccard":
-            return match.similarity >= self.config.answer_jaccard
-        return match.similarity >= self.config.containment
 
-
-def _keep(
-    best: dict[tuple[int, str], tuple[float, int]], unit: int, metric: str, value: float, turn: int
-) -> None:
-    """Keep the highest value per (unit, metric); on a tie the earliest turn."""
-    found = best.get((unit, metric))
-    if found is None or (value, -turn) > (found[0], -found[1]):
-        best[unit, metric] = (value, turn)
+def is_hit(match: Match, config: Decontamination) -> bool:
+    if match.metric == "answer_jaccard":
+        return match.similarity >= config.answer_jaccard
+    return match.similarity >= config.containment
 
 
 @dataclass
@@ -201,15 +216,13 @@ class SetReport:
     prompts: int = 0
     answers: int = 0
     removed: int = 0
-    closest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Decontaminator:
     """Drops training docs that overlap a held-out unit; remembers the nearest misses."""
 
     def __init__(self, units: list[Unit], config: Decontamination, uris: dict[str, str]) -> None:
-        self.index = Index(units, config)
-        self.config = config
+        self.units, self.config = units, config
         self.checked = self.removed = 0
         self.sets: dict[str, SetReport] = {}
         for name, uri in uris.items():
@@ -220,18 +233,20 @@ class Decontaminator:
                 report.prompts += 1
             else:
                 report.answers += 1
+        self.index = Index(units, config)
 
     def __call__(self, docs: Iterable[Item], stats: Stats) -> Iterator[Item]:
+        """Docs kept and rejections, in doc order."""
         for item in docs:
             self.checked += 1
-            found = self.index.matches(item["conversations"])
-            hits = [m for m in found if self.index.is_hit(m)]
+            matches = self.index.matches(item["conversations"])
+            hits = [m for m in matches if is_hit(m, self.config)]
             if not hits:
-                item["_nearest"] = self._nearest_per_set(found)
+                item["_nearest"] = self._nearest_per_set(matches)
                 yield item
                 continue
             self.removed += 1
-            for name in {self.index.units[m.unit].set for m in hits}:
+            for name in {self.units[m.unit].set for m in hits}:
                 self.sets[name].removed += 1
             stats.count_drop(item["source"], RULE)
             yield self._rejection(item, hits)
@@ -240,14 +255,14 @@ class Decontaminator:
         """Only what the report needs: the closest unit per (set, metric) of this doc."""
         nearest: dict[tuple[str, str], Match] = {}
         for match in found:
-            key = (self.index.units[match.unit].set, match.metric)
+            key = (self.units[match.unit].set, match.metric)
             if key not in nearest or match.similarity > nearest[key].similarity:
                 nearest[key] = match
         return list(nearest.values())
 
     def _rejection(self, item: Item, hits: list[Match]) -> Item:
         strongest = max(hits, key=lambda m: (m.similarity, -m.unit))
-        unit = self.index.units[strongest.unit]
+        unit = self.units[strongest.unit]
         detail = (
             f"turn {strongest.turn} overlaps {unit.split} {unit.set} item {unit.id} {unit.kind} "
             f"turn {unit.turn}: {strongest.metric} {strongest.similarity:.3f}"
@@ -267,12 +282,13 @@ class Decontaminator:
         closest: dict[str, dict[str, tuple[float, Item, Match]]] = {n: {} for n in self.sets}
         for item in train:
             for match in item.get("_nearest", []):
-                unit = self.index.units[match.unit]
+                unit = self.units[match.unit]
                 best = closest[unit.set].get(match.metric)
                 if best is None or match.similarity > best[0]:
                     closest[unit.set][match.metric] = (match.similarity, item, match)
         config = self.config
         return {
+            "enabled": True,
             "thresholds": {
                 "ngram": config.ngram,
                 "containment": config.containment,
@@ -300,23 +316,28 @@ class Decontaminator:
 
     def _pair(self, similarity: float, item: Item, match: Match) -> dict[str, Any]:
         return {
-            "similarity": round(similarity, 4),
+            # Rounded down: a pair just below a threshold must not read as reaching it.
+            "similarity": math.floor(similarity * 10_000) / 10_000,
             "train": {"id": item.get("id"), "turn": match.turn},
-            "held_out": self.index.units[match.unit].describe(),
+            "held_out": self.units[match.unit].describe(),
         }
 
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Building the index and the turns' n-gram sets allocates millions of small tuples; each
-    allocation burst would trigger a full garbage collection over every doc in memory (measured:
-    most of the index build time). Nothing here creates reference cycles, so collection waits."""
+    burst would trigger a full garbage collection over every doc in memory (measured: most of
+    the index build time), and collecting once at the end still cost a second. So automatic
+    collection waits, and what existed before is frozen out of the next collections (nothing
+    here creates reference cycles)."""
     import gc
 
     enabled = gc.isenabled()
     gc.disable()
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         if enabled:
             gc.enable()

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from lima.curate.minhash import signatures
-from lima.curate.readers import (
-    authored,
-    natural_instructions,
-    stackexchange,
-    wikihow,
-    writingprompts,
-)
+from lima.curate.readers import stackexchange
+from lima.curate.readers.authored import AuthoredReader
+from lima.curate.readers.base import Reader
+from lima.curate.readers.natural_instructions import NaturalInstructionsReader
+from lima.curate.readers.wikihow import WikiHowReader
+from lima.curate.readers.writingprompts import WritingPromptsReader
 from lima.curate.records import Item, rejection_lines
 from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
@@ -88,17 +87,23 @@ def read_items(row: dict[str, Any], spec: DataSpec, stats: Stats) -> Iterator[It
             max_chars=limit,
             stats=stats,
         )
-    elif kind == "wikihow":
-        items = wikihow.read(path, source, filters.wikihow, limit, stats)
-    elif kind == "writingprompts":
-        items = writingprompts.read(path, source, filters.writingprompts, limit, stats)
-    elif kind == "natural_instructions":
-        items = natural_instructions.read(
-            path, source, filters.natural_instructions, limit, spec.seed, stats
-        )
     else:
-        items = authored.read(path, source, limit, stats)
+        items = _reader(kind, path, source, spec, stats).read()
     yield from _with_uri(items, row)
+
+
+def _reader(kind: str, path: str, source: str, spec: DataSpec, stats: Stats) -> Reader:
+    filters, limit = spec.filters, spec.filters.max_field_chars
+    common = {"source": source, "path": path, "stats": stats, "max_chars": limit}
+    if kind == "wikihow":
+        return WikiHowReader(**common, rules=filters.wikihow)
+    if kind == "writingprompts":
+        return WritingPromptsReader(**common, rules=filters.writingprompts)
+    if kind == "natural_instructions":
+        return NaturalInstructionsReader(
+            **common, rules=filters.natural_instructions, seed=spec.seed
+        )
+    return AuthoredReader(**common)
 
 
 def _with_uri(items: Iterable[Item], row: dict[str, Any]) -> Iterator[Item]:

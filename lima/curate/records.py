@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 Item = dict[str, Any]
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def doc(
@@ -56,8 +57,9 @@ def prompt_of(item: Item) -> str:
 def rejection_lines(items: Iterable[Item]) -> tuple[str, int]:
     """(rejected.jsonl text, line count) of the rejections among `items`; built where the rows
     are read, so only one string per shard crosses to the driver."""
+    encode = _ENCODER.encode  # json.dumps(..., ensure_ascii=False) builds an encoder per call
     lines = [
-        json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n"
+        encode({k: v for k, v in item.items() if k != "type"}) + "\n"
         for item in items
         if item["type"] == "rejected"
     ]

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from html_to_markdown import ConversionError, ConversionOptions, convert
+from html_to_markdown import ConversionError
+from html_to_markdown._html_to_markdown import ConversionOptions, HeadingStyle, convert
 
 # LIMA 2.1: "we also remove links, images, and other HTML tags from the response, retaining only
 # code blocks and lists". Stripping <a> keeps its text; stripping <img> leaves nothing.
 # html-to-markdown (Rust core) replaced markdownify here: 5x faster, the same Markdown for ~90% of
-# Stack Exchange bodies, the rest differing in line breaks (see docs/curation.md).
+# Stack Exchange bodies, the rest differing in line breaks (see docs/curation.md). The options
+# are built once in the native form (the package's `convert` rebuilds them on every call, which
+# cost more than the conversion of a short body).
 _OPTIONS = ConversionOptions(
     strip_tags=["a", "img"],
-    heading_style="atx",
+    heading_style=HeadingStyle.ATX,
     bullets="-",
     escape_asterisks=False,
     escape_underscores=False,

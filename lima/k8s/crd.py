@@ -177,6 +177,7 @@ PRINTER_COLUMNS = [
     {"name": "Total", "type": "integer", "jsonPath": ".status.stagesTotal"},
     {"name": "Best-Epoch", "type": "integer", "jsonPath": ".status.bestEpoch"},
     {"name": "Win-Rate", "type": "string", "jsonPath": ".status.winRate"},
+    {"name": "Variants", "type": "string", "jsonPath": ".status.variantProgress"},
     # Why the phase is what it is: every condition carries the latest reason and message.
     {
         "name": "Reason",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.generation.checkpoints import metric_records
+from lima.report.audit import LIMIT as AUDIT_LIMIT
 from lima.report.audit import audit_rows
 
 SPLITS = ("train", "dev", "test")
@@ -85,6 +86,7 @@ def collect(ctx: Any) -> dict[str, Any]:
             baselines[0] if baselines else None,
         ),
         "audit_baseline": baselines[0] if baselines else None,
+        "audit_limit": AUDIT_LIMIT,
         "results": results,
         "selection": read("select", "selection.json"),
         "generation": read("generate", "generate.json"),

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lima.dag import judge_config
 from lima.errors import StageError
 from lima.settings import Settings
@@ -36,16 +34,9 @@ def compare(
 ) -> Manifest:
     """The comparison artifact of a finished sweep (a cache hit when nothing changed)."""
     inputs = {
-        f"{run.variant.name}/{stage}": _required(run, store, stage)
-        for run in runs
-        for stage in ("curate", "generate", "judge")
+        (run.variant.name, stage): _required(run, store, stage) for run in runs for stage in INPUTS
     }
-    config = {
-        "judge": judge_config(experiment),
-        "baseline": experiment.spec.sweep.baseline_name,
-        "variants": [run.variant.model_dump(mode="json") for run in runs],
-    }
-    key = artifact_key(STAGE, VERSION, config, {n: m.digest for n, m in inputs.items()})
+    key, config = compare_key(experiment, inputs)
     cached = store.manifest(STAGE, key)
     if cached is not None:
         return cached
@@ -62,13 +53,34 @@ def compare(
             out,
             code_version=VERSION,
             config=config,
-            inputs=[InputRef(n, m.key, m.digest, m.uri) for n, m in inputs.items()],
+            inputs=[InputRef(f"{v}/{n}", m.key, m.digest, m.uri) for (v, n), m in inputs.items()],
             started_at=started_at,
             summary={"variants": [row["variant"] for row in data["rows"]]},
             duration_s=round(time.perf_counter() - started, 3),
         )
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+INPUTS = ("curate", "generate", "judge")
+"""The artifacts of each variant the comparison reads."""
+
+
+def compare_key(
+    experiment: Experiment, inputs: dict[tuple[str, str], Manifest]
+) -> tuple[str, dict[str, Any]]:
+    """The comparison's content key and config, from `{(variant, stage): manifest}` of INPUTS.
+
+    Light (no numpy, no judge): the operator computes it to know whether a sweep is finished.
+    """
+    sweep = experiment.spec.sweep
+    config = {
+        "judge": judge_config(experiment),
+        "baseline": sweep.baseline_name,
+        "variants": [variant.model_dump(mode="json") for variant in sweep.variants],
+    }
+    digests = {f"{variant}/{stage}": m.digest for (variant, stage), m in inputs.items()}
+    return artifact_key(STAGE, VERSION, config, digests), config
 
 
 def _required(run: VariantRun, store: ArtifactStore, stage: str) -> Manifest:
@@ -184,6 +196,8 @@ def likert(judged: Path, prompt_set: str, resamples: int, seed: int) -> dict[str
 
 def mean_with_ci(clusters: list[list[float]], resamples: int, seed: int) -> dict[str, Any]:
     """Mean over all values, percentile-bootstrap CI resampling whole clusters (prompts)."""
+    import numpy as np
+
     n = sum(len(c) for c in clusters)
     if not n:
         return {"n": 0, "mean": None, "ci": [None, None]}
@@ -229,6 +243,7 @@ def write_report(data: dict[str, Any], out: Path) -> None:
 def _figure(data: dict[str, Any], out: Path) -> str:
     """Likert means with CIs per variant (Figures 5/6) beside win/tie/loss vs the baseline."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

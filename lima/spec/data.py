@@ -242,6 +242,16 @@ class Decontamination(SpecModel):
     extra_sets: list[EvalSet] = Field(default_factory=list)
     """More benchmark files to decontaminate against."""
 
+    @model_validator(mode="after")
+    def _distinct_set_names(self) -> Decontamination:
+        names = [s.name for s in self.extra_sets]
+        clash = sorted({n for n in names if names.count(n) > 1 or n in {"dev", "test"}})
+        if clash:
+            raise ValueError(
+                f"extra_sets names must be unique and not dev/test (got: {', '.join(clash)})"
+            )
+        return self
+
 
 class Selection(SpecModel):
     """Diversity selection of the final set under quotas and a token budget."""

@@ -51,6 +51,23 @@ class StageStatus(_Status):
 _MAP_LIST = {"x-kubernetes-list-type": "map"}
 
 
+class VariantStatus(_Status):
+    """One variant of a sweep (`spec.sweep`): where its own stages stand."""
+
+    name: str = Field(description="Variant name.")
+    phase: ExperimentPhase = "Pending"
+    current_stage: str | None = None
+    stages_done: int | None = Field(None, ge=0)
+    stages_total: int | None = Field(None, ge=0)
+    best_epoch: int | None = None
+    win_rate: str | None = None
+    message: str | None = None
+    stages: list[StageStatus] = Field(
+        default_factory=list,
+        json_schema_extra={**_MAP_LIST, "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
 class ExperimentStatus(_Status):
     """Progress written by the lima-run operator."""
 
@@ -73,6 +90,13 @@ class ExperimentStatus(_Status):
         json_schema_extra={**_MAP_LIST, "x-kubernetes-list-map-keys": ["type"]},
     )
     stages: list[StageStatus] = Field(
+        default_factory=list,
+        json_schema_extra={**_MAP_LIST, "x-kubernetes-list-map-keys": ["name"]},
+    )
+    variant_progress: str | None = Field(
+        None, description="Sweeps: variants finished / variants (the Variants column)."
+    )
+    variants: list[VariantStatus] = Field(
         default_factory=list,
         json_schema_extra={**_MAP_LIST, "x-kubernetes-list-map-keys": ["name"]},
     )

@@ -53,10 +53,10 @@ def run(ctx: StageContext) -> SelectResult:
     from lima.judging import make_judge
 
     spec = ctx.spec
+    judge = make_judge(spec, ctx.settings, ctx.store)  # a misconfigured judge fails before work
     prompts = dev_prompts(ctx)
     models = eligible_models(ctx.inputs["train"], spec.train.eligible_epochs)
     answers = _answer_dev_prompts(ctx, models, prompts)
-    judge = make_judge(spec, ctx.settings, ctx.store)
     perplexity = epoch_perplexity(metric_records(ctx.store, ctx.inputs["train"]))
     reference = min(models)
     rows, verdict_rows = [], []

@@ -210,7 +210,10 @@ class ArtifactStore:
             if isinstance(error, json.JSONDecodeError):
                 reason = f"not complete JSON: {error.msg} at byte {error.pos} of {len(raw)}"
             raise IntegrityError(f"unreadable manifest {where} ({reason[:200]})") from None
-        folder = self.artifact_prefix(manifest.stage, manifest.key) + "/objects/"
+        try:
+            folder = self.artifact_prefix(manifest.stage, manifest.key) + "/objects/"
+        except StoreError as error:
+            raise IntegrityError(f"manifest {where} names no valid artifact ({error})") from None
         if (stage, key) != (None, None) and (manifest.stage, manifest.key) != (stage, key):
             raise IntegrityError(f"manifest {where} describes {manifest.stage}/{manifest.key}")
         strays = [o.key for o in manifest.objects if not o.key.startswith(folder) or ".." in o.key]
@@ -273,7 +276,13 @@ class ArtifactStore:
             return manifest
         # Someone published the same content address first: theirs is the one result. (A retried
         # PUT whose first try landed also reads as "exists": then the stored manifest is ours.)
-        winner = self.manifest(stage, key)
+        try:
+            winner = self.manifest(stage, key)
+        except IntegrityError as error:
+            # What is there is no artifact (truncated, edited): ours replaces it.
+            log.warning("%s; replacing it", error)
+            self.backend.put_bytes(manifest_key, manifest.to_json().encode())
+            return manifest
         if winner is None:
             raise StoreError(f"manifest vanished during publish: {manifest.uri}")
         if winner.attempt != attempt and created is False:

@@ -7,6 +7,7 @@ whatever the object's size. Reads never create anything (no folder, no bucket).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -50,6 +51,10 @@ class Backend(Protocol):
 
     def get_file(self, key: str, dest: Path, sha256: str | None = None) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
+    def open(self, key: str) -> BinaryIO:
+        """A streaming reader (close it); StoreError when the object is missing."""
+        ...
+
     def exists(self, key: str) -> bool: ...
     def stat(self, key: str) -> ObjectStat | None: ...
     def list(self, prefix: str) -> Iterator[str]: ...
@@ -117,6 +122,18 @@ def copy_verified(source: BinaryIO, dest: Path, sha256: str | None, label: str) 
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def _local_io(what: str, where: Path) -> Iterator[None]:
+    """An OS error of the local store (permissions, a full disk) as a StoreError naming the
+    file, not a traceback."""
+    try:
+        yield
+    except (StoreError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise  # the caller knows what a missing file means
+    except OSError as error:
+        raise StoreError(f"{what} {where}: {error.strerror or type(error).__name__}") from None
+
+
 class FileBackend:
     """Objects as files under a root folder; writes are atomic renames."""
 
@@ -139,11 +156,12 @@ class FileBackend:
         return self.path(key).as_uri()
 
     def put_file(self, key: str, path: Path) -> None:
-        with path.open("rb") as handle:
+        with _local_io("write", self.path(key)), path.open("rb") as handle:
             copy_verified(handle, self.path(key), None, key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        copy_verified(io.BytesIO(data), self.path(key), None, key)
+        with _local_io("write", self.path(key)):
+            copy_verified(io.BytesIO(data), self.path(key), None, key)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         target = self.path(key)
@@ -169,7 +187,8 @@ class FileBackend:
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
-            return self.path(key).read_bytes()
+            with _local_io("read", self.path(key)):
+                return self.path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
@@ -197,6 +216,11 @@ class FileBackend:
     def list_stats(self, prefix: str, *, temporary: bool = False) -> Iterator[ObjectStat]:
         """Objects under `prefix` (`temporary=True`: only unfinished writes, for `lima gc`)."""
         base = self.path(prefix) if prefix else self.root
+        with _local_io("list", base):
+            found = list(self._walk(prefix, base, temporary))
+        yield from found
+
+    def _walk(self, prefix: str, base: Path, temporary: bool) -> Iterator[ObjectStat]:
         if base.is_file():
             found = self.stat(prefix)
             if found is not None and not temporary:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import fnmatch
 import glob as globlib
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +171,36 @@ def _sampled(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+# A long-lived process (the operator) may reuse an S3 listing for a few seconds: a hundred
+# Experiments naming the same sources then cost one LIST per source, not a hundred. Off (0 s)
+# unless that process asks (`reuse_s3_fingerprints`); a run always lists afresh.
+_S3_REUSE = {"seconds": 0.0}
+_S3_FINGERPRINTS: dict[tuple[str, str | None], tuple[float, list[dict[str, Any]]]] = {}
+_S3_LISTING: dict[tuple[str, str | None], threading.Lock] = {}  # one listing at a time per URI
+
+
+def reuse_s3_fingerprints(seconds: float) -> None:
+    """Reuse an s3:// fingerprint for `seconds` in this process (0: never)."""
+    _S3_REUSE["seconds"] = seconds
+    _S3_FINGERPRINTS.clear()
+
+
 def fingerprint_uri(uri: str, settings: Settings | None = None) -> list[dict[str, Any]]:
     """What is behind `uri` now: per matched file its relative name, size and content digest
     (sha256 locally, the ETag on S3). Machine-independent for the same content."""
+    if _S3_REUSE["seconds"] > 0 and uri.startswith("s3://"):
+        memo = (uri, settings.s3_endpoint if settings else None)
+        with _S3_LISTING.setdefault(memo, threading.Lock()):  # concurrent askers wait for one
+            seen = _S3_FINGERPRINTS.get(memo)
+            if seen is not None and time.monotonic() - seen[0] < _S3_REUSE["seconds"]:
+                return seen[1]
+            found = _fingerprint(uri, settings)
+            _S3_FINGERPRINTS[memo] = (time.monotonic(), found)
+            return found
+    return _fingerprint(uri, settings)
+
+
+def _fingerprint(uri: str, settings: Settings | None) -> list[dict[str, Any]]:
     found = []
     for match in matched_files(uri, settings):
         content = f"etag:{match.etag}" if match.etag is not None else local_digest(Path(match.uri))

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from lima.errors import StoreError
+from lima.errors import IntegrityError, StoreError
 from lima.store.artifacts import ArtifactStore, Manifest
 from lima.store.backends import CHUNK, Backend
+
+log = logging.getLogger("lima.store")
 
 
 def object_problems(backend: Backend, manifest: Manifest, *, deep: bool = False) -> list[str]:
@@ -36,7 +39,7 @@ def object_problems(backend: Backend, manifest: Manifest, *, deep: bool = False)
 
 def _sha256(backend: Backend, key: str) -> str:
     digest = hashlib.sha256()
-    stream: Any = backend.open(key)  # type: ignore[attr-defined]
+    stream: Any = backend.open(key)
     try:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
@@ -90,13 +93,6 @@ def check_artifact(
     return check, manifest
 
 
-def latest_run(store: ArtifactStore, experiment: str) -> dict[str, Any]:
-    records = store.runs(experiment)
-    if not records:
-        raise StoreError(f"no runs recorded for experiment {experiment!r}")
-    return records[-1]
-
-
 def verify_run(
     store: ArtifactStore, record: dict[str, Any], *, deep: bool = True
 ) -> list[ArtifactCheck]:
@@ -117,12 +113,6 @@ def verify_run(
         if manifest is not None:
             upstream[stage] = manifest
     return checks
-
-
-def require_intact(store: ArtifactStore, manifest: Manifest, *, deep: bool) -> Manifest:
-    """`manifest`, once its objects check out; IntegrityError naming the damage otherwise."""
-    store.verify(manifest, deep=deep)
-    return manifest
 
 
 SMALL_ARTIFACT_BYTES = 64 << 20
@@ -160,3 +150,21 @@ def verify_experiment(
             lines.append(f"  DAMAGED  {check.stage:<9} {check.key[:12]}")
             lines += [f"           {problem}" for problem in check.problems]
     return lines, all(check.ok for check in checks)
+
+
+class SkipUnreadable:
+    """The store as a plan reads it: an unreadable manifest counts as no artifact.
+
+    The runner then computes the stage again and its publish replaces the bad manifest
+    (`ArtifactStore.publish`), instead of failing every run until someone deletes it by hand.
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def manifest(self, stage: str, key: str) -> Manifest | None:
+        try:
+            return self.store.manifest(stage, key)
+        except IntegrityError as error:
+            log.warning("%s; computing it again", error)
+            return None

@@ -310,4 +310,10 @@ def train_loop(config: LoopConfig) -> None:
 
 def train_in_process_group(config: LoopConfig) -> Run:
     """Entry point for a process group started without Ray (torchrun, one process)."""
-    return train(config, ProcessGroupSession(config.storage))
+    import os
+
+    session = ProcessGroupSession(config.storage)
+    # DeepSpeed reads the local rank from the launcher's environment; torchrun sets it, a plain
+    # process (one rank per machine) does not.
+    os.environ.setdefault("LOCAL_RANK", str(session.rank))
+    return train(config, session)

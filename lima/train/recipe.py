@@ -136,7 +136,7 @@ def host_memory_per_rank(params: float, train: TrainSpec, workers: int, gpus: in
     return RUNTIME_OVERHEAD + weights + state
 
 
-def check_resources(resources: StageResources, train: TrainSpec, params: float | None) -> list[str]:
+def train_problems(resources: StageResources, train: TrainSpec, params: float | None) -> list[str]:
     """Problems that would make the run fail or silently under-use its hardware."""
     problems = []
     if resources.gpus > 1:
@@ -164,10 +164,19 @@ def preflight(
     """(resolved recipe, one-line summary) or StageError listing every problem."""
     params, how = estimate_params(model, folder)
     recipe = resolve(train, params)
-    problems = check_resources(resources, recipe, params)
+    problems = train_problems(resources, recipe, params)
     if problems:
         raise StageError("train resources do not fit the model: " + "; ".join(problems))
-    preset = size_preset(params)
+    return recipe, describe_recipe(model, train, params, how)
+
+
+def describe_recipe(
+    model: ModelSpec, train: TrainSpec, params: float | None = None, how: str | None = None
+) -> str:
+    """One line for `lima validate`: the base's size, its preset and the values in use."""
+    if how is None:
+        params, how = estimate_params(model)
+    recipe = resolve(train, params)
     size = describe_params(params) + ("" if params is None else f" ({how})")
     chosen = [
         f"global batch {recipe.global_batch_size}"
@@ -175,5 +184,4 @@ def preflight(
         f"residual dropout {recipe.residual_dropout}"
         + (" (preset)" if train.residual_dropout is None else " (set)"),
     ]
-    summary = f"base {model.base}: {size}, recipe {preset.name}: " + ", ".join(chosen)
-    return recipe, summary
+    return f"base {model.base}: {size}, recipe {size_preset(params).name}: " + ", ".join(chosen)

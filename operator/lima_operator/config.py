@@ -60,6 +60,10 @@ class OperatorConfig(BaseSettings):
     store_timeout_s: float = 10.0
     """Longest wait for one artifact-store call before the Experiment is StoreUnavailable."""
 
+    source_listing_cache_s: float = 10.0
+    """How long an s3:// source listing (the curate key's fingerprint) is reused across
+    Experiments: N Experiments naming the same data cost one LIST per source, not N."""
+
     api_timeout_s: float = 30.0
     """Longest wait for one Kubernetes API call of the operator's own client."""
 

@@ -37,7 +37,7 @@ class Failure:
 def classify(error: Exception) -> Failure:
     """The phase, reason and message an error means for the Experiment."""
     if isinstance(error, StoreUnavailableError):
-        return Failure(PENDING, "StoreUnavailable", str(error), 15)
+        return Failure(PENDING, "StoreUnavailable", str(error), 5)
     if isinstance(error, StoreError):
         return Failure(PENDING, "StoreError", str(error), 30)
     if isinstance(error, KubeRayUnsupportedError):

@@ -30,6 +30,7 @@ from lima.k8s.kuberay import RAYJOB_CRD, InstalledKubeRay, rayjob_schema
 from lima.k8s.rayjob import LABEL_EXPERIMENT
 from lima.settings import Settings
 from lima.spec import API_GROUP, API_VERSION
+from lima.store.sources import reuse_s3_fingerprints
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
 from lima_operator.driver import Known, drive, resync_forever
@@ -71,6 +72,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.known = Known(active=not STATE.config.leader_election)
     STATE.kuberay, STATE.kuberay_read = InstalledKubeRay(), 0.0
     STATE.offload = Offloader(STATE.config.store_timeout_s)
+    reuse_s3_fingerprints(STATE.config.source_listing_cache_s)
     forget_caches()
     settings.scanning.disabled = True  # namespaces come from the command line; no cluster scans
     settings.posting.level = logging.WARNING  # only our own events, not kopf's chatter

@@ -165,11 +165,16 @@ class KubeClient:
     async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any] | None:
         return await self._call("POST", LEASES.format(ns=namespace), json=lease, missing_ok=False)
 
-    async def replace_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any] | None:
-        """PUT with the read resourceVersion: a concurrent writer gets 409, not a silent win."""
+    async def update_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch carrying the read resourceVersion: the API server then applies it only
+        if the Lease is unchanged since (409 otherwise), so of two writers one wins."""
         name = lease["metadata"]["name"]
         return await self._call(
-            "PUT", f"{LEASES.format(ns=namespace)}/{name}", json=lease, missing_ok=False
+            "PATCH",
+            f"{LEASES.format(ns=namespace)}/{name}",
+            data=json.dumps(lease),
+            headers={"Content-Type": "application/merge-patch+json"},
+            missing_ok=False,
         )
 
 

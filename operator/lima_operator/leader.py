@@ -69,7 +69,7 @@ class LeaderElector:
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + (holder != self.identity)
         try:
-            await client.replace_lease(self.namespace, self._lease(lease, transitions))
+            await client.update_lease(self.namespace, self._lease(lease, transitions))
         except ConflictError:
             return False
         return True

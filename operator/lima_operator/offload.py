@@ -24,7 +24,7 @@ from lima.errors import StoreError
 
 log = logging.getLogger("lima_operator")
 T = TypeVar("T")
-THREADS_PER_ENDPOINT = 4
+THREADS_PER_ENDPOINT = 8
 
 
 class StoreUnavailableError(StoreError):
@@ -52,7 +52,7 @@ class Offloader:
         loop = asyncio.get_running_loop()
         self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
         future = loop.run_in_executor(pool, functools.partial(call, *args))
-        future.add_done_callback(lambda _: self._done(endpoint))
+        future.add_done_callback(lambda done: self._done(endpoint, done))
         try:
             # shield: a timeout abandons the wait, not the thread (it cannot be interrupted);
             # the thread is counted as in flight until the call really returns.
@@ -63,8 +63,10 @@ class Offloader:
                 f"artifact store {endpoint} did not answer {what} within {self.timeout_s:g} s"
             ) from None
 
-    def _done(self, endpoint: str) -> None:
+    def _done(self, endpoint: str, done: asyncio.Future) -> None:
         self._in_flight[endpoint] -= 1
+        if not done.cancelled():
+            done.exception()  # retrieved: an abandoned call's late error is not "never retrieved"
 
     def close(self) -> None:
         for pool in self._pools.values():

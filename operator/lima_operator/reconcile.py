@@ -219,6 +219,11 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
         result.status["specDigest"] = digest
         return result
     store = cached_store(deps, experiment)
+    if experiment.spec.sweep is not None:  # variants, then the comparison (lima_operator.sweeps)
+        from lima_operator.sweeps import reconcile_sweep
+
+        deps.pools = pools
+        return await reconcile_sweep(body, experiment, digest, retry, store, deps)
     views = await in_store(
         deps, experiment, "the cache check", plan, experiment, store, deps.stages
     )

@@ -9,42 +9,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from lima.curate.readers.common import iter_lines, split_error
-from lima.curate.records import Item, doc, reject
-from lima.curate.stats import Stats
+from lima.curate.readers.base import Reader
+from lima.curate.readers.common import iter_lines
+from lima.curate.records import Item, doc
 
 
-def read(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]:
-    for number, line, error in iter_lines(path, max_chars):
-        stats.count_read(source)
-        if line is None:
-            rule, detail = split_error(error)
-            stats.count_drop(source, rule)
-            yield reject(source, path, number, rule, detail)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            stats.count_drop(source, "json_error")
-            yield reject(
-                source, path, number, "json_error", f"{exc.msg} at column {exc.colno}", line
-            )
-            continue
-        turns, problem = conversation(record)
-        if problem:
-            stats.count_drop(source, "wrong_schema")
-            yield reject(source, path, number, "wrong_schema", problem, line)
-            continue
+@dataclass
+class AuthoredReader(Reader):
+    def read(self) -> Iterator[Item]:
+        for number, line, error in iter_lines(self.path, self.max_chars):
+            self.counted()
+            if line is None:
+                yield self.bad_row(number, error)
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield self.drop(number, "json_error", f"{exc.msg} at column {exc.colno}", line)
+                continue
+            turns, problem = conversation(record)
+            if problem:
+                yield self.drop(number, "wrong_schema", problem, line)
+                continue
+            yield self._doc(number, record, turns)
+
+    def _doc(self, number: int, record: dict[str, Any], turns: list[str]) -> Item:
         tags = record.get("tags") if isinstance(record.get("tags"), list) else []
         meta = {"origin": record["source"]} if isinstance(record.get("source"), str) else {}
         # The row is the line number, so the first copy of a duplicate is the first line (an
         # `id` sorts as a string) and provenance names a place even when ids repeat.
-        item = doc(source, path, number, turns, tags=[str(t) for t in tags], meta=meta)
+        item = doc(self.source, self.path, number, turns, tags=[str(t) for t in tags], meta=meta)
         if isinstance(record.get("id"), str | int) and not isinstance(record.get("id"), bool):
             item["source_id"] = str(record["id"])
-        yield item
+        return item
 
 
 def conversation(record: Any) -> tuple[list[str], str]:

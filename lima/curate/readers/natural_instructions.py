@@ -10,39 +10,55 @@ import json
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lima.curate.records import Item, doc, reject
-from lima.curate.stats import Stats
+from lima.curate.readers.base import Reader
+from lima.curate.records import Item, doc
 from lima.curate.text import has_invalid_utf8
 from lima.spec.data import NaturalInstructionsFilters
 
 
-def read(
-    path: str,
-    source: str,
-    rules: NaturalInstructionsFilters,
-    max_chars: int,
-    seed: int,
-    stats: Stats,
-) -> Iterator[Item]:
-    task, error = _load(path, max_chars)
-    name = Path(path).stem
-    if task is None:
-        stats.count_read(source)
-        stats.count_drop(source, error.partition(": ")[0])
-        yield reject(source, path, "file", *error.split(": ", 1))
-        return
-    skip = _skip_reason(task, rules)
-    instances = task.get("Instances") if isinstance(task.get("Instances"), list) else []
-    stats.count_read(source, max(len(instances), 1))
-    if skip or not instances:
-        rule = skip or "no_instances"
-        stats.count_drop(source, rule, max(len(instances), 1))
-        yield reject(source, path, "task", rule, f"task {name}")
-        return
-    yield from _one_instance(task, instances, path, name, source, seed, rules, stats)
+@dataclass
+class NaturalInstructionsReader(Reader):
+    rules: NaturalInstructionsFilters
+    seed: int
+
+    def read(self) -> Iterator[Item]:
+        task, error = _load(self.path, self.max_chars)
+        name = Path(self.path).stem
+        if task is None:
+            self.counted()
+            yield self.bad_row("file", error)
+            return
+        skip = _skip_reason(task, self.rules)
+        instances = task.get("Instances") if isinstance(task.get("Instances"), list) else []
+        self.counted(max(len(instances), 1))
+        if skip or not instances:
+            rows = max(len(instances), 1)
+            yield self.drop("task", skip or "no_instances", f"task {name}", rows=rows)
+            return
+        yield self._one_instance(task, instances, name)
+
+    def _one_instance(self, task: dict[str, Any], instances: list[Any], name: str) -> Item:
+        order = list(range(len(instances)))
+        random.Random(f"{self.seed}:{name}").shuffle(order)
+        chosen = next((i for i in order if _usable(instances[i], self.rules)), None)
+        if chosen is None:
+            return self.drop("task", "no_valid_instance", f"task {name}", rows=len(instances))
+        # One example per task (paper); the rest are not rejected as bad, just not sampled.
+        self.stats.count_drop(self.source, "not_sampled", len(instances) - 1)
+        instance = instances[chosen]
+        prompt = f"{definition(task)}\n\n{instance['input'].strip()}"
+        return doc(
+            self.source,
+            self.path,
+            instance.get("id", chosen),
+            [prompt, _first_output(instance).strip()],
+            tags=[str(c).lower() for c in _as_list(task.get("Categories"))],
+            meta={"task": name},
+        )
 
 
 def _load(path: str, max_chars: int) -> tuple[dict[str, Any] | None, str]:
@@ -93,41 +109,8 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-def _one_instance(
-    task: dict[str, Any],
-    instances: list[Any],
-    path: str,
-    name: str,
-    source: str,
-    seed: int,
-    rules: NaturalInstructionsFilters,
-    stats: Stats,
-) -> Iterator[Item]:
-    order = list(range(len(instances)))
-    random.Random(f"{seed}:{name}").shuffle(order)
-    chosen = None
-    for index in order:
-        instance = instances[index]
-        if _valid(instance) and len(_first_output(instance).strip()) >= rules.min_output_chars:
-            chosen = index
-            break
-    if chosen is None:
-        stats.count_drop(source, "no_valid_instance", len(instances))
-        yield reject(source, path, "task", "no_valid_instance", f"task {name}")
-        return
-    # One example per task (paper); the rest are not rejected as bad, just not sampled.
-    stats.count_drop(source, "not_sampled", len(instances) - 1)
-    instance = instances[chosen]
-    output = instance["output"][0] if isinstance(instance["output"], list) else instance["output"]
-    prompt = f"{definition(task)}\n\n{instance['input'].strip()}"
-    yield doc(
-        source,
-        path,
-        instance.get("id", chosen),
-        [prompt, str(output).strip()],
-        tags=[str(c).lower() for c in _as_list(task.get("Categories"))],
-        meta={"task": name},
-    )
+def _usable(instance: Any, rules: NaturalInstructionsFilters) -> bool:
+    return _valid(instance) and len(_first_output(instance).strip()) >= rules.min_output_chars
 
 
 def _valid(instance: Any) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from lima.curate.readers.base import Counter
 from lima.curate.readers.rows import iter_rows, rows_at
 from lima.curate.records import Item, doc, reject
 from lima.curate.rules import answer_failure, title_self_contained
@@ -80,53 +81,41 @@ def scan(
 ) -> Scan:
     """Pass 1: parse every row once; keep each question's best answer, where the questions and
     the answers that can pass the score rule are, and reject what is already decided."""
-    out = Scan()
+    out, counter = Scan(), Counter(source, path, stats)
     for raw in iter_rows(path, start, end, max_chars):
         attrs = raw.attrs
         if attrs is None:
             rule, _, detail = (raw.error or "malformed").partition(": ")
-            _drop(out, stats, reject(source, path, f"byte {raw.offset}", rule, detail, raw.excerpt))
+            counter.counted()
+            out.rejected.append(counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt))
             continue
         post_id = _post_id(attrs)
         if post_id is None:  # malformed: never the top answer, never joined
             detail = f"Id {attrs.get('Id')!r}" if "Id" in attrs else "no Id attribute"
-            _drop(out, stats, reject(source, path, f"byte {raw.offset}", "missing_id", detail))
+            counter.counted()
+            out.rejected.append(counter.drop(f"byte {raw.offset}", "missing_id", detail))
             continue
         kind = attrs.get("PostTypeId")
         if kind == "1":
             out.question_ids.append(post_id)
             out.question_offsets.append(raw.offset)
         elif kind == "2":
-            _scan_answer(out, attrs, post_id, raw.offset, path, source, min_score, stats)
+            _scan_answer(out, counter, attrs, post_id, raw.offset, min_score)
     return out
 
 
 def _scan_answer(
-    out: Scan,
-    attrs: Mapping[str, str],
-    aid: int,
-    offset: int,
-    path: str,
-    source: str,
-    min_score: int,
-    stats: Stats,
+    out: Scan, counter: Counter, attrs: Mapping[str, str], aid: int, offset: int, min_score: int
 ) -> None:
-    stats.count_read(source)
+    counter.counted()
     parent, score = _int(attrs.get("ParentId"), -1), _int(attrs.get("Score"))
     key = (score, -aid)
     if parent >= 0 and key > out.best.get(parent, (-(10**9), 0)):
         out.best[parent] = key
     if score < min_score:
-        out.rejected.append(reject(source, path, aid, "score_below_min", f"score {score}"))
-        stats.count_drop(source, "score_below_min")
+        out.rejected.append(counter.drop(aid, "score_below_min", f"score {score}"))
     else:
         out.candidates.append((aid, parent, score, offset))
-
-
-def _drop(out: Scan, stats: Stats, item: Item) -> None:
-    stats.count_read(item["source"])
-    stats.count_drop(item["source"], item["rule"])
-    out.rejected.append(item)
 
 
 def _post_id(attrs: Mapping[str, str]) -> int | None:
@@ -175,20 +164,19 @@ def read_selected(
     """Pass 2: the top answers converted and checked against LIMA's rules, the others rejected
     as `not_top_answer`, and the questions the top answers need; only the selected rows are read
     again. Yields `se_answer` / `se_question` partial items and rejections, in file order."""
+    counter = Counter(source, path, stats)
     wanted = {c[3]: c for c in selection.candidates if c[0] in selection.top_answers}
     for aid, _qid, score, _offset in selection.candidates:
         if aid not in selection.top_answers:
-            stats.count_drop(source, "not_top_answer")
-            yield reject(source, path, aid, "not_top_answer", f"score {score}")
+            yield counter.drop(aid, "not_top_answer", f"score {score}")
     offsets = sorted([*wanted, *selection.question_offsets])
     for raw in rows_at(path, offsets, max_chars):
         if raw.attrs is None:  # the file changed between the passes
             rule, _, detail = (raw.error or "malformed").partition(": ")
-            stats.count_drop(source, rule)
-            yield reject(source, path, f"byte {raw.offset}", rule, detail, raw.excerpt)
+            yield counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt)
         elif raw.offset in wanted:
             aid, qid, score, _ = wanted[raw.offset]
-            yield from _answer(raw.attrs, aid, qid, score, path, source, rules, stats)
+            yield _answer(raw.attrs, aid, qid, score, counter, rules)
         else:
             qid = _post_id(raw.attrs) or -1
             yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
@@ -217,29 +205,25 @@ def _answer(
     aid: int,
     qid: int,
     score: int,
-    path: str,
-    source: str,
+    counter: Counter,
     rules: StackExchangeFilters,
-    stats: Stats,
-) -> Iterator[Item]:
+) -> Item:
     try:
         markdown = html_to_markdown(attrs.get("Body") or "")
     except HtmlError as error:
-        stats.count_drop(source, "malformed_html")
-        yield reject(source, path, aid, "malformed_html", str(error), attrs.get("Body") or "")
+        return counter.drop(aid, "malformed_html", str(error), attrs.get("Body") or "")
         return
     failure = answer_failure(markdown, score, rules)
     if failure:
-        stats.count_drop(source, failure)
-        yield reject(source, path, aid, failure, f"score {score}, {len(markdown)} chars", markdown)
+        return counter.drop(aid, failure, f"score {score}, {len(markdown)} chars", markdown)
         return
-    yield {
+    return {
         "type": "se_answer",
         "aid": aid,
         "qid": qid,
         "score": score,
         "markdown": markdown,
-        "file": path,
+        "file": counter.path,
     }
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from lima.curate.readers.common import csv_header, iter_csv, split_error
-from lima.curate.records import Item, doc, reject
-from lima.curate.stats import Stats
+from lima.curate.readers.base import Reader
+from lima.curate.readers.common import csv_header, iter_csv
+from lima.curate.records import Item, doc
 from lima.curate.text import strip_links
 from lima.spec.data import WikiHowFilters
 
@@ -28,60 +29,64 @@ BOILERPLATE = re.compile(
 _THIS_ARTICLE = re.compile(r"\b[Tt]his (article|wikiHow)( will)?")
 
 
-def read(
-    path: str, source: str, rules: WikiHowFilters, max_chars: int, stats: Stats
-) -> Iterator[Item]:
-    header = set(csv_header(path))
-    if header >= SEP:
-        articles = _sep_articles(path, source, max_chars, stats)
-    elif header >= ALL:
-        articles = _all_articles(path, source, max_chars, stats)
-    else:
-        stats.count_drop(source, "unknown_layout")
-        yield reject(source, path, "header", "unknown_layout", f"columns {sorted(header)}")
-        return
-    for item in articles:
-        if item["type"] == "rejected":
-            yield item
-            continue
-        yield from _finish(item, source, path, rules, stats)
+@dataclass
+class WikiHowReader(Reader):
+    rules: WikiHowFilters
 
+    def read(self) -> Iterator[Item]:
+        header = set(csv_header(self.path))
+        if header >= SEP:
+            articles = self._sep_articles()
+        elif header >= ALL:
+            articles = self._all_articles()
+        else:
+            yield self.drop("header", "unknown_layout", f"columns {sorted(header)}")
+            return
+        for item in articles:
+            yield item if item["type"] == "rejected" else self._finish(item)
 
-def _all_articles(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]:
-    for number, row, error in iter_csv(path, max_chars):
-        stats.count_read(source)
-        if row is None:
-            rule, detail = split_error(error)
-            stats.count_drop(source, rule)
-            yield reject(source, path, number, rule, detail)
-            continue
-        yield {"type": "article", "row": number, "title": row["title"], "body": row["text"]}
+    def _all_articles(self) -> Iterator[Item]:
+        for number, row, error in iter_csv(self.path, self.max_chars):
+            self.counted()
+            if row is None:
+                yield self.bad_row(number, error)
+                continue
+            yield {"type": "article", "row": number, "title": row["title"], "body": row["text"]}
 
+    def _sep_articles(self) -> Iterator[Item]:
+        current: dict | None = None
+        for number, row, error in iter_csv(self.path, self.max_chars):
+            if row is None:
+                self.counted()
+                yield self.bad_row(number, error)
+                continue
+            if current is None or row["title"] != current["title"]:
+                if current is not None:
+                    yield _sep_body(current)
+                self.counted()
+                current = {
+                    "row": number,
+                    "title": row["title"],
+                    "overview": row["overview"],
+                    "parts": [],
+                }
+            current["parts"].append(
+                (row["sectionLabel"].strip(), row["headline"].strip(), row["text"].strip())
+            )
+        if current is not None:
+            yield _sep_body(current)
 
-def _sep_articles(path: str, source: str, max_chars: int, stats: Stats) -> Iterator[Item]:
-    current: dict | None = None
-    for number, row, error in iter_csv(path, max_chars):
-        if row is None:
-            stats.count_read(source)
-            rule, detail = split_error(error)
-            stats.count_drop(source, rule)
-            yield reject(source, path, number, rule, detail)
-            continue
-        if current is None or row["title"] != current["title"]:
-            if current is not None:
-                yield _sep_body(current)
-            stats.count_read(source)
-            current = {
-                "row": number,
-                "title": row["title"],
-                "overview": row["overview"],
-                "parts": [],
-            }
-        current["parts"].append(
-            (row["sectionLabel"].strip(), row["headline"].strip(), row["text"].strip())
-        )
-    if current is not None:
-        yield _sep_body(current)
+    def _finish(self, article: Item) -> Item:
+        body = _prune(article["body"])
+        title = article["title"].strip()
+        row, rules = article["row"], self.rules
+        if not title:
+            return self.drop(row, "empty_title", text=body)
+        if len(body) < rules.min_response_chars:
+            return self.drop(row, "response_too_short", f"{len(body)} chars", body)
+        if len(body) > rules.max_response_chars:
+            return self.drop(row, "response_too_long", f"{len(body)} chars", body)
+        return doc(self.source, self.path, row, [_prompt(title), body], meta={"title": title})
 
 
 def _sep_body(article: dict) -> Item:
@@ -123,24 +128,3 @@ def _prompt(title: str) -> str:
     if title and not title.lower().startswith("how to"):
         title = f"How to {title[0].lower()}{title[1:]}"
     return title.rstrip(" .") + ("" if title.endswith("?") else "?")
-
-
-def _finish(
-    article: Item, source: str, path: str, rules: WikiHowFilters, stats: Stats
-) -> Iterator[Item]:
-    body = _prune(article["body"])
-    title = article["title"].strip()
-    where = (source, path, article["row"])
-    if not title:
-        stats.count_drop(source, "empty_title")
-        yield reject(*where, "empty_title", text=body)
-        return
-    if len(body) < rules.min_response_chars:
-        stats.count_drop(source, "response_too_short")
-        yield reject(*where, "response_too_short", f"{len(body)} chars", body)
-        return
-    if len(body) > rules.max_response_chars:
-        stats.count_drop(source, "response_too_long")
-        yield reject(*where, "response_too_long", f"{len(body)} chars", body)
-        return
-    yield doc(source, path, article["row"], [_prompt(title), body], meta={"title": title})

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
-from lima.curate.readers.common import iter_csv, split_error
-from lima.curate.records import Item, doc, reject
-from lima.curate.stats import Stats
+from lima.curate.readers.base import Reader
+from lima.curate.readers.common import iter_csv
+from lima.curate.records import Item, doc
 from lima.curate.text import detokenize
 from lima.spec.data import WritingPromptsFilters
 
@@ -21,20 +22,44 @@ _TAGS = re.compile(r"^\s*(?:[\[(]\s*([A-Za-z]{1,6})\s*[\])]\s*)+")
 _TAG = re.compile(r"[\[(]\s*([A-Za-z]{1,6})\s*[\])]")
 
 
-def read(
-    path: str, source: str, rules: WritingPromptsFilters, max_chars: int, stats: Stats
-) -> Iterator[Item]:
-    if path.endswith(".wp_target"):
-        return  # read together with its .wp_source
-    pairs = _pairs(path, max_chars) if path.endswith(".wp_source") else _csv_pairs(path, max_chars)
-    for row, prompt, story, error in pairs:
-        stats.count_read(source)
-        if error:
-            rule, detail = split_error(error)
-            stats.count_drop(source, rule)
-            yield reject(source, path, row, rule, detail)
-            continue
-        yield from _finish(path, source, row, prompt, story, rules, stats)
+@dataclass
+class WritingPromptsReader(Reader):
+    rules: WritingPromptsFilters
+
+    def read(self) -> Iterator[Item]:
+        path = self.path
+        if path.endswith(".wp_target"):
+            return  # read together with its .wp_source
+        pairs = (
+            _pairs(path, self.max_chars)
+            if path.endswith(".wp_source")
+            else _csv_pairs(path, self.max_chars)
+        )
+        for row, prompt, story, error in pairs:
+            self.counted()
+            yield self.bad_row(row, error) if error else self._finish(row, prompt, story)
+
+    def _finish(self, row: int, prompt: str, story: str) -> Item:
+        rules = self.rules
+        match = _TAGS.match(prompt)
+        tags = [t.upper() for t in _TAG.findall(match.group(0))] if match else []
+        prompt = detokenize(prompt[match.end() :] if match else prompt)
+        story = detokenize(story)
+        dropped = set(tags) & {t.upper() for t in rules.drop_tags}
+        rule = (
+            "tag_dropped"
+            if dropped
+            else "empty_prompt"
+            if not prompt
+            else "story_too_short"
+            if len(story) < rules.min_story_chars
+            else "story_too_long"
+            if len(story) > rules.max_story_chars
+            else None
+        )
+        if rule:
+            return self.drop(row, rule, ",".join(sorted(dropped)) or f"{len(story)} chars", prompt)
+        return doc(self.source, self.path, row, [prompt, story], tags=[t.lower() for t in tags])
 
 
 def _pairs(path: str, max_chars: int) -> Iterator[tuple[int, str, str, str]]:
@@ -75,37 +100,3 @@ def _csv_pairs(path: str, max_chars: int) -> Iterator[tuple[int, str, str, str]]
             yield number, "", "", "unknown_layout: needs prompt and story columns"
         else:
             yield number, row["prompt"], row["story"], ""
-
-
-def _finish(
-    path: str,
-    source: str,
-    row: int,
-    prompt: str,
-    story: str,
-    rules: WritingPromptsFilters,
-    stats: Stats,
-) -> Iterator[Item]:
-    match = _TAGS.match(prompt)
-    tags = [t.upper() for t in _TAG.findall(match.group(0))] if match else []
-    prompt = detokenize(prompt[match.end() :] if match else prompt)
-    story = detokenize(story)
-    dropped = set(tags) & {t.upper() for t in rules.drop_tags}
-    rule = (
-        "tag_dropped"
-        if dropped
-        else "empty_prompt"
-        if not prompt
-        else "story_too_short"
-        if len(story) < rules.min_story_chars
-        else "story_too_long"
-        if len(story) > rules.max_story_chars
-        else None
-    )
-    if rule:
-        stats.count_drop(source, rule)
-        yield reject(
-            source, path, row, rule, ",".join(sorted(dropped)) or f"{len(story)} chars", prompt
-        )
-        return
-    yield doc(source, path, row, [prompt, story], tags=[t.lower() for t in tags])
