@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-SERVER = os.environ["LIMA_OPERATOR_API_SERVER"]
+SERVER = os.environ["LIMA_OPERATOR_API_SERVER"]  # set by operator_latency.py for the peer only
 _session: list[aiohttp.ClientSession] = []
 
 

@@ -15,10 +15,12 @@ operator all ask it which stages are cached, which can run, and under which key.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
@@ -115,7 +117,38 @@ def judge_config(
     experiment: Experiment, exclude: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """The judge settings that determine verdicts (endpoint URL and key are runtime settings)."""
-    return experiment.spec.judge.model_dump(mode="json", exclude=TRANSPORT | set(exclude))
+    config = experiment.spec.judge.model_dump(mode="json", exclude=TRANSPORT | set(exclude))
+    if "baselines" in config:
+        config["baselines"] = baselines_config(experiment)
+    return config
+
+
+def baselines_config(experiment: Experiment) -> list[dict[str, Any]]:
+    """The baselines as they enter keys: a supplied answers file by its name and content."""
+    found = []
+    for baseline in experiment.spec.judge.baselines:
+        entry = baseline.model_dump(mode="json")
+        if baseline.answers:
+            entry["answers"] = portable(baseline.answers)
+            entry["answers_content"] = local_digest(baseline.answers)
+        found.append(entry)
+    return found
+
+
+def portable(uri: str) -> str:
+    """A local path as it enters a key: its last part only (the glob), so that the same files in
+    another checkout or on another machine give the same key; their content is keyed apart."""
+    if uri.startswith(("s3://", "curated:", "http://", "https://")):
+        return uri
+    return "local:" + Path(uri.removeprefix("file://")).name
+
+
+def local_digest(uri: str) -> str | None:
+    """sha256 of a single local file (a prompt set): editing it changes the keys that read it."""
+    path = Path(uri.removeprefix("file://"))
+    if uri.startswith(("s3://", "curated:")) or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def curate_config(experiment: Experiment) -> dict[str, Any]:
@@ -126,8 +159,11 @@ def curate_config(experiment: Experiment) -> dict[str, Any]:
     from lima.store.sources import fingerprint_sources
 
     data = effective_data(experiment.spec)
+    dumped = data.model_dump(mode="json")
+    for entry in [*dumped["sources"], *dumped["decontamination"]["extra_sets"]]:
+        entry["uri"] = portable(entry["uri"])  # content is keyed below, not the checkout's path
     return {
-        "data": data.model_dump(mode="json"),
+        "data": dumped,
         "tokenizer": "minilm-wordpiece",
         "eval_set_digests": fingerprints(data),
         # What the source URIs hold now (size + sha256, or S3 ETag, per file): a file changed
@@ -158,10 +194,15 @@ def select_config(experiment: Experiment) -> dict[str, Any]:
 
 def generate_config(experiment: Experiment) -> dict[str, Any]:
     spec = experiment.spec
+    prompt_sets = []
+    for prompt_set in spec.generate.prompt_sets:
+        entry = prompt_set.model_dump(mode="json")
+        entry["uri"], entry["content"] = portable(prompt_set.uri), local_digest(prompt_set.uri)
+        prompt_sets.append(entry)
     return {
         "decode": decode_config(experiment),
-        "prompt_sets": [s.model_dump(mode="json") for s in spec.generate.prompt_sets],
-        "baselines": [b.model_dump(mode="json") for b in spec.judge.baselines],
+        "prompt_sets": prompt_sets,
+        "baselines": baselines_config(experiment),
         "model": spec.model.model_dump(mode="json"),
     }
 

@@ -6,10 +6,11 @@ copies what it printed and logged into `<prefix>/logs/<experiment>/<stage>/<time
 ends, success or failure, before the process (and the cluster) goes. `lima logs EXPERIMENT
 STAGE` prints the newest one.
 
-Captured: Python logging, and everything written through `sys.stdout`/`sys.stderr` (which
-includes the Ray workers' output that Ray forwards to the driver). Output that native code
-writes straight to the file descriptors is not (it still reaches the pod log). Secrets never
-reach a log line in the first place (see the house rules); the log is capped at `MAX_BYTES`.
+Captured: every Python log record of the process, and what is written through
+`sys.stdout`/`sys.stderr` while the stage runs. Output that native code writes straight to the
+file descriptors, and what Ray workers print in their own processes, is not (it still reaches
+the pod log while the pods exist). Secrets never reach a log line in the first place (see the
+house rules); the log is capped at `MAX_BYTES`.
 """
 
 from __future__ import annotations

@@ -174,7 +174,11 @@ def generate(model_dir: Path, prompts: list[str], max_new_tokens: int, device: s
         "tokens_per_s": new_tokens / engine.busy_s,
         "stopped_at_eot": sum(r.finish_reason == "eot" for r in results),
         "answers": len(results),
-        "example": (prompts[0], results[0].text),
+        "empty": sum(not r.text.strip() for r in results),
+        "example": next(
+            ((p, r.text) for p, r in zip(prompts, results, strict=True) if r.text.strip()),
+            (prompts[0], ""),
+        ),
     }
 
 
@@ -191,7 +195,7 @@ def vllm_figure() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="curate's train.jsonl (default: authored demo)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--rows", type=int, default=0, help="use only this many rows (0: all)")
@@ -199,7 +203,12 @@ def main() -> int:
         "--allow-cpu", action="store_true", help="run the same steps on CPU (slow; for testing)"
     )
     parser.add_argument("--no-ray", action="store_true", help="train without Ray even if installed")
+    parser.add_argument("--watchdog", type=float, default=0, help="dump stacks and exit after N s")
     args = parser.parse_args()
+    if args.watchdog:
+        import faulthandler
+
+        faulthandler.dump_traceback_later(args.watchdog, exit=True)
     reason = skip_reason()
     gpu = reason is None
     if reason and not args.allow_cpu:
@@ -244,7 +253,7 @@ def main() -> int:
     gen = generate(figures["model"], prompts, args.max_new_tokens, "cuda" if gpu else "cpu")
     print(
         f"generate (p=0.9, T=0.7, repetition penalty 1.2): {gen['tokens_per_s']:,.0f} tokens/s, "
-        f"{gen['stopped_at_eot']}/{gen['answers']} answers stopped at EOT"
+        f"{gen['stopped_at_eot']}/{gen['answers']} answers stopped at EOT, {gen['empty']} empty"
     )
     print(f"example: {gen['example'][0]!r} -> {gen['example'][1][:300]!r}")
     print(vllm_figure())

@@ -1,10 +1,13 @@
 """What a real API server with KubeRay (and Kueue) does to a RayJob on create, which kmock lacks.
 
 Each rule is read from the real sources (see ../shared/schemas/README.md):
+- schema validation: a RayJob whose fields have the wrong type or value is refused (422);
 - field pruning: the API server silently drops every field the installed CRD's structural
   schema does not declare; the CRDs of each supported KubeRay version are in
   ../shared/schemas (this module finds the dropped fields with `jsonschema` and
   `additionalProperties: false`, independently of the operator's own check);
+- KubeRay's own validation: names over 47 characters, `suspend` or `ttlSecondsAfterFinished`
+  without `shutdownAfterJobFinishes`;
 - KubeRay's autoscaler: an autoscaling head needs the service-account token
   (kuberay `common/pod.go`, `common/rbac.go`): with `automountServiceAccountToken: false` on
   the head the cluster never gets a worker;
@@ -104,6 +107,20 @@ def autoscaler_problems(job: dict[str, Any]) -> list[str]:
     return []
 
 
+def kuberay_problems(job: dict[str, Any]) -> list[str]:
+    """What KubeRay's RayJob validation refuses (status ValidationFailed, which never recovers)
+    or silently ignores (see ../shared/schemas/README.md)."""
+    spec, name = job["spec"], job["metadata"]["name"]
+    problems = []
+    if len(name) > 47:
+        problems.append(f"metadata.name: {name!r} is longer than 47 characters")
+    if spec.get("suspend") and not spec.get("shutdownAfterJobFinishes"):
+        problems.append("spec.suspend: only allowed with shutdownAfterJobFinishes: true")
+    if "ttlSecondsAfterFinished" in spec and not spec.get("shutdownAfterJobFinishes"):
+        problems.append("spec.ttlSecondsAfterFinished: ignored without shutdownAfterJobFinishes")
+    return problems
+
+
 def kueue_webhook(job: dict[str, Any], *, elastic_jobs_gate: bool = False) -> list[str]:
     """Kueue's ValidateCreate for a RayJob, as `field` errors; [] when admitted."""
     meta = job.get("metadata") or {}
@@ -186,6 +203,9 @@ class AdmittingEmulator(kmock.KubernetesEmulator):
         if self.reject is not None:
             status, reason = self.reject
             raise rejected(status, reason, f"rayjobs.ray.io is {reason.lower()} (test)")
+        invalid = schema_errors(job, self.kuberay)  # the CRD's own validation: 422
+        if invalid:
+            raise rejected(422, "Invalid", f"RayJob is invalid: {'; '.join(invalid[:3])}")
         if self.kueue:
             problems = kueue_webhook(job, elastic_jobs_gate=self.elastic_jobs_gate)
             if problems:
@@ -195,7 +215,12 @@ class AdmittingEmulator(kmock.KubernetesEmulator):
                 raise rejected(422, "Invalid", message)
         lost = pruned_fields(job, self.kuberay)
         self.admitted.append(
-            {"job": copy.deepcopy(job), "pruned": lost, "autoscaler": autoscaler_problems(job)}
+            {
+                "job": copy.deepcopy(job),
+                "pruned": lost,
+                "autoscaler": autoscaler_problems(job),
+                "kuberay": kuberay_problems(job),
+            }
         )
         _drop(job, lost)  # what the API server stores: the pruned object
 

@@ -23,6 +23,7 @@ from fake_admission import (
     NEWEST,
     OLDEST,
     autoscaler_problems,
+    kuberay_problems,
     kueue_webhook,
     pruned_fields,
     schema_errors,
@@ -404,7 +405,7 @@ def test_rayjobs_from_chart_config_are_admitted_by_oldest_and_newest_kuberay(ren
             where = (name, version, stage)
             assert schema_errors(job, version) == [], where
             assert pruned_fields(job, version) == [], where
-            assert autoscaler_problems(job) == [], where
+            assert autoscaler_problems(job) == [] and kuberay_problems(job) == [], where
             assert kueue_webhook(job) == [], where
             assert ("preRunningDeadlineSeconds" in job["spec"]) == pre_running
             if kueue:

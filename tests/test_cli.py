@@ -77,7 +77,17 @@ def test_validate_from_another_folder_finds_the_demo_data(tmp_path: Path) -> Non
     """`cd /tmp && lima validate /repo/examples/experiment.yaml`: every glob matches."""
     done = lima("validate", str(DEMO), work=tmp_path / "w", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("\n") == 1 and "valid" in done.stdout and "demo" in done.stdout
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("valid ") and "Experiment demo" in first
+
+
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_shipped_example_validates_from_another_folder(tmp_path: Path, example: Path) -> None:
+    done = lima("validate", str(example), "--offline", work=tmp_path / "w", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
 
 
 def test_spec_paths_are_anchored_at_the_file_not_the_shell(
@@ -175,7 +185,9 @@ def test_judge_endpoint_reachability_is_checked_unless_offline(tmp_path: Path) -
 def test_proxy_judge_on_a_real_model_is_a_warning(tmp_path: Path) -> None:
     model = tmp_path / "exp" / "my-model"
     model.mkdir(parents=True)
-    (model / "config.json").write_text('{"model_type": "llama"}')
+    shape = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2}
+    shape.update(num_attention_heads=4, vocab_size=1000, model_type="llama")
+    (model / "config.json").write_text(json.dumps(shape))  # a small model: fits the demo's 4Gi
 
     def real_model_with_proxy(spec: dict) -> None:
         spec["model"] = {"base": "my-model"}  # relative to the file: the user's folder
@@ -239,6 +251,15 @@ def test_usage_errors_and_not_found_exit_2_with_a_message(
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_plan_json_before_any_run(tmp_path: Path) -> None:
+    done = lima("plan", str(DEMO), "--output", "json", work=tmp_path)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["experiment"] == "demo"
+    assert [s["stage"] for s in plan["stages"]][:2] == ["curate", "train"]
+    assert plan["stages"][0]["action"] == "run" and plan["stages"][1]["action"] != "cached"
 
 
 def test_status_json_of_an_empty_store(tmp_path: Path) -> None:

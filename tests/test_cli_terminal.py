@@ -266,3 +266,7 @@ def test_ctrl_c_during_train_records_the_run_and_stops_every_worker_within_5s(pr
     last = runs[-1]
     assert last["status"] == "interrupted"
     assert [s["status"] for s in last["stages"]][:2] == ["cached", "interrupted"]
+    # the latest run made no report: `lima report` serves an older one, and says so
+    page = lima("report", "demo", work=None, cwd=inside)
+    assert page.returncode == 0 and Path(page.stdout.strip()).is_file()
+    assert f"the latest run {last['run_id']} made no report; this one is from run" in page.stderr

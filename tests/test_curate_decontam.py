@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from lima.curate.decontam import Decontaminator, split_units
-from lima.curate.dedup import Deduplicator, signature, text_hash
+from lima.curate.dedup import Deduplicator, text_hash
 from lima.curate.evalsets import effective_data
+from lima.curate.minhash import signature
 from lima.curate.records import doc
 from lima.curate.run import curate
 from lima.curate.stats import Stats

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lima.curate.dedup import Deduplicator, signature, text_hash
+from lima.curate.dedup import Deduplicator, text_hash
+from lima.curate.minhash import signature
 from lima.curate.records import doc
 from lima.curate.select import kcenter_greedy, largest_remainder, random_selection, site_quotas
 from lima.curate.splits import held_out_counts

@@ -188,6 +188,8 @@ def test_stage_through_runner(ray_local, settings):
     results = run_experiment(experiment, settings, stages=[curate_stage])
     assert [r.status for r in results] == ["done"], results[0].message
     assert results[0].summary["train"] == 20
+    # The stage's typed result carries the removals per held-out set (none in this fixture).
+    assert results[0].summary["contamination"] == {"dev": 0, "test": 0}
     again = run_experiment(experiment, settings, stages=[curate_stage])
     assert again[0].status == "cached" and again[0].key == results[0].key
 

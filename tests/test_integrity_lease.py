@@ -158,3 +158,27 @@ def test_local_lock_files_stay_inside_the_store(settings) -> None:
     with store.lease("train", "k1"):
         assert (store.backend.root / "lima/leases/train/k1.lock").is_file()
     assert Path(store.backend.root).is_dir()
+
+
+def test_a_lease_left_behind_by_an_unreachable_store_is_not_waited_for(
+    moto_endpoint: str, s3cfg
+) -> None:
+    """The store died while a stage ran, so its lease could not be released; when the store is
+    back, the re-run in this process takes it over at once instead of waiting out the TTL."""
+    from store_helpers import FaultProxy
+
+    host, port = moto_endpoint.split(":")
+    proxy = FaultProxy((host, int(port))).start()
+    try:
+        settings = s3cfg.model_copy(update={"s3_endpoint": proxy.endpoint, "s3_retries": 0})
+        store = s3_store(settings)
+        with store.lease("train", "k1", ttl_s=600):
+            proxy.stop()  # the release below fails: the lease object stays
+        proxy.start()
+        assert store.backend.stat("lima/leases/train/k1.json") is not None
+        started = time.monotonic()
+        with store.lease("train", "k1", wait_s=5, poll_s=0.1):
+            pass
+        assert time.monotonic() - started < 3
+    finally:
+        proxy.stop()

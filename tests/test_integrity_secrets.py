@@ -77,7 +77,7 @@ def environment(s3_server: dict[str, str], work: Path, **extra: str) -> dict[str
 
 
 def lima(
-    args: list[str], env: dict[str, str], cwd: Path, *, verbose: bool = True
+    args: list[str], env: dict[str, str], cwd: Path, *, verbose: bool = True, timeout: int = 300
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "lima.cli", *(["-v"] if verbose else []), *args],
@@ -85,7 +85,7 @@ def lima(
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -188,7 +188,8 @@ def test_an_unreachable_store_fails_in_one_line(moto_with_secrets, tmp_path: Pat
         assert leaks(done.stdout + done.stderr) == []
 
 
-@pytest.mark.slow  # a real stage on a local Ray: ~1-2 minutes on 2 shared cores
+@pytest.mark.slow  # a real stage on a local Ray: ~2-5 minutes on 2 shared cores
+@pytest.mark.timeout(1800)
 def test_a_stage_with_secrets_leaves_none_behind(moto_with_secrets, tmp_path: Path) -> None:
     spec = demo_spec(tmp_path / "project")
     env = environment(moto_with_secrets, tmp_path / "work")
@@ -200,7 +201,7 @@ def test_a_stage_with_secrets_leaves_none_behind(moto_with_secrets, tmp_path: Pa
         ["verify", "demo"],
         ["logs", "demo", "curate"],
     ):
-        done = lima(args, env, tmp_path / "project")
+        done = lima(args, env, tmp_path / "project", timeout=900)  # Ray on a loaded machine
         assert "Traceback" not in done.stderr, (args, done.stderr[-2000:])
         outputs += [(f"{args} stdout", done.stdout), (f"{args} stderr", done.stderr)]
     assert_nothing_leaked(outputs, [tmp_path], moto_with_secrets)

@@ -142,7 +142,8 @@ def assert_admitted_unchanged(kmock) -> None:
     supported) KubeRay, and KubeRay's autoscaler could scale each elastic one."""
     assert kmock.admitted
     for seen in kmock.admitted:
-        assert seen["pruned"] == [] and seen["autoscaler"] == [], seen["job"]["metadata"]
+        problems = seen["pruned"] + seen["autoscaler"] + seen["kuberay"]
+        assert problems == [], seen["job"]["metadata"]
         assert "preRunningDeadlineSeconds" not in seen["job"]["spec"]  # 1.4.2 lacks it
         assert seen["job"]["spec"]["activeDeadlineSeconds"] > 0
 
@@ -619,3 +620,35 @@ async def test_leader_election_one_active_replica_and_failover(kmock) -> None:
         assert await first.try_acquire_or_renew() is False  # pod-a is back: it stands by
     finally:
         await client.close()
+
+
+async def test_a_standby_replica_reconciles_only_once_it_holds_the_lease(
+    cluster, monkeypatch
+) -> None:
+    """With leader election, an operator whose Lease another replica holds creates nothing;
+    when that replica stops renewing, this one takes the Lease and reconciles what it saw."""
+    kmock, _, operator = cluster
+    await operator.stop()
+    kmock.objects[LEASES, NS, "lima-run-operator"] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "lima-run-operator", "namespace": NS, "resourceVersion": "1"},
+        "spec": {
+            "holderIdentity": "other-replica",
+            "leaseDurationSeconds": 3,
+            "renewTime": "2026-11-30T00:00:00.000000Z",
+        },
+    }
+    for name, value in {
+        "LIMA_OPERATOR_LEADER_ELECTION": "true",
+        "LIMA_OPERATOR_LEASE_DURATION_S": "3",
+        "LIMA_OPERATOR_IDENTITY": "this-replica",
+    }.items():
+        monkeypatch.setenv(name, value)
+    await operator.start()
+    await create(kmock, example())
+    await asyncio.sleep(2)  # within the other replica's lease: a standby only watches
+    assert objects(kmock, RAYJOBS) == {} and not experiment_status(kmock)
+    await wait_for(lambda: rayjob_for(kmock, "curate"), what="RayJob after the takeover")
+    lease = objects(kmock, LEASES)["lima-run-operator"]
+    assert lease["spec"]["holderIdentity"] == "this-replica"

@@ -12,6 +12,7 @@ from fake_admission import (
     NEWEST,
     OLDEST,
     autoscaler_problems,
+    kuberay_problems,
     kueue_webhook,
     pruned_fields,
     rayjob_crd,
@@ -81,7 +82,7 @@ def _check(job: dict[str, Any]) -> None:
         for version in (OLDEST, NEWEST):
             assert schema_errors(job, version) == [], version
             assert pruned_fields(job, version) == [], version
-    assert autoscaler_problems(job) == []
+    assert autoscaler_problems(job) == [] and kuberay_problems(job) == []
     assert len(job["metadata"]["name"]) <= MAX_RAYJOB_NAME
     text = json.dumps(job)
     assert "secretKeyRef" in text and "LIMA_S3_SECRET_KEY" in text

@@ -27,6 +27,17 @@ from lima.transfer import push
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def s3_settings(s3_settings):
+    """The suite's moto settings, from an empty S3: moto keeps buckets per process, not per
+    server, so an earlier test's objects would otherwise still be there."""
+    import urllib.request
+
+    reset = f"http://{s3_settings.s3_endpoint}/moto-api/reset"
+    urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=10).close()
+    return s3_settings
+
+
 def _talk(ctx) -> dict:
     print("hello from the stage")
     logging.getLogger("lima.test").warning("a warning worth keeping")

@@ -47,6 +47,13 @@ def _assert_model_usable(folder: Path) -> None:
     with torch.no_grad():
         assert torch.isfinite(model(ids).logits).all()
     assert tokenizer.convert_ids_to_tokens(eot) == "<|eot|>"
+    # the exported folder prompts and stops as trained outside lima-run (lima.models.chat_export)
+    message = [{"role": "user", "content": "What colour is the sky?"}]
+    templated = tokenizer.apply_chat_template(
+        message, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    assert templated == ids[0].tolist()
+    assert model.generation_config.eos_token_id == eot == tokenizer.eos_token_id
 
 
 def model_spec():

@@ -1,59 +1,35 @@
 """Exact (normalised text hash) and near (MinHash LSH candidates, exact Jaccard check) dedup.
 
-Signatures are computed where the docs are read (inside Ray tasks); the LSH index lives on the
-driver, which visits docs in source, file and line order so the first occurrence is kept. LSH only
-proposes candidates: its bands are chosen so that a pair at the threshold is proposed with
-probability >= 0.999, and the true Jaccard similarity of the two responses' shingles decides.
+Signatures are computed where the docs are read (inside Ray tasks, `lima.curate.minhash`); the
+LSH index lives on the driver, which visits docs in source, file and line order so the first
+occurrence is kept. LSH only proposes candidates: its bands are chosen so that a pair at the
+threshold is proposed with probability >= 0.999, and the true Jaccard similarity of the two
+responses' shingles decides.
 """
 
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHashLSH
 
+from lima.curate.minhash import SCHEME, SEED
 from lima.curate.records import Item, reject
 from lima.curate.stats import Stats
 from lima.curate.text import normalise
 
-SEED = 1
-SCHEME = "affine32"
-
-
-@lru_cache(maxsize=4)
-def _template(num_perm: int) -> MinHash:
-    # Building the permutations is the costly part of MinHash(); reuse them.
-    return MinHash(num_perm=num_perm, seed=SEED, hashfunc=zlib.crc32, scheme=SCHEME)
-
 
 def shingles(text: str, size: int) -> list[bytes]:
+    """The word n-grams the exact check compares (the same n-grams `lima.curate.minhash`
+    hashes into the signatures: the whole text when it is shorter than `size` words)."""
     words = normalise(text).split()
     if len(words) <= size:
         return [" ".join(words).encode()] if words else [b""]
     return [" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)]
-
-
-def signature(text: str, size: int, num_perm: int) -> np.ndarray:
-    """MinHash hash values (uint32-range, stored as uint32 to halve what crosses processes).
-
-    crc32 instead of datasketch's default sha1: deterministic across processes and ~5x faster.
-    """
-    template = _template(num_perm)
-    minhash = MinHash(
-        num_perm=num_perm,
-        seed=SEED,
-        hashfunc=zlib.crc32,
-        permutations=template.permutations,
-        scheme=SCHEME,
-    )
-    minhash.update_batch(shingles(text, size))
-    return minhash.hashvalues.astype(np.uint32)
 
 
 def text_hash(text: str) -> str:

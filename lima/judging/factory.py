@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lima.errors import LimaError
 from lima.judging.cache import CachedJudge
 from lima.judging.types import Judge
 from lima.settings import Settings
 from lima.spec.evaluate import REAL_JUDGE_HOWTO, JudgeSpec
-from lima.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:
+    from lima.store.artifacts import ArtifactStore
 
 
 def make_judge(spec: Any, settings: Settings, store: ArtifactStore | None = None) -> Judge:
@@ -21,7 +23,8 @@ def make_judge(spec: Any, settings: Settings, store: ArtifactStore | None = None
     - `openai`: `LIMA_JUDGE_BASE_URL` (required), model from `spec.judge.model` else
       `LIMA_JUDGE_MODEL`, key from `LIMA_JUDGE_API_KEY` (sent only as a Bearer header).
     - `hf`: a local Hugging Face causal LM at `spec.judge.model` else `LIMA_JUDGE_MODEL` (a
-      folder, a Hub id, or a `.gguf` file, de-quantized on load).
+      folder, a Hub id, a `.gguf` file, or a preset such as `smollm2-135m`, de-quantized once
+      into a cached folder under the scratch dir).
     LLM judges ask the questions of the `spec.judge.prompts` set (`lima` or `mt-bench`).
     With `store=None` nothing is cached. Failed requests (after retries) raise `JudgeError`
     at the end of a `judge()` call, after the successful verdicts were cached.

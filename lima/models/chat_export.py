@@ -6,8 +6,8 @@ A folder gets:
 
 - a tokenizer whose `chat_template` renders exactly `lima.models.chat.format_conversation` (same
   BOS rule, same markers, no whitespace added) and whose `eos_token` is the EOT;
-- `generation_config.json` that stops on the EOT (and samples with the paper's top-p/temperature),
-  replacing the base's one (which, for an instruct base, stops on its own end-of-turn);
+- `generation_config.json` that stops on the EOT and carries no sampling settings, replacing the
+  base's one (which, for an instruct base, stops on its own end-of-turn);
 - `lima_chat.json`, the chat tokens by name (read by lima-run's engines).
 """
 
@@ -49,25 +49,17 @@ def chat_template(tokenizer: Any, spec: Any) -> str:
 
 
 def lima_generation_config(tokenizer: Any, spec: Any) -> Any:
-    """Stop on EOT, pad with the tokenizer's pad, sample as the paper did (Section 4)."""
+    """Token ids only: stop on EOT, pad with the tokenizer's pad. No sampling settings: the base's
+    (an instruct base may carry its own temperature or repetition penalty) must not follow the
+    fine-tuned model around; callers choose theirs (lima-run's engines use the paper's)."""
     from transformers import GenerationConfig
 
-    from lima.spec.evaluate import GenerateSpec
-
     marks = special_token_ids(tokenizer, spec)
-    paper = GenerateSpec()
     pad = tokenizer.pad_token_id
     return GenerationConfig(
         bos_token_id=marks.bos,
         eos_token_id=marks.eot,
         pad_token_id=int(pad) if pad is not None else marks.eot,
-        do_sample=True,
-        top_p=paper.top_p,
-        temperature=paper.temperature,
-        # No repetition penalty: HF's processor would also penalise the prompt's tokens (an
-        # answer restating the question's words), unlike the paper's penalty on generated tokens
-        # only, which lima-run's engines apply (docs/evaluation.md).
-        max_new_tokens=paper.max_new_tokens,
     )
 
 

@@ -33,6 +33,9 @@ from lima.errors import LeaseTimeoutError
 from lima.store.backends import Backend, FileBackend
 
 log = logging.getLogger("lima.store.lease")
+_HELD: set[str] = set()
+"""Owners of the leases this process holds or is acquiring (a lease object naming an owner of
+this process that is not in here is a leftover)."""
 DEFAULT_TTL_S = 120.0
 DEFAULT_WAIT_S = 24 * 3600.0  # a training stage may hold its key for hours
 
@@ -142,8 +145,15 @@ class _ObjectLease:
     def acquire(self) -> None:
         backend: Any = self.lease.backend
         started, notified = time.monotonic(), []
-        while not self._try_acquire(backend, notified, started):
-            time.sleep(self.lease.poll_s)
+        # Registered before the first write: a lease object naming this owner is then never
+        # mistaken for a leftover of this process by another thread (see `_abandoned`).
+        _HELD.add(self.lease.owner)
+        try:
+            while not self._try_acquire(backend, notified, started):
+                time.sleep(self.lease.poll_s)
+        except BaseException:
+            _HELD.discard(self.lease.owner)
+            raise
         self._thread = threading.Thread(target=self._heartbeat, name="lima-lease", daemon=True)
         self._thread.start()
 
@@ -154,9 +164,10 @@ class _ObjectLease:
         if current is None:
             return False  # released between our two requests: try again at once
         holder = _parse(backend.get_bytes(self.key) or b"")
-        if float(holder.get("expires_at", 0)) < time.time():
-            # Expired (or unreadable): take it over unless someone else renewed or took it.
-            log.warning("taking over expired lease %s of %s", self.key, holder.get("owner", "?"))
+        if float(holder.get("expires_at", 0)) < time.time() or _abandoned(holder):
+            # Expired, unreadable, or left by a dead process of this host: take it over unless
+            # someone else renewed or took it first.
+            log.warning("taking over stale lease %s of %s", self.key, holder.get("owner", "?"))
             if backend.put_if_match(self.key, self._body(), current.etag):
                 return self._remember_etag(backend)
             return False
@@ -195,6 +206,7 @@ class _ObjectLease:
         return True
 
     def release(self) -> None:
+        _HELD.discard(self.lease.owner)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -205,6 +217,25 @@ class _ObjectLease:
             backend.delete_if_match(self.key, self.etag)
         except Exception as error:  # it expires on its own
             log.warning("could not release lease %s: %s", self.key, error)
+
+
+def _abandoned(holder: dict[str, Any]) -> bool:
+    """The holder ran on this host and is gone: its process exited, or it is this process and
+    no longer holds it (a run whose release failed because the store was unreachable). Then
+    waiting for the TTL would only delay the re-run."""
+    host, _, rest = str(holder.get("owner", "")).partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return holder.get("owner") not in _HELD
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

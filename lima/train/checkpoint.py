@@ -154,13 +154,15 @@ def full_state_dict(engine: Any, zero_stage: int) -> dict | None:
 
 
 def export_hf(engine: Any, tokenizer: Any, model_spec: Any, folder: Path, zero_stage: int) -> None:
-    """Consolidated HF folder (weights + tokenizer with EOT + lima_chat.json), rank 0 writes."""
-    from lima.models.tiny import write_chat_file
+    """Consolidated HF folder, rank 0 writes: weights, then the tokenizer with the LIMA chat
+    template and EOT as EOS, generation_config.json stopping on EOT and lima_chat.json
+    (`lima.models.chat_export`), so the folder is prompted and stopped as trained outside
+    lima-run too (`apply_chat_template` + `generate`)."""
+    from lima.models.chat_export import save_chat_files
 
     state = full_state_dict(engine, zero_stage)
     if state is None:
         return
     out = Path(folder) / layout.HF_DIR
     engine.module.save_pretrained(out, state_dict=state)
-    tokenizer.save_pretrained(out)
-    write_chat_file(out, model_spec)
+    save_chat_files(out, tokenizer, model_spec)

@@ -330,5 +330,7 @@ def run_in_process_group(job: TrainJob) -> dict[str, Any]:
     from lima.train.loop import train_in_process_group
 
     job, config, summary = prepare(job, lambda value: value)
-    train_in_process_group(config)
+    run = train_in_process_group(config)
+    if run.rank != 0:  # rank 0 collects the run folder into the output folder
+        return summary
     return finish(job, config, summary)

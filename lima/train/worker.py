@@ -63,8 +63,11 @@ def load_model(config: LoopConfig, fetch: Any) -> tuple[Any, Any, Any]:
     torch.manual_seed(config.train.seed)
     hf_ds_config = None
     if config.train.zero_stage == 3:
+        import deepspeed
         from transformers.integrations.deepspeed import HfDeepSpeedConfig
 
+        # The config checks the batch size against the world size: join the group first.
+        deepspeed.init_distributed()
         hf_ds_config = HfDeepSpeedConfig(config.ds_config)  # from_pretrained now uses zero.Init
     tokenizer = AutoTokenizer.from_pretrained(
         tokenizer_dir, trust_remote_code=spec.trust_remote_code

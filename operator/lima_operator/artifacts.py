@@ -44,8 +44,9 @@ class CachedStore:
     def ensure_object(self, key: str, data: Callable[[], bytes]) -> str:
         """Write `key` once (immutable content); return its URI."""
         if key not in self._specs:
-            if not self.store.backend.exists(key):
-                self.store.backend.put_bytes(key, data())
+            # One PUT, no look-up first: the content is fixed by the key (a digest), so writing
+            # the same bytes again is harmless, and a new Experiment costs one S3 call less.
+            self.store.backend.put_bytes(key, data())
             self._specs.add(key)
         return self.store.backend.uri(key)
 

@@ -106,6 +106,7 @@ async def _reconcile_or_failure(
     except Exception as error:
         failure = classify(error)
         log.warning("%s/%s: %s: %s", key[0], key[1], failure.reason, failure.message)
+        metrics.reconcile_failed(failure.reason)
         status, events = failure_status(body, failure, _settle_marks(body, failure.phase))
         if failure.retry_s is not None:
             _retry_later(key, known, deps, failure.retry_s)

@@ -90,6 +90,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.resync = asyncio.create_task(
         resync_forever(STATE.known, _deps, STATE.config.reconcile_interval_s)
     )
+    if STATE.config.leader_election:
+        STATE.elector = asyncio.create_task(_elect())
     log.info("lima-run operator: %d stages, %s", len(STATE.stages), STATE.settings.describe())
 
 
@@ -129,8 +131,6 @@ def _client() -> KubeClient:
         if STATE.info is None:
             raise kopf.TemporaryError("not logged in yet", delay=1)
         STATE.kube = KubeClient(STATE.info, timeout_s=STATE.config.api_timeout_s)
-        if STATE.config.leader_election and STATE.elector is None:
-            STATE.elector = asyncio.create_task(_elect())
     return STATE.kube
 
 
@@ -166,6 +166,9 @@ async def _read_kuberay(kube: KubeClient) -> None:
 
 
 async def _elect() -> None:
+    """Hold the Lease (started with the operator; it waits for the login to finish)."""
+    while STATE.info is None:
+        await asyncio.sleep(0.1)
     config = STATE.config
     elector = LeaderElector(
         _client, config.namespace, config.lease_name, config.identity, config.lease_duration_s

@@ -15,6 +15,11 @@ STAGE_SECONDS = Histogram(
 )
 RAYJOBS_CREATED = Counter("lima_rayjobs_created_total", "RayJobs created", ["stage"])
 RAYJOB_FAILURES = Counter("lima_rayjob_failures_total", "Failed RayJobs", ["stage", "reason"])
+RECONCILE_FAILURES = Counter(
+    "lima_reconcile_failures_total",
+    "Reconciles that could not be done (RBAC, webhook, KubeRay, store), by reason",
+    ["reason"],
+)
 PHASES = ("Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid")
 
 _phases: dict[tuple[str, str], str] = {}
@@ -51,3 +56,7 @@ def stage_finished(stage: str, start: str | None, end: str | None, outcome: str)
 
 def _parse(stamp: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def reconcile_failed(reason: str) -> None:
+    RECONCILE_FAILURES.labels(reason=reason).inc()

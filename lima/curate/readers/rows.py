@@ -1,13 +1,10 @@
 """Byte-range shards of line-oriented files, so one big file is read by several Ray tasks.
 
 Stack Exchange dumps write one `<row .../>` per line; a shard owns the rows that *start* inside
-its byte range and reads past its end to finish the last one.
-
-Speed: lines are read in blocks of about 1 MiB. A block made only of complete one-line rows (the
-dumps' normal case) is parsed by lxml in one call, and the rows' attributes stay lazy, so the big
-`Body` is decoded only for the few rows that need it. A block with anything else (a multi-line,
-truncated, oversized, non-UTF-8 or malformed row, stray text) falls back to parsing row by row,
-which confines a bad row to itself and names it.
+its byte range and reads past its end to finish the last one. Each row is parsed on its own
+(lxml), which keeps memory bounded and confines a malformed row to itself. The attributes stay
+lxml's lazy mapping, so the big `Body` is decoded to a Python string only for the rows that need
+it (measured: parsing ~1 MiB blocks of rows in one lxml call was slower than this).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from typing import BinaryIO
 
 from lxml import etree
 
-BLOCK_BYTES = 1 << 20
 _PARSER = etree.XMLParser(resolve_entities=False, huge_tree=True)
 
 
@@ -43,19 +39,24 @@ def plan_ranges(path: str, shard_bytes: int) -> list[tuple[int, int]]:
 def iter_rows(path: str, start: int, end: int, max_chars: int) -> Iterator[RawRow]:
     """Every `<row>` starting in [start, end), in file order; errors become RawRow.error."""
     assembler = _Assembler(max_chars)
-    for block, owned_all in _blocks(path, start, end):
-        rows = _parse_block(block, max_chars) if owned_all and not assembler.pending else None
-        if rows is not None:
-            yield from rows
-            continue
-        for offset, line in block:
-            owned = offset < end
-            if not owned and not assembler.pending:
-                return
-            yield from assembler.feed(offset, line, owned)
-            if not owned and not assembler.pending:
-                return
+    for offset, line, owned in _lines(path, start, end):
+        if not owned and not assembler.pending:
+            return
+        yield from assembler.feed(offset, line, owned)
     yield from assembler.finish()
+
+
+def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line, owned) from the first line starting at or after `start`; lines starting at
+    or after `end` are yielded with owned=False so a row begun inside the range can finish."""
+    with open(path, "rb") as handle:
+        if start > 0:
+            handle.seek(start - 1)
+            handle.readline()  # move to the first line that starts at or after `start`
+        offset = handle.tell()
+        for line in handle:
+            yield offset, line, offset < end
+            offset += len(line)
 
 
 def rows_at(path: str, offsets: list[int], max_chars: int) -> Iterator[RawRow]:
@@ -79,51 +80,6 @@ def _row_at(handle: BinaryIO, offset: int, max_chars: int) -> RawRow:
     return next(iter(assembler.finish()), None) or RawRow(
         offset, None, "malformed_xml: no row starts at this offset"
     )
-
-
-def _blocks(path: str, start: int, end: int) -> Iterator[tuple[list[tuple[int, bytes]], bool]]:
-    """Blocks of (offset, line) from the first line starting at or after `start`; each block
-    says whether all its lines start before `end`. Reading stops one block after `end`."""
-    with open(path, "rb") as handle:
-        if start > 0:
-            handle.seek(start - 1)
-            handle.readline()  # move to the first line that starts at or after `start`
-        offset = handle.tell()
-        while True:
-            lines = handle.readlines(BLOCK_BYTES)
-            if not lines:
-                return
-            block = []
-            for line in lines:
-                block.append((offset, line))
-                offset += len(line)
-            owned_all = block[-1][0] < end
-            yield block, owned_all
-            if not owned_all:
-                return
-
-
-def _parse_block(block: list[tuple[int, bytes]], max_chars: int) -> list[RawRow] | None:
-    """All rows of a block of complete one-line rows in one lxml call, or None to fall back."""
-    rows: list[tuple[int, bytes]] = []
-    for offset, line in block:
-        stripped = line.strip()
-        if stripped.startswith(b"<row") and stripped.endswith(b"/>") and len(line) <= max_chars:
-            rows.append((offset, stripped))
-        elif stripped and not _is_wrapper(stripped):
-            return None
-    if not rows:
-        return []
-    try:
-        root = etree.fromstring(b"<rows>" + b"\n".join(r for _, r in rows) + b"</rows>", _PARSER)
-    except etree.XMLSyntaxError:
-        return None
-    elements = list(root)
-    if len(elements) != len(rows) or (root.text or "").strip():
-        return None  # two rows on one line, or text between rows: let the row parser name it
-    if any((e.tail or "").strip() for e in elements):
-        return None
-    return [RawRow(offset, e.attrib) for (offset, _), e in zip(rows, elements, strict=True)]
 
 
 @dataclass
@@ -181,13 +137,13 @@ def _excerpt(raw: bytes) -> str:
 
 def _parse(offset: int, raw: bytes) -> RawRow:
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return RawRow(
-            offset, None, f"invalid_utf8: {error.reason} at byte {error.start}", _excerpt(raw)
-        )
-    try:
         element = etree.fromstring(raw, _PARSER)
     except etree.XMLSyntaxError as error:
+        try:  # libxml2 rejects bad UTF-8 too: name that cause when it is the cause
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return RawRow(
+                offset, None, f"invalid_utf8: {bad.reason} at byte {bad.start}", _excerpt(raw)
+            )
         return RawRow(offset, None, f"malformed_xml: {error.msg}", _excerpt(raw))
-    return RawRow(offset, dict(element.attrib))
+    return RawRow(offset, element.attrib)
