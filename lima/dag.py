@@ -207,8 +207,12 @@ def generate_config(experiment: Experiment) -> dict[str, Any]:
     }
 
 
+SELECTION_ONLY = frozenset({"selection_prompts", "selection_min_valid", "selection_fallback"})
+"""Judge settings only the select stage uses: changing them must not re-judge the test sets."""
+
+
 def judge_stage_config(experiment: Experiment) -> dict[str, Any]:
-    return {"judge": judge_config(experiment)}
+    return {"judge": judge_config(experiment, SELECTION_ONLY)}
 
 
 def report_config(experiment: Experiment) -> dict[str, Any]:
@@ -220,7 +224,7 @@ def report_config(experiment: Experiment) -> dict[str, Any]:
 GRAPH: tuple[Stage, ...] = (
     Stage(
         "curate",
-        "1",
+        "2",
         (),
         curate_config,
         "lima.stages.curate:run",
@@ -229,7 +233,7 @@ GRAPH: tuple[Stage, ...] = (
     ),
     Stage(
         "train",
-        "1",
+        "2",
         ("curate",),
         train_config,
         "lima.stages.train:run",
@@ -238,7 +242,7 @@ GRAPH: tuple[Stage, ...] = (
     ),
     Stage(
         "select",
-        "1",
+        "2",
         ("curate", "train"),
         select_config,
         "lima.stages.select:run",
@@ -247,7 +251,7 @@ GRAPH: tuple[Stage, ...] = (
     ),
     Stage(
         "generate",
-        "1",
+        "2",
         ("curate", "train", "select"),
         generate_config,
         "lima.stages.generate:run",
@@ -256,7 +260,7 @@ GRAPH: tuple[Stage, ...] = (
     ),
     Stage(
         "judge",
-        "1",
+        "2",
         ("generate",),
         judge_stage_config,
         "lima.stages.judge:run",
@@ -265,7 +269,7 @@ GRAPH: tuple[Stage, ...] = (
     ),
     Stage(
         "report",
-        "1",
+        "2",
         ("curate", "train", "select", "generate", "judge"),
         report_config,
         "lima.stages.report:run",

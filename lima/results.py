@@ -7,8 +7,9 @@ experiments`) read it back through `read_result`, so a field renamed here breaks
 instead of leaving a column blank on a cluster.
 
 Only numbers and names belong here: the full evidence (selection.json, results.json, ...) lives in
-the artifact's files. Nothing here may depend on wall-clock time, or artifact keys downstream of a
-re-run would change (see docs/artifacts.md).
+the artifact's files. A result is kept in the manifest beside the artifact and never enters its
+digest (the hash of its files), so downstream keys cannot depend on it; run facts such as
+throughput may therefore live here, and must never be written into the stage's files.
 """
 
 from __future__ import annotations

@@ -131,6 +131,7 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     # The printer columns come from the select and judge stages' own result types.
     assert status["stagesDone"] == 6 and status["bestEpoch"] == 3
     assert status["winRate"] == "50% win, 25% tie vs base"
+    assert status["judgeProxy"] is False and "selectionFallback" not in status
     assert all(s["artifactUri"] for s in status["stages"])
     assert len(objects(kmock, RAYJOBS)) == 5
     assert_declared_in_crd(status)

@@ -102,9 +102,11 @@ async def test_sweep_variants_share_stages_honour_parallelism_and_compare(
     await wait_for(lambda: len(_jobs(kmock, "train")) == 2, what="variant b's train RayJob")
     assert len(_jobs(kmock, "curate")) == 1
     status = await wait_for(
-        lambda: [v["phase"] for v in experiment_status(kmock, NAME)["variants"]]
-        == ["Succeeded", "Running"]
-        and experiment_status(kmock, NAME),
+        lambda: (
+            [v["phase"] for v in experiment_status(kmock, NAME)["variants"]]
+            == ["Succeeded", "Running"]
+            and experiment_status(kmock, NAME)
+        ),
         what="a Succeeded, b Running",
     )
     assert status["variants"][1]["stages"][0]["phase"] == "Cached"

@@ -72,7 +72,7 @@ def audit_rows() -> list[dict]:
             "turn": 2,
             "earlier": ["Write a haiku."],
             "prompt": "Now rewrite it about rain.",
-            "answer": "Rain on the tin roof",
+            "answer": "Rain on the tin roof\x00",  # a random model emits control characters
             "finish": "length",
             "other": None,
             "verdict": "invalid",
@@ -230,8 +230,10 @@ def test_report_html_and_figures_show_the_numbers(tmp_path: Path) -> None:
         "Now rewrite it about rain.",
         "(earlier user turn) Write a haiku.",
         "(hit the length limit)",
+        "Rain on the tin roof\ufffd",
     ):
         assert expected in html, expected
+    assert "\x00" not in html
 
 
 def test_report_without_proxy_or_pairwise_still_renders(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from runner_helpers import RUNS, chain, experiment, make_stage
 
+from lima.dag import topological
 from lima.errors import LimaError, StageError
 from lima.runner import Events, RunOptions, StageRun, run_experiment, run_single_stage
 from lima.settings import Settings
-from lima.dag import topological
 from lima.stages import Stage, StageContext
 from lima.store import open_store
 

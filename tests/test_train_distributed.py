@@ -15,7 +15,7 @@ from train_helpers import make_job
 
 from lima.errors import StageError
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _epochs(out: Path) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The curation pipeline: shards on Ray Data, then joins, dedup, splits and selection."""
+"""The curation pipeline: shards as Ray tasks, then joins, dedup, splits and selection."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def scan_stackexchange(
         selection = select(part, tops.get(shard["uri"], {}))
         shard["selection"] = pickle.dumps(selection, protocol=5)
     for shard in shards:
-        shard.setdefault("selection", b"")  # one row schema for Ray Data
+        shard.setdefault("selection", b"")  # every shard row has the same keys
 
 
 def filter_and_dedup(

@@ -1,4 +1,4 @@
-"""The whole curation, as the stage runs it: filter + dedup on Ray Data, then assemble."""
+"""The whole curation, as the stage runs it: filter + dedup as Ray tasks, then assemble."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ def _ci(bounds: Any) -> str:
     return f"[{bounds[0]:.1%}, {bounds[1]:.1%}]"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: Any) -> Any:
+    """Model output shown as text: control characters (a random model emits NUL) become U+FFFD,
+    so the page stays valid text for browsers and tools."""
+    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("lima.report", "templates"),
@@ -32,7 +42,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update({"pct": _pct, "num": _num, "ci": _ci})
+    env.filters.update({"pct": _pct, "num": _num, "ci": _ci, "printable": _printable})
     return env
 
 

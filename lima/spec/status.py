@@ -81,6 +81,14 @@ class ExperimentStatus(_Status):
     win_rate: str | None = Field(
         None, description="Headline pairwise result vs the first baseline (the judge's result)."
     )
+    selection_fallback: str | None = Field(
+        None,
+        description="Set when the epoch was chosen by `spec.judge.selection_fallback` because the "
+        "judge gave too few valid verdicts.",
+    )
+    judge_proxy: bool | None = Field(
+        None, description="The verdicts come from the embedded stand-in judge (a demo), not an LLM."
+    )
     observed_generation: int | None = Field(None, ge=0, json_schema_extra={"format": "int64"})
     spec_uri: str | None = Field(None, description="Snapshot of the spec the RayJobs read.")
     spec_digest: str | None = Field(None, description="Digest of the spec last acted on.")

@@ -72,12 +72,18 @@ def publish_spec(experiment: Experiment, namespace: str, store: CachedStore) -> 
 
 
 def headline(planned: Iterable[PlannedStage]) -> dict[str, Any]:
-    """`bestEpoch` and `winRate` (the printer columns) from the select and judge results."""
+    """`bestEpoch` and `winRate` (the printer columns), the selection fallback and whether the
+    judge is the proxy, from the select and judge stages' typed results."""
     found: dict[str, Any] = {}
     for step in planned:
         result = step.result()
         if isinstance(result, SelectResult):
             found["bestEpoch"] = result.selected_epoch
-        elif isinstance(result, JudgeResult) and result.headline is not None:
-            found["winRate"] = result.headline.column()
+            if result.fallback is not None:
+                found["selectionFallback"] = result.fallback
+            found["judgeProxy"] = result.proxy
+        elif isinstance(result, JudgeResult):
+            found["judgeProxy"] = result.proxy
+            if result.headline is not None:
+                found["winRate"] = result.headline.column()
     return found
