@@ -177,7 +177,8 @@ async def wait_for(check: Callable[[], Any], timeout: float = 45, what: str = ""
     while time.monotonic() < deadline:
         try:
             value = check()
-        except (KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError, RuntimeError):
+            # RuntimeError: kmock's dicts are changed by the operator's thread mid-iteration
             value = None
         if value:
             return value
@@ -187,7 +188,7 @@ async def wait_for(check: Callable[[], Any], timeout: float = 45, what: str = ""
 
 def objects(kmock: Any, resource: str) -> dict[str, dict[str, Any]]:
     found = {}
-    for (res, _ns, name), obj in kmock.objects.items():
+    for (res, _ns, name), obj in list(kmock.objects.items()):  # the operator thread writes
         if str(res.plural) == resource.rsplit("/", 1)[-1] and not obj.deleted:
             found[name] = obj.raw
     return found
