@@ -164,8 +164,9 @@ def present(emulator: kmock.KubernetesEmulator) -> tuple[set[str], set[str]]:
 
 
 def operator_command(kind: str) -> list[str]:
-    profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the operator into it
-    python = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else [])]
+    profile = os.environ.get("BENCH_PROFILE")  # a file prefix: cProfile each operator run
+    output = f"{profile}.{kind}.{time.monotonic_ns()}" if profile else ""
+    python = [sys.executable, *(["-m", "cProfile", "-o", output] if profile else [])]
     kopf = [*python, "-m", "kopf", "run", "--standalone", "--namespace", NS, "--quiet"]
     if kind == "lima-run":
         return [*kopf, "-m", "lima_operator.handlers"]
@@ -227,11 +228,14 @@ async def measure(
                 await create(emulator, stuck, "stuck")
                 await asyncio.sleep(0.5)
             before = _served(emulator)
+            operator_cpu = psutil.Process(process.pid).cpu_times()
             following = asyncio.create_task(follow(emulator, count, timeout))
             await create_all(emulator, document, count)
             created, seen = await following
             requests = _served(emulator) - before
             rss = psutil.Process(process.pid).memory_info().rss
+            cpu_after = psutil.Process(process.pid).cpu_times()
+            cpu = (cpu_after.user + cpu_after.system) - (operator_cpu.user + operator_cpu.system)
         finally:
             process.terminate()  # kopf stops gracefully through the API: keep kmock serving
             try:
@@ -253,6 +257,7 @@ async def measure(
         "rss_idle_mib": rss_idle / 2**20,
         "rss_mib": rss / 2**20,
         "requests": requests,
+        "cpu_ms": 1000 * cpu / count,
         "emulator": "lean" if lean else "stock",
     }
 
@@ -339,15 +344,16 @@ def main() -> None:
             )
     print(
         "| operator | emulator | experiments | RayJobs seen | p50 s | p95 s | max s "
-        "| API requests / Experiment | RSS idle MiB | RSS after MiB |"
+        "| API requests / Experiment | operator CPU ms / Experiment "
+        "| RSS idle MiB | RSS after MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['operator']} | {r['emulator']} | {r['experiments']} | {r['rayjobs']} | "
             f"{r['p50']:.3f} | {r['p95']:.3f} | {r['max']:.3f} | "
-            f"{r['requests'] / r['experiments']:.1f} | {r['rss_idle_mib']:.0f} | "
-            f"{r['rss_mib']:.0f} |"
+            f"{r['requests'] / r['experiments']:.1f} | {r['cpu_ms']:.1f} | "
+            f"{r['rss_idle_mib']:.0f} | {r['rss_mib']:.0f} |"
         )
     for row in rows[:2]:
         ok = row["p95"] < 1.0 and row["rayjobs"] == args.experiments

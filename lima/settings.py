@@ -9,6 +9,9 @@ values sit next to the credentials, and pydantic would otherwise print them all
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -113,8 +116,36 @@ def describe_settings_error(error: ValidationError) -> str:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """The settings from the environment; a bad value is a SettingsError naming the variable."""
+    """The settings from the environment; a bad value is a SettingsError naming the variable.
+
+    Without overrides the result is reused while the `LIMA_*` variables and `.env` stay the
+    same: reading them costs ~15 ms of CPU (pydantic-settings inspects every field), and
+    store and source look-ups ask for the settings on every call (the operator's cache check
+    of every Experiment). Treat the returned object as read-only.
+    """
+    if overrides:
+        return _read(**overrides)
+    return _read_cached(_environment_digest())
+
+
+def _read(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise SettingsError(describe_settings_error(error)) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cached(_environment: str) -> Settings:
+    return _read()
+
+
+def _environment_digest() -> str:
+    """A digest of what the settings are read from (a digest: no secret is kept as a key)."""
+    variables = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("LIMA_"))
+    dotenv = Path(".env")
+    try:
+        stamp = (str(dotenv.resolve()), dotenv.stat().st_mtime_ns, dotenv.stat().st_size)
+    except OSError:
+        stamp = None
+    return hashlib.sha256(repr((variables, stamp)).encode()).hexdigest()

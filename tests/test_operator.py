@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 
+import kopf
 import pytest
 from fake_admission import NEWEST, OLDEST, AdmittingEmulator
 from operator_harness import (
@@ -653,3 +654,13 @@ async def test_a_standby_replica_reconciles_only_once_it_holds_the_lease(
     await wait_for(lambda: rayjob_for(kmock, "curate"), what="RayJob after the takeover")
     lease = objects(kmock, LEASES)["lima-run-operator"]
     assert lease["spec"]["holderIdentity"] == "this-replica"
+
+
+def test_the_operator_registers_no_handler_that_needs_a_diff() -> None:
+    """handlers.NoDiffBase skips kopf's per-event diff: only valid while nothing reads one."""
+    import lima_operator.handlers  # noqa: F401  (registers the handlers)
+
+    registry = kopf.get_default_registry()
+    assert registry._changing.get_all_handlers() == []  # create/update/delete/resume
+    assert registry._spawning.get_all_handlers() == []  # daemons and timers
+    assert len(registry._watching.get_all_handlers()) == 2  # Experiments and RayJobs

@@ -20,7 +20,7 @@ from fake_admission import (
 )
 from k8s_helpers import errors, rayjob_validator
 
-from lima.k8s.kuberay import InstalledKubeRay, rayjob_schema, unknown_fields
+from lima.k8s.kuberay import InstalledKubeRay, fits, rayjob_schema, unknown_fields
 from lima.k8s.pools import Pool, Toleration, check_pools, load_pools
 from lima.k8s.rayjob import (
     MAX_RAYJOB_NAME,
@@ -231,6 +231,7 @@ def test_pre_running_deadline_only_where_the_installed_crd_knows_it() -> None:
     old = InstalledKubeRay(present=True, schema=rayjob_schema(rayjob_crd(OLDEST)))
     new = InstalledKubeRay(present=True, schema=rayjob_schema(rayjob_crd(NEWEST)))
     assert unknown_fields(job, old.schema) == ["spec.preRunningDeadlineSeconds"]
+    assert not fits(job, old.schema) and fits(job, new.schema)
     assert not old.pre_running_deadline and new.pre_running_deadline
     assert "too old" in old.problem(job) and new.problem(job) is None
     assert "not installed" in InstalledKubeRay(present=False).problem(job)

@@ -47,6 +47,22 @@ def test_lima_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.describe() == "artifacts: s3 http://minio.local:9000; ray: auto"
 
 
+def test_settings_are_read_again_when_the_environment_or_dotenv_changes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """load_settings() is reused while nothing it reads changed (the operator asks per call)."""
+    first = load_settings()
+    assert load_settings() is first
+    monkeypatch.setenv("LIMA_BUCKET", "changed")
+    assert load_settings().bucket == "changed"
+    monkeypatch.delenv("LIMA_BUCKET")
+    (tmp_path / ".env").write_text("LIMA_S3_RETRIES=9\n")
+    assert load_settings().s3_retries == 9
+    (tmp_path / ".env").write_text("LIMA_S3_RETRIES=11\n")
+    assert load_settings().s3_retries == 11
+    assert load_settings(bucket="override").bucket == "override"
+
+
 def test_dotenv_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         f"LIMA_S3_ENDPOINT=https://s3.example.com\nLIMA_S3_SECRET_KEY={SECRET}\n"

@@ -30,6 +30,31 @@ def rayjob_schema(crd: dict[str, Any]) -> dict[str, Any]:
     raise LookupError(f"{RAYJOB_CRD} serves no v1 version")
 
 
+def fits(obj: Any, schema: dict[str, Any]) -> bool:
+    """Whether an API server with this structural schema would keep all of `obj`.
+
+    `unknown_fields` without building a path per field: the operator checks every RayJob
+    before creating it, and nearly all fit.
+    """
+    if not isinstance(obj, dict | list) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return True
+    if isinstance(obj, list):
+        items = schema.get("items") or {}
+        return all(fits(value, items) for value in obj)
+    declared = schema.get("properties")
+    extra = schema.get("additionalProperties")
+    for key, value in obj.items():
+        if declared is not None and key in declared:
+            if not fits(value, declared[key]):
+                return False
+        elif isinstance(extra, dict):
+            if not fits(value, extra):
+                return False
+        elif declared is not None or extra is False:
+            return False
+    return True
+
+
 def unknown_fields(obj: Any, schema: dict[str, Any], path: str = "") -> list[str]:
     """Paths in `obj` that an API server with this structural schema would prune."""
     if schema.get("x-kubernetes-preserve-unknown-fields") or not isinstance(obj, dict | list):
@@ -73,7 +98,7 @@ class InstalledKubeRay:
             )
         if not self.schema:
             return None
-        lost = unknown_fields(rayjob, self.schema)
+        lost = [] if fits(rayjob, self.schema) else unknown_fields(rayjob, self.schema)
         if lost:
             return (
                 f"the installed KubeRay is too old: its RayJob CRD would silently drop "

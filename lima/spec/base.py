@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -26,6 +27,12 @@ def _numeric_not_bool(annotation: Any) -> bool:
     return annotation in (int, float)
 
 
+@functools.cache
+def _refuses_bool(model: type[BaseModel], name: str) -> bool:
+    field = model.model_fields.get(name)
+    return field is not None and _numeric_not_bool(field.annotation)
+
+
 class SpecModel(BaseModel):
     """Base for every spec model.
 
@@ -48,8 +55,9 @@ class SpecModel(BaseModel):
     def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """`workers: true` is a slip, not 1: pydantic's lax mode would take a YAML boolean as
         the number 1 (or 0), so a number field refuses booleans."""
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or not _numeric_not_bool(field.annotation):
+        if not isinstance(value, bool | list):  # the common case, decided without looking up
+            return value
+        if not _refuses_bool(cls, info.field_name or ""):
             return value
         items = value if isinstance(value, list) else [value]
         if any(isinstance(item, bool) for item in items):

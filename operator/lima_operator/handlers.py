@@ -33,7 +33,7 @@ from lima.spec import API_GROUP, API_VERSION
 from lima.store.sources import reuse_s3_fingerprints
 from lima_operator import metrics
 from lima_operator.config import OperatorConfig
-from lima_operator.driver import Known, drive, resync_forever
+from lima_operator.experiments import Known, drive, resync_forever
 from lima_operator.kube import KubeClient, KubeError
 from lima_operator.leader import LeaderElector
 from lima_operator.offload import Offloader
@@ -63,6 +63,21 @@ class _State:
 STATE = _State()
 
 
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """No diff base: kopf deep-copies every event's body to diff it for change handlers.
+
+    This operator registers only event handlers, which never see a diff; the copies were a
+    quarter of its CPU in a burst of new Experiments. tests/test_operator.py checks that no
+    change, daemon or timer handler (the users of a diff) is ever registered with it.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.config = OperatorConfig()
@@ -81,7 +96,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # (kopf ignores annotations under its prefix when diffing: `lima-run.io/retry` must count).
     storage = "kopf.lima-run.io"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=storage)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=storage)
+    settings.persistence.diffbase_storage = NoDiffBase(prefix=storage)
     # Long-lived watches, restarted by the server well before proxies cut idle connections.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

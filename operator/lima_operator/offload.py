@@ -2,12 +2,15 @@
 
 The store client (minio, urllib3) blocks. Run on the event loop, one S3 endpoint that accepts
 connections but never answers stalled every watch, every other Experiment and kopf's /healthz
-(so the liveness probe restarted the operator in a loop). Here every store call runs in a small
-thread pool of its endpoint and is awaited for at most `timeout_s`:
+(so the liveness probe restarted the operator in a loop). Here every store call runs in a
+thread pool of its endpoint and is awaited for at most `timeout_s`, queueing included:
 
 - a hung endpoint holds only its own threads: Experiments on other endpoints never wait;
-- once all of an endpoint's threads hang, further calls to it fail at once (no new thread, no
-  new wait) until one of them returns: the Experiment shows StoreUnavailableError and is retried;
+- a busy endpoint (a burst of new Experiments) queues calls in its pool: they are slower, not
+  failed (failing them made a burst of 100 Experiments retry for seconds);
+- a call still running after its deadline marks its thread as hung; once every thread of an
+  endpoint is hung, further calls to it fail at once (no new thread, no new wait) until one
+  returns: the Experiment shows StoreUnavailableError and is retried;
 - the event loop (watches, probes, other Experiments) is never blocked.
 """
 
@@ -17,14 +20,15 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from lima.errors import StoreError
 
 log = logging.getLogger("lima_operator")
 T = TypeVar("T")
-THREADS_PER_ENDPOINT = 8
+THREADS_PER_ENDPOINT = 32
+"""Threads (hence concurrent S3 requests, one connection each) per store endpoint."""
 
 
 class StoreUnavailableError(StoreError):
@@ -36,11 +40,11 @@ class Offloader:
         self.timeout_s = timeout_s
         self.threads = threads
         self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._in_flight: dict[str, int] = {}
+        self._hung: dict[str, int] = {}  # calls past their deadline and still running
 
     async def run(self, endpoint: str, what: str, call: Callable[..., T], *args: object) -> T:
         """`call(*args)` in `endpoint`'s pool; StoreUnavailableError after `timeout_s`."""
-        if self._in_flight.get(endpoint, 0) >= self.threads:
+        if self._hung.get(endpoint, 0) >= self.threads:
             raise StoreUnavailableError(
                 f"artifact store {endpoint}: {self.threads} calls still unanswered; {what} "
                 "not attempted"
@@ -49,24 +53,29 @@ class Offloader:
         if pool is None:
             name = f"store-{len(self._pools)}"
             pool = self._pools[endpoint] = ThreadPoolExecutor(self.threads, thread_name_prefix=name)
-        loop = asyncio.get_running_loop()
-        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
-        future = loop.run_in_executor(pool, functools.partial(call, *args))
-        future.add_done_callback(lambda done: self._done(endpoint, done))
+        submitted = pool.submit(functools.partial(call, *args))
+        waiting = asyncio.wrap_future(submitted)
         try:
-            # shield: a timeout abandons the wait, not the thread (it cannot be interrupted);
-            # the thread is counted as in flight until the call really returns.
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+            # shield: a timeout abandons the wait, not the thread (it cannot be interrupted)
+            return await asyncio.wait_for(asyncio.shield(waiting), self.timeout_s)
         except TimeoutError:
+            # an abandoned call's late error is retrieved here, not logged as "never retrieved"
+            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._abandon(endpoint, submitted)
             log.warning("artifact store %s: %s took over %.0f s", endpoint, what, self.timeout_s)
             raise StoreUnavailableError(
                 f"artifact store {endpoint} did not answer {what} within {self.timeout_s:g} s"
             ) from None
 
-    def _done(self, endpoint: str, done: asyncio.Future) -> None:
-        self._in_flight[endpoint] -= 1
-        if not done.cancelled():
-            done.exception()  # retrieved: an abandoned call's late error is not "never retrieved"
+    def _abandon(self, endpoint: str, submitted: Future) -> None:
+        """A call past its deadline: dropped if still queued, else its thread counts as hung."""
+        if submitted.cancel():
+            return
+        self._hung[endpoint] = self._hung.get(endpoint, 0) + 1
+        submitted.add_done_callback(lambda _: self._returned(endpoint))
+
+    def _returned(self, endpoint: str) -> None:
+        self._hung[endpoint] -= 1
 
     def close(self) -> None:
         for pool in self._pools.values():
