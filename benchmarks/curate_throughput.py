@@ -253,9 +253,9 @@ def lima_jsonl_task(shard: dict, min_score: int, shingle: int, num_perm: int) ->
         if answer_failure(t, s, rules) is None
     ]
     for item, sig in zip(
-        kept, signatures([d["conversations"][1] for d in kept], shingle, num_perm), strict=True
+        kept, signatures([d.conversations[1] for d in kept], shingle, num_perm), strict=True
     ):
-        item["minhash"] = sig
+        item.minhash = sig
     rejected = table.num_rows - len(kept)
     return {"id": shard["id"], "payload": pickle.dumps((kept, rejected), protocol=5)}
 
@@ -264,6 +264,7 @@ def child_lima_jsonl(folder: str, workers: int) -> dict:
     ray_start, ray_cpu = _ray_init(workers)
     from lima.curate.dedup import Deduplicator, text_hash
     from lima.curate.parallel import run_shards
+    from lima.curate.records import Doc
     from lima.curate.stats import Stats
     from lima.spec.data import DataSpec
 
@@ -282,11 +283,11 @@ def child_lima_jsonl(folder: str, workers: int) -> dict:
     for items, _rejected in run_shards(lima_jsonl_task, shards, params, workers, 1):
         docs.extend(items)
     for item in docs:
-        item["hash"] = text_hash("\n".join(item["conversations"]))
+        item.hash = text_hash("\n".join(item.conversations))
     dedup = Deduplicator(
         exact=True, near=True, threshold=spec.dedup.jaccard_threshold, num_perm=spec.dedup.num_perm
     )
-    kept = [item for item in dedup(docs, Stats()) if item["type"] == "doc"]
+    kept = [item for item in dedup(docs, Stats()) if isinstance(item, Doc)]
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,

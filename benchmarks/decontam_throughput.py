@@ -43,6 +43,8 @@ os.environ.update({"RAY_worker_niceness": "0", "RAY_USAGE_STATS_ENABLED": "0"})
 
 from curate_throughput import SAMPLE, cached_inputs  # noqa: E402
 
+from lima.curate.records import Doc  # noqa: E402
+
 RELAXED = {
     "min_score": -(10**6),
     "min_answer_chars": 0,
@@ -54,7 +56,7 @@ RELAXED = {
 }
 
 
-def eval_set(docs: list[dict], size: int, path: Path, references: bool) -> Path:
+def eval_set(docs: list[Doc], size: int, path: Path, references: bool) -> Path:
     """An MT-Bench-layout file of `size` prompts (see the module docstring)."""
     rng = random.Random(0)
     shared = SAMPLE.parents[1] / "eval_prompts"
@@ -63,11 +65,9 @@ def eval_set(docs: list[dict], size: int, path: Path, references: bool) -> Path:
         for line in (shared / name).open():
             row = json.loads(line)
             rows.append({"question_id": f"{name[:2]}-{row['question_id']}", "turns": row["turns"]})
-    titles = sorted({d["conversations"][0] for d in docs})
-    vocab = sorted({w for d in docs[:2000] for w in d["conversations"][1].split()})
-    answers = [
-        d["conversations"][1].split() for d in docs if len(d["conversations"][1].split()) > 200
-    ]
+    titles = sorted({d.conversations[0] for d in docs})
+    vocab = sorted({w for d in docs[:2000] for w in d.conversations[1].split()})
+    answers = [d.conversations[1].split() for d in docs if len(d.conversations[1].split()) > 200]
     for index in range(size - len(rows)):
         if index < min(100, len(titles) // 10):
             prompt = rng.choice(titles)
@@ -85,7 +85,7 @@ def eval_set(docs: list[dict], size: int, path: Path, references: bool) -> Path:
 
 def measure(xml: Path, workers: int, relaxed: bool, prompts: int, scratch: Path) -> list[dict]:
     # Imported before timing: the stage has loaded them before it curates.
-    import lima.generation.prompts
+    import lima.generation.prompt_sets
     import lima.store  # noqa: F401
     from lima.curate.assemble import UniqueIds, decontaminate_pool
     from lima.curate.evalsets import load
@@ -120,7 +120,7 @@ def measure(xml: Path, workers: int, relaxed: bool, prompts: int, scratch: Path)
         started = time.perf_counter()
         ids = UniqueIds()
         for item in dev_n + test_n:
-            item["id"] = ids.assign(item)
+            item.id = ids.assign(item)
         loaded = load(spec, None, scratch)
         _, decon = decontaminate_pool(
             spec, dev_n, test_n, loaded, pool_n, filtered.stats, io.StringIO()

@@ -89,7 +89,7 @@ def batched(
 ) -> tuple[int, float]:
     from lima.generation.config import DecodeConfig
     from lima.generation.hf_engine import HFEngine
-    from lima.generation.prompts import PromptRecord
+    from lima.generation.prompt_sets import PromptRecord
 
     config = DecodeConfig(
         top_p=args.top_p,

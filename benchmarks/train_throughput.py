@@ -4,7 +4,7 @@
 
 1. at equal compute, on the same tiny model, examples and micro-batch plan:
    a. the stage path with 1 Ray Train worker x 1 CPU (DeepSpeed ZeRO-2, via
-      `lima.train.driver.run_training`) vs a plain PyTorch loop in one process with 1 thread;
+      `lima.train.launch.run_training`) vs a plain PyTorch loop in one process with 1 thread;
    b. the stage path with 2 workers x 1 CPU vs plain PyTorch DDP under torchrun with 2 processes
       x 1 thread (`benchmarks/_ddp_peer.py`); the goal is >= 0.9x of the peer in both;
 2. non-padding fraction of length-grouped micro-batches vs naive pad-to-longest, on the curated
@@ -171,7 +171,7 @@ def stage_path(rows: list[dict], args: argparse.Namespace, tmp: Path, workers: i
     from lima.spec.model import ModelSpec, TinyPreset
     from lima.spec.resources import StageResources, StorageSpec
     from lima.spec.train import TrainSpec
-    from lima.train.driver import TrainJob, run_training
+    from lima.train.launch import TrainJob, run_training
 
     if not ray.is_initialized():  # the curate run may have started it
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)

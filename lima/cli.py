@@ -472,7 +472,8 @@ def gc(
         float, typer.Option("--min-age-h", help="Only garbage older than this many hours.")
     ] = 6.0,
 ) -> None:
-    """List (or with --apply remove) orphan attempts, unfinished writes and uploads."""
+    """List (or with --apply remove) orphan attempts, unfinished writes, uploads and
+    abandoned training run folders."""
     from lima.store.gc import collect
 
     store, _, _ = _store_for(experiment)

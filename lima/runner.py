@@ -68,6 +68,7 @@ def execute(
     key: str | None = None,
     *,
     replace: bool = False,
+    run_id: str = "",
 ) -> Manifest:
     """Run one stage into a fresh folder and publish it (manifest last).
 
@@ -94,6 +95,7 @@ def execute(
             stage=stage.name,
             progress=progress,
             forced=replace,
+            run_id=run_id,
         )
         summary = stage.check_result(stage.load_run()(ctx))
         if not any(output_dir.iterdir()):
@@ -134,8 +136,10 @@ class _Walk:
         store: ArtifactStore,
         stages: Sequence[Stage],
         options: RunOptions,
+        run_id: str = "",
     ) -> None:
         self.experiment, self.store, self.stages, self.options = experiment, store, stages, options
+        self.run_id = run_id
         names = {s.name for s in stages}
         unknown = set(options.force_stages) - names
         if unknown:
@@ -172,8 +176,8 @@ def run_experiment(
     events = events or Events()
     store = store or open_store(settings, experiment.spec.storage)
     ordered = dag.topological(stages if stages is not None else dag.GRAPH)
-    walk = _Walk(experiment, store, ordered, options)
     run_id = _new_run_id()
+    walk = _Walk(experiment, store, ordered, options, run_id)
     record: dict[str, Any] = {
         "run_id": run_id,
         "experiment": experiment.metadata.name,
@@ -256,6 +260,7 @@ def _run_planned(walk: _Walk, position: int, settings: Settings, events: Events)
                     progress,
                     key,
                     replace=forced or damaged,
+                    run_id=walk.run_id,
                 )
         walk.to_force.discard(stage.name)
         return StageRun(
@@ -299,12 +304,13 @@ def run_single_stage(
     needed = dag.ancestors(name, ordered) | {name}
     ordered = [s for s in ordered if s.name in needed]
     store = open_store(settings, experiment.spec.storage)
-    walk = _Walk(experiment, store, ordered, RunOptions(force_stages=[name] if force else []))
+    run_id, started_at = _new_run_id(), now_iso()
+    options = RunOptions(force_stages=[name] if force else [])
+    walk = _Walk(experiment, store, ordered, options, run_id)
     for step in walk.plan():
         if step.name != name and step.manifest is None:
             raise LimaError(f"stage {name!r} needs {step.name!r}, which has no artifact yet")
     events = _SingleEvents(progress)
-    run_id, started_at = _new_run_id(), now_iso()
     result = _run_planned(walk, ordered.index(target), settings, events)
     record = {
         "run_id": run_id,

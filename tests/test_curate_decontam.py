@@ -19,7 +19,7 @@ from lima.curate.decontam import Decontaminator, split_units
 from lima.curate.dedup import Deduplicator, text_hash
 from lima.curate.evalsets import effective_data
 from lima.curate.minhash import signature
-from lima.curate.records import doc
+from lima.curate.records import Doc, Rejection, doc
 from lima.curate.run import curate
 from lima.curate.stats import Stats
 from lima.curate.text import normalise
@@ -422,7 +422,7 @@ MARGIN = 0.0
 """Decisions are taken on exact measures, so nothing below the threshold may be removed."""
 
 
-def _sweep_docs(seed: int, pairs: int, build) -> tuple[list[dict], list[dict], list[float]]:
+def _sweep_docs(seed: int, pairs: int, build) -> tuple[list[Doc], list[Doc], list[float]]:
     rng = random.Random(seed)
     held, train, truth = [], [], []
     for index in range(pairs):
@@ -433,14 +433,14 @@ def _sweep_docs(seed: int, pairs: int, build) -> tuple[list[dict], list[dict], l
     return held, train, truth
 
 
-def _decontaminate(held: list[dict], train: list[dict]) -> list[bool]:
+def _decontaminate(held: list[Doc], train: list[Doc]) -> list[bool]:
     config = Decontamination()
     for index, item in enumerate(held):
-        item["id"] = f"h{index}"
+        item.id = f"h{index}"
     units = split_units("test", held, config)
     decontaminator = Decontaminator(units, config, {"test": "curated:test"})
     out = list(decontaminator(train, Stats()))
-    return [item["type"] == "rejected" for item in out]
+    return [isinstance(item, Rejection) for item in out]
 
 
 def _check(removed: list[bool], truth: list[float], threshold: float) -> tuple[float, int, int]:
@@ -494,18 +494,18 @@ def test_near_dedup_recall_at_threshold():
         truth.append(oracle_jaccard(answer, copy, 5))
         for n, response in enumerate((answer, copy)):
             item = doc("x", "f", 2 * index + n, [f"question {index} {n}", response])
-            item["hash"] = text_hash("\n".join(item["conversations"]))
-            item["minhash"] = signature(response, 5, 128)
+            item.hash = text_hash("\n".join(item.conversations))
+            item.minhash = signature(response, 5, 128)
             docs.append(item)
     out = list(Deduplicator(exact=True, near=True, threshold=0.7, num_perm=128)(docs, Stats()))
-    removed = [item["type"] == "rejected" for item in out[1::2]]
-    assert not any(item["type"] == "rejected" for item in out[0::2])
+    removed = [isinstance(item, Rejection) for item in out[1::2]]
+    assert not any(isinstance(item, Rejection) for item in out[0::2])
     recall, below, n = _check(removed, truth, 0.7)
     assert n >= 60 and sum(s < 0.7 for s in truth) >= 60
     assert recall >= 0.99 and below == 0
     for item, similarity in zip(out[1::2], truth, strict=True):
-        if item["type"] == "rejected":
-            assert item["similarity"]["value"] == pytest.approx(similarity, abs=1e-4)
+        if isinstance(item, Rejection):
+            assert item.extra["similarity"]["value"] == pytest.approx(similarity, abs=1e-4)
 
 
 def test_html_report_shows_contamination(planted_run, tmp_path: Path):

@@ -21,6 +21,7 @@ from lima.curate.readers.stackexchange import (
 )
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader
+from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion
 from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
 from lima.curate.stats import Stats
 from lima.curate.text import detokenize, html_to_markdown
@@ -54,8 +55,8 @@ def read_authored(path: str, source: str, max_chars: int, stats: Stats):
 
 def split(items):
     items = list(items)
-    return [i for i in items if i["type"] != "rejected"], [
-        i for i in items if i["type"] == "rejected"
+    return [i for i in items if not isinstance(i, Rejection)], [
+        i for i in items if isinstance(i, Rejection)
     ]
 
 
@@ -82,11 +83,11 @@ def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: i
             max_chars=50_000,
             stats=stats,
         )
-    answers = [i for i in items if i["type"] == "se_answer"]
-    questions = {i["qid"]: i for i in items if i["type"] == "se_question"}
+    answers = [i for i in items if isinstance(i, StackAnswer)]
+    questions = {i.qid: i for i in items if isinstance(i, StackQuestion)}
     joined = list(join(answers, questions, "s", "math", stats, rules))
     docs, rejected = split(items + joined)
-    return [d for d in docs if d["type"] == "doc"], rejected
+    return [d for d in docs if isinstance(d, Doc)], rejected
 
 
 def test_bad_xml_rows_are_isolated_and_named():
@@ -114,14 +115,14 @@ def test_kept_answers_obey_lima_rules():
     docs, rejected = se_docs(MATH, rules, stats)
     assert len(docs) == 12
     for item in docs:
-        answer = item["conversations"][1]
-        assert item["meta"]["score"] >= rules.min_score
+        answer = item.conversations[1]
+        assert item.meta["score"] >= rules.min_score
         assert rules.min_answer_chars <= len(answer) <= rules.max_answer_chars
         assert not first_person(answer)
         assert not refers_to_other_answers(answer)
         assert not has_bare_url(answer)
         assert "](" not in answer and "<img" not in answer and "<a " not in answer
-    rules_seen = {r["rule"] for r in rejected}
+    rules_seen = {r.rule for r in rejected}
     assert {
         "first_person",
         "refers_to_other_answers",
@@ -136,15 +137,15 @@ def test_kept_answers_obey_lima_rules():
         "invalid_utf8",
         "field_too_large",
     } <= rules_seen
-    assert all(r["file"] == MATH and r["row"] for r in rejected)
+    assert all(r.file == MATH and r.row for r in rejected)
     assert stats.dropped["s"]["first_person"] == 1
 
 
 def test_code_blocks_and_lists_survive_links_keep_text():
     docs, _ = se_docs(MATH, StackExchangeFilters(), Stats())
-    with_code = [d for d in docs if "```" in d["conversations"][1]]
+    with_code = [d for d in docs if "```" in d.conversations[1]]
     assert len(with_code) == 4
-    answer = with_code[0]["conversations"][1]
+    answer = with_code[0].conversations[1]
     assert "def radius(coefficients):\n    return 1 / max(" in answer
     assert "- first check absolute convergence" in answer
     assert "the ratio test" in answer and "example.org" not in answer and "plot" not in answer
@@ -152,10 +153,10 @@ def test_code_blocks_and_lists_survive_links_keep_text():
 
 def test_prompt_is_title_or_body_seeded():
     docs, _ = se_docs(MATH, StackExchangeFilters(), Stats())
-    sources = {d["meta"]["prompt_from"] for d in docs}
+    sources = {d.meta["prompt_from"] for d in docs}
     assert sources == {"title", "body"}
     again, _ = se_docs(MATH, StackExchangeFilters(), Stats())
-    assert [d["conversations"][0] for d in docs] == [d["conversations"][0] for d in again]
+    assert [d.conversations[0] for d in docs] == [d.conversations[0] for d in again]
 
 
 def test_site_names():
@@ -179,12 +180,12 @@ def test_wikihow_all_layout():
         read_wikihow(str(F / "wikihow/wikihowAll.csv"), "w", WikiHowFilters(), 50_000, stats)
     )
     assert len(docs) == 6
-    prompt, body = docs[0]["conversations"]
+    prompt, body = docs[0].conversations
     assert prompt == "How to Do Task Number 00?"
     assert body.startswith("The following answer shows the method.")
     assert "the guide" in body and "example.org" not in body
     assert "Tips" not in body and "Do not skip" not in body
-    assert {r["rule"] for r in rejected} == {
+    assert {r.rule for r in rejected} == {
         "response_too_short",
         "wrong_column_count",
         "field_too_large",
@@ -203,8 +204,8 @@ def test_wikihow_sep_layout_groups_sections():
             Stats(),
         )
     )
-    assert [d["conversations"][0] for d in docs] == [f"How to Keep Starter {i}?" for i in range(3)]
-    body = docs[0]["conversations"][1]
+    assert [d.conversations[0] for d in docs] == [f"How to Keep Starter {i}?" for i in range(3)]
+    body = docs[0].conversations[1]
     assert body.startswith("Sourdough starter number 0 needs patience.\nIt takes about a week.")
     assert "## Feeding" in body and "## Using" in body and "## Tips" not in body
     assert "1. Feed it 0." in body
@@ -217,12 +218,12 @@ def test_writingprompts_fairseq_pairs():
         )
     )
     assert len(docs) == 5
-    prompt, story = docs[0]["conversations"]
+    prompt, story = docs[0].conversations
     assert prompt == "A robot number 0 learns to lie."
-    assert docs[0]["tags"] == ["wp"]
+    assert docs[0].tags == ["wp"]
     assert story.startswith('"Hello," said robot 0. It didn\'t know why.')
     assert "<newline>" not in story and "\n\n" in story
-    assert [r["rule"] for r in rejected] == [
+    assert [r.rule for r in rejected] == [
         "tag_dropped",
         "story_too_short",
         "invalid_utf8",
@@ -236,7 +237,7 @@ def test_writingprompts_csv_and_detokenizer():
             str(F / "writingprompts/stories.csv"), "p", WritingPromptsFilters(), 50_000, Stats()
         )
     )
-    assert len(docs) == 3 and docs[0]["conversations"][0] == "Dragons number 0 open a bakery."
+    assert len(docs) == 3 and docs[0].conversations[0] == "Dragons number 0 open a bakery."
     assert detokenize("Do n't stop , ( please ) ! <newline> Ok .") == "Don't stop, (please)!\nOk."
 
 
@@ -245,7 +246,7 @@ def test_natural_instructions_schemas():
     results = {}
     for path in sorted((F / "natural_instructions").glob("*.json")):
         docs, rejected = split(read_tasks(str(path), "n", rules, 50_000, 0, stats))
-        results[path.stem] = (len(docs), [r["rule"] for r in rejected])
+        results[path.stem] = (len(docs), [r.rule for r in rejected])
     assert results == {
         "task900_v2": (1, []),
         "task901_old": (1, []),
@@ -256,7 +257,7 @@ def test_natural_instructions_schemas():
     docs, _ = split(
         read_tasks(str(F / "natural_instructions/task901_old.json"), "n", rules, 50_000, 0, Stats())
     )
-    assert docs[0]["conversations"] == [
+    assert docs[0].conversations == [
         "Write a title for the paragraph.\n\nA paragraph about bees.",
         "Bees at Work",
     ]
@@ -264,16 +265,16 @@ def test_natural_instructions_schemas():
 
 def test_authored_plain_lima_multiturn_and_bad_lines():
     docs, rejected = split(read_authored(str(F / "authored/mixed.jsonl"), "a", 50_000, Stats()))
-    assert [len(d["conversations"]) for d in docs] == [2, 4, 2]
-    assert docs[2]["tags"] == ["safety"]
-    assert [r["rule"] for r in rejected] == [
+    assert [len(d.conversations) for d in docs] == [2, 4, 2]
+    assert docs[2].tags == ["safety"]
+    assert [r.rule for r in rejected] == [
         "json_error",
         "wrong_schema",
         "wrong_schema",
         "wrong_schema",
         "invalid_utf8",
     ]
-    assert [r["row"] for r in rejected] == ["4", "5", "6", "7", "8"]
+    assert [r.row for r in rejected] == ["4", "5", "6", "7", "8"]
 
 
 def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
@@ -282,8 +283,8 @@ def test_shared_stackexchange_sample_obeys_rules(shared_data: Path):
     docs, rejected = se_docs(path, rules, Stats(), shard_bytes=300_000)
     assert docs and len(rejected) > 1000
     for item in docs:
-        answer = item["conversations"][1]
-        assert item["meta"]["score"] >= 10 and 1200 <= len(answer) <= 4096
+        answer = item.conversations[1]
+        assert item.meta["score"] >= 10 and 1200 <= len(answer) <= 4096
         assert not first_person(answer) and not has_bare_url(answer)
 
 
@@ -297,7 +298,7 @@ def test_shared_writingprompts_and_tasks(shared_data: Path):
             Stats(),
         )
     )
-    assert len(docs) > 200 and not any("<newline>" in d["conversations"][1] for d in docs)
+    assert len(docs) > 200 and not any("<newline>" in d.conversations[1] for d in docs)
     tasks = sorted((shared_data / "super_natural_instructions").glob("*.json"))
     kept = [
         d
@@ -334,8 +335,8 @@ def test_truncated_row_never_swallows_the_next_valid_row(tmp_path: Path):
     ]
     assert "cut off here" in rows[1].excerpt
     docs, rejected = se_docs(path, StackExchangeFilters(), Stats())
-    assert [d["row"] for d in docs] == ["3"] and docs[0]["meta"]["score"] == 34
-    assert [r["rule"] for r in rejected] == ["unterminated_row"]
+    assert [d.row for d in docs] == ["3"] and docs[0].meta["score"] == 34
+    assert [r.rule for r in rejected] == ["unterminated_row"]
 
 
 def test_rows_without_id_are_malformed_and_never_the_top_answer(tmp_path: Path):
@@ -350,8 +351,8 @@ def test_rows_without_id_are_malformed_and_never_the_top_answer(tmp_path: Path):
     assert part.best == {1: (34, -3)}
     stats = Stats()
     docs, rejected = se_docs(path, StackExchangeFilters(), stats)
-    assert [d["row"] for d in docs] == ["3"]
-    assert sorted((r["rule"], r["detail"]) for r in rejected) == [
+    assert [d.row for d in docs] == ["3"]
+    assert sorted((r.rule, r.detail) for r in rejected) == [
         ("missing_id", "Id 'x7'"),
         ("missing_id", "no Id attribute"),
     ]
@@ -386,7 +387,7 @@ def test_natural_instructions_allow_list_and_minimum_output(tmp_path: Path):
     results = {}
     for name, path in cases.items():
         docs, rejected = split(read_tasks(path, "n", rules, 50_000, 0, Stats()))
-        results[name] = [d["conversations"][1] for d in docs] or [r["rule"] for r in rejected]
+        results[name] = [d.conversations[1] for d in docs] or [r.rule for r in rejected]
     assert results == {
         "qa": ["not_generation_task"],
         "extraction": ["not_generation_task"],
@@ -396,3 +397,26 @@ def test_natural_instructions_allow_list_and_minimum_output(tmp_path: Path):
     custom = NaturalInstructionsFilters(generation_categories=["question answering"])
     docs, _ = split(read_tasks(cases["qa"], "n", custom, 50_000, 0, Stats()))
     assert len(docs) == 1
+
+
+def test_typed_items_pickle_and_rejection_lines():
+    """Items cross Ray as pickles (as tuples of fields); a rejection's line keeps the
+    rejected.jsonl layout: the common fields, then the rule's own, in that order."""
+    import copy
+    import pickle
+
+    from lima.curate.records import doc, reject, rejection_lines
+
+    item = doc("s", "f.jsonl", 3, ["q", "a"], tags=["t"], meta={"site": "x"})
+    item.minhash, item.tokens = [1, 2], 7
+    back = pickle.loads(pickle.dumps(item, protocol=5))
+    assert type(back) is Doc and (back.row, back.minhash, back.tokens) == ("3", [1, 2], 7)
+    assert copy.deepcopy(back).meta == {"site": "x"}
+    answer = pickle.loads(pickle.dumps(StackAnswer(5, 4, 12, "md", "f.xml")))
+    assert (answer.aid, answer.qid, answer.minhash) == (5, 4, None)
+    rejection = reject("s", "f", 9, "near_duplicate", "d" * 400, "é" * 300, similarity={"v": 1})
+    assert rejection.line() == (
+        '{"source": "s", "file": "f", "row": "9", "rule": "near_duplicate", '
+        f'"detail": "{"d" * 300}", "excerpt": "{"é" * 200}", "similarity": {{"v": 1}}}}\n'
+    )
+    assert rejection_lines([item, rejection, answer]) == (rejection.line(), 1)

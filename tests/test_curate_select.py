@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from lima.curate.dedup import Deduplicator, text_hash
+from lima.curate.diversity import kcenter_greedy, largest_remainder, random_selection, site_quotas
 from lima.curate.minhash import signature
 from lima.curate.records import doc
-from lima.curate.select import kcenter_greedy, largest_remainder, random_selection, site_quotas
 from lima.curate.splits import held_out_counts
 from lima.curate.stats import Stats, histogram
 from lima.curate.tokens import count_tokens
@@ -76,18 +76,25 @@ def test_exact_and_near_dedup():
         doc("x", "f", 4, ["Unrelated", " ".join(f"other{i}" for i in range(200))]),
     ]
     for item in items:
-        item["hash"] = text_hash("\n".join(item["conversations"]))
-        item["minhash"] = signature(item["conversations"][1], 5, 128)
+        item.hash = text_hash("\n".join(item.conversations))
+        item.minhash = signature(item.conversations[1], 5, 128)
     stats = Stats()
     out = list(Deduplicator(exact=True, near=True, threshold=0.7, num_perm=128)(items, stats))
-    assert [i.get("rule") for i in out] == [None, "exact_duplicate", "near_duplicate", None]
+    assert [getattr(i, "rule", None) for i in out] == [
+        None,
+        "exact_duplicate",
+        "near_duplicate",
+        None,
+    ]
     assert stats.dropped["x"] == {"exact_duplicate": 1, "near_duplicate": 1}
-    # Each removal names the kept copy and the measured similarity.
-    assert out[1]["collided_with"] == {"source": "x", "file": "f", "row": "1"}
-    assert out[1]["similarity"] == {"metric": "normalised_text", "value": 1.0}
-    assert out[2]["collided_with"]["row"] == "1"
-    assert out[2]["similarity"]["metric"] == "jaccard"
-    assert 0.7 <= out[2]["similarity"]["value"] < 1
+    # Each removal names the kept copy and the measured similarity, after the common fields.
+    first, second = out[1].to_json(), out[2].to_json()
+    assert list(first)[-2:] == ["collided_with", "similarity"]
+    assert first["collided_with"] == {"source": "x", "file": "f", "row": "1"}
+    assert first["similarity"] == {"metric": "normalised_text", "value": 1.0}
+    assert second["collided_with"]["row"] == "1"
+    assert second["similarity"]["metric"] == "jaccard"
+    assert 0.7 <= second["similarity"]["value"] < 1
 
 
 def test_token_counts_and_histogram():

@@ -10,7 +10,7 @@ from eval_helpers import QA
 
 from lima.generation.decoding import DecodeConfig, GeneratedTokensRepetitionPenalty, seed_for
 from lima.generation.hf_engine import HFEngine
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 
 GREEDY = DecodeConfig(max_new_tokens=16, do_sample=False, batch_size=8)
 

@@ -192,7 +192,7 @@ def test_baseline_in_lima_format_gets_the_chat_tokens_native_is_left_alone(
     from lima.generation.baselines import prepare_baseline
     from lima.generation.decoding import DecodeConfig
     from lima.generation.hf_engine import HFEngine
-    from lima.generation.prompts import PromptRecord
+    from lima.generation.prompt_sets import PromptRecord
 
     folder = Path(tiny_tokenizer.name_or_path)  # a model without the tokens named below
     spec = ModelSpec(user_token="<|human|>", assistant_token="<|bot|>", eot_token="<|end|>")

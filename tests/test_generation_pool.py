@@ -10,7 +10,7 @@ from eval_helpers import QA
 from lima.generation.config import DecodeConfig
 from lima.generation.hf_engine import HFEngine
 from lima.generation.pool import ModelRef, answer_prompts
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 from lima.spec import StageResources, StorageSpec
 from lima.store import open_store
 

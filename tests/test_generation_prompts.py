@@ -8,8 +8,8 @@ import pytest
 from conftest import FIXTURES
 
 from lima.errors import SourceError
-from lima.generation.answers import judge_items, read_answer_file
-from lima.generation.prompts import read_prompt_file, resolve_prompt_file
+from lima.generation.answers import read_answer_file
+from lima.generation.prompt_sets import read_prompt_file, resolve_prompt_file
 
 MIXED = FIXTURES / "generation" / "mixed_prompts.jsonl"
 ANSWERS = FIXTURES / "generation" / "baseline_answers.jsonl"
@@ -60,16 +60,18 @@ def test_answer_files_match_prompts_by_id() -> None:
 
 
 def test_judge_items_one_per_turn_with_context() -> None:
+    from lima.judging import items_for
+
     prompts, _ = read_prompt_file(MIXED)
     mine, _ = read_answer_file(ANSWERS, "mine", prompts)
     theirs = [a for a in mine if a["id"] != "p1"]
-    items = judge_items(prompts, {a["id"]: a for a in mine}, {a["id"]: a for a in theirs})
-    ids = [i.prompt_id for i in items]
-    assert ids == ["c1", "c1#2", "81", "81#2"]  # p1 has no baseline answer: not compared
+    items = items_for(prompts, {a["id"]: a for a in mine}, {a["id"]: a for a in theirs})
+    # p1 has no baseline answer: not compared; the turns of a prompt share its id.
+    assert [(i.prompt_id, i.turn) for i in items] == [("c1", 1), ("c1", 2), ("81", 1), ("81", 2)]
     second = items[1]
-    assert "[earlier user turn 1] Name a fruit." in second.prompt
-    assert second.prompt.endswith("[current user turn] Another one?")
-    assert second.reference == "A pear."
+    assert second.prompt == "Another one?"
+    assert [t.user for t in second.history] == ["Name a fruit."]
+    assert second.history[0].answer == "A banana." and second.reference == "A pear."
     assert items[2].tags == ["writing"]
 
 

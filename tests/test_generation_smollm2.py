@@ -12,7 +12,7 @@ from generation_models import QA, needs_smollm2, smollm2_folder
 
 from lima.generation.decoding import DecodeConfig
 from lima.generation.hf_engine import HFEngine
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 from lima.models.chat import IGNORE_INDEX, format_conversation, special_token_ids
 from lima.spec.model import ModelSpec
 

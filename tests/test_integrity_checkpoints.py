@@ -74,3 +74,110 @@ def test_a_lost_shard_and_a_missing_digest_file_are_found(stored) -> None:
     assert checkpoint_problems(filesystem, path) == [
         f"{path}: no {DIGEST_FILE} (incomplete or not written by lima)"
     ]
+
+
+# -- digests on the real training path ----------------------------------------------------------
+
+
+@pytest.fixture
+def one_rank_group():
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def forget_deepspeed_groups() -> None:
+        """DeepSpeed caches the groups of an earlier test in this process (e.g. that of
+        tests/test_train_loop.py): forget them so that it joins this test's group."""
+        import deepspeed.comm.comm as ds_comm
+        import deepspeed.utils.groups as ds_groups
+
+        ds_comm.cdb = None
+        ds_groups._WORLD_GROUP = None
+        ds_groups._DATA_PARALLEL_GROUP = None
+
+    forget_deepspeed_groups()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+    forget_deepspeed_groups()
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_flipped_byte_in_a_real_shard_resumes_from_the_previous_good_epoch(
+    one_rank_group, settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real short DeepSpeed run writes digests with every epoch checkpoint. One byte of its
+    newest epoch's optimizer shard is flipped: the next run of the key names that file in a
+    warning, resumes from the previous good epoch in its own run folder, and its final weights
+    are bit-identical to the uninterrupted run's (not built from the corrupt shard)."""
+    import dataclasses
+    import json
+    import logging
+
+    from train_faults import Trace
+    from train_helpers import make_job
+
+    from lima.train import checkpoint as ckpt
+    from lima.train import layout
+    from lima.train.launch import run_in_process_group
+
+    recipe = {"zero_stage": 2, "epochs": 3, "eligible_epochs": [3], "rows": 16, "workers": 1}
+    first = dataclasses.replace(
+        make_job(tmp_path / "a", settings, run_name="train-k", **recipe),
+        run_id="20260101T000000-aaaaaa",
+    )
+    run_in_process_group(first)
+    key_dir = settings.artifacts_dir.resolve() / "lima" / layout.RUNS_DIR / "train-k"
+    first_run = key_dir / first.run_id
+    for epoch in (1, 2, 3):
+        folder = first_run / layout.tag(epoch)
+        assert ckpt.is_complete(folder) and (folder / layout.digest_file(0)).is_file()
+    assert ckpt.stored_problems(pafs.LocalFileSystem(), str(first_run / "epoch-003")) == []
+
+    shard = next((first_run / "epoch-003" / layout.DS_DIR).rglob("*optim_states.pt"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+
+    trace = tmp_path / "trace.txt"
+    probe = (Trace(str(trace)),)
+    second = dataclasses.replace(
+        make_job(tmp_path / "b", settings, run_name="train-k", callbacks=probe, **recipe),
+        run_id="20260101T000100-bbbbbb",
+    )
+    with caplog.at_level(logging.WARNING, logger="lima.train"):
+        summary = run_in_process_group(second)
+
+    assert trace.read_text().splitlines() == ["resume after 2", "start 3"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"{shard}: sha256 differs" in w for w in warnings), warnings
+    second_run = key_dir / second.run_id
+    assert sorted(p.name for p in second_run.iterdir() if p.is_dir()) == ["epoch-003"]
+    origin = json.loads((second_run / layout.RESUMED_FROM).read_text())
+    assert origin == {"epoch": 2, "checkpoint": str(first_run / "epoch-002")}
+    # Epochs 1-2 are the first run's, epoch 3 (the published model) is the second run's.
+    assert [(e["epoch"], Path(e["checkpoint"]).parent.name) for e in summary["epochs"]] == [
+        (1, first.run_id), (2, first.run_id), (3, second.run_id),
+    ]  # fmt: skip
+    assert shard.read_bytes() == bytes(data), "the damaged run folder is left as it was"
+    resumed, straight = (
+        _weights(second.output_dir / "epoch-3"),
+        _weights(first.output_dir / "epoch-3"),
+    )
+    assert resumed.keys() == straight.keys()
+    assert all(resumed[k].equal(straight[k]) for k in resumed), "weights differ after the resume"
+    records = [
+        json.loads(x) for x in (second.output_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]

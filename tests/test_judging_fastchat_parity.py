@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scripted_endpoint import Reply, ScriptedEndpoint
 
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 from lima.judging import distribution, items_for, make_judge, win_tie_loss
 from lima.settings import Settings
 from lima.spec.evaluate import JudgeSpec

@@ -69,6 +69,7 @@ def test_zero3_stage_checkpoints_to_s3(ray_local, s3_settings, tmp_path: Path) -
     from lima.dag import get as get_stage
     from lima.runner import execute
     from lima.store import now_iso, open_store, s3_backend
+    from lima.train import layout
 
     experiment = stage_experiment(zero_stage=3, epochs=3)
     store = open_store(s3_settings, experiment.spec.storage)
@@ -95,6 +96,7 @@ def test_zero3_stage_checkpoints_to_s3(ray_local, s3_settings, tmp_path: Path) -
         store,
         s3_settings,
         lambda **update: notes.append(update.get("note") or ""),
+        run_id="20260101T000000-abcdef",
     )
     assert any("checkpointed" in note for note in notes)  # per-epoch progress while fit() runs
     paths = {o.path for o in manifest.objects}
@@ -114,8 +116,10 @@ def test_zero3_stage_checkpoints_to_s3(ray_local, s3_settings, tmp_path: Path) -
     summary = json.loads((out / "summary.json").read_text())
     assert summary["non_padding_fraction"] > summary["non_padding_fraction_unsorted"]
     assert "line" in (out / "rejected.jsonl").read_text()
-    run = f"lima/train-runs/train-{manifest.key[:16]}/"
+    # One folder per run under the key's folder (lima.train.layout.run_folder).
+    run = f"lima/train-runs/{layout.run_folder(manifest.key, '20260101T000000-abcdef')}/"
     keys = set(s3_backend(s3_settings, "lima").list(run))
+    assert f"{run}epoch-003/{layout.digest_file(1)}" in keys
     for epoch in (1, 2, 3):
         prefix = f"{run}epoch-{epoch:03d}/"
         assert f"{prefix}state.json" in keys
@@ -162,7 +166,8 @@ def test_zero2_resumes_after_killed_worker_then_stops_on_divergence(
     assert "last good checkpoint kept at" in message and "(epoch 2)" in message
     assert not (job.output_dir / "summary.json").exists()
 
-    run_dir = settings.artifacts_dir.resolve() / "lima" / "train-runs" / "resume"
+    key_dir = settings.artifacts_dir.resolve() / "lima" / "train-runs" / "resume"
+    (run_dir,) = [p for p in key_dir.iterdir() if p.is_dir()]  # this run's own folder
     assert ckpt.is_complete(run_dir / "epoch-001") and ckpt.is_complete(run_dir / "epoch-002")
     assert not (run_dir / "epoch-003").exists()
     # keep_full_states: 1 -> epoch 1's shards were dropped once epoch 2 was complete.
@@ -189,7 +194,7 @@ def _weights(folder: Path) -> dict:
 
 
 def run(job):
-    from lima.train.driver import run_training
+    from lima.train.launch import run_training
 
     return run_training(job)
 

@@ -77,7 +77,7 @@ class DropoutProbe(LoopCallback):
 
 
 def _train(job) -> dict:
-    from lima.train.driver import run_in_process_group
+    from lima.train.launch import run_in_process_group
 
     return run_in_process_group(job)
 

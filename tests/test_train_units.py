@@ -100,7 +100,8 @@ def test_encode_prompt_ends_with_assistant_marker(tokenizer) -> None:
 
 
 def test_truncation_is_counted_and_empty_masks_dropped(tokenizer) -> None:
-    from lima.train.data import encode_rows
+    from lima.models.chat import special_token_ids
+    from lima.train.data import encode_rows, truncation_warning
 
     spec = tiny_model_spec()
     long_user = {"id": "long-user", "conversations": ["word " * 200, "short answer"]}
@@ -109,6 +110,13 @@ def test_truncation_is_counted_and_empty_masks_dropped(tokenizer) -> None:
     assert stats.truncated == 2
     assert [d["id"] for d in stats.dropped] == ["long-user"]
     assert len(examples) == 1 and len(examples[0]) == 32
+    eot = special_token_ids(tokenizer, spec).eot
+    assert eot not in examples[0].labels  # a cut answer has no EOT to learn from...
+    warning = truncation_warning(stats.truncated, stats.rows, 32)
+    assert warning.startswith("2 of 2 training conversations are longer than context_length 32")
+    assert "not to stop" in warning  # ...which the train stage says, with the numbers
+    short = {"id": "short", "conversations": ["q", "a"]}
+    assert truncation_warning(encode_rows([short], tokenizer, spec, 32)[1].truncated, 1, 32) is None
 
 
 def test_bad_rows_are_rejected_with_reason(tmp_path: Path) -> None:

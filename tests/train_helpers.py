@@ -59,7 +59,7 @@ def make_job(
     workers: int = 2,
     **train: Any,
 ):
-    from lima.train.driver import TrainJob
+    from lima.train.launch import TrainJob
 
     spec = TrainSpec(**{**small_recipe(zero_stage, epochs), **train})
     return TrainJob(

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lima.curate.decontam import Decontaminator, eval_units, paused_gc, split_units
+from lima.curate.diversity import kcenter_greedy, random_selection, site_quotas
 from lima.curate.embed import embed
 from lima.curate.evalsets import LoadedSet
-from lima.curate.records import Item, prompt_of, reject
-from lima.curate.select import kcenter_greedy, random_selection, site_quotas
+from lima.curate.records import Doc, Rejection, reject
 from lima.curate.splits import held_out_counts, held_out_shortfalls, split_held_out
 from lima.curate.stats import HISTOGRAM_EDGES_CHARS, HISTOGRAM_EDGES_TOKENS, Stats, histogram
 from lima.curate.tokens import TOKENIZER, count_tokens
@@ -35,28 +35,28 @@ def effective_quotas(spec: DataSpec) -> dict[str, int]:
 
 def assemble(
     spec: DataSpec,
-    docs: list[Item],
+    docs: list[Doc],
     stats: Stats,
     rejected: TextIO,
     out_dir: Path,
     eval_sets: list[LoadedSet] | None = None,
 ) -> dict:
     quotas = effective_quotas(spec)
-    by_source: dict[str, list[Item]] = {s.name: [] for s in spec.sources}
+    by_source: dict[str, list[Doc]] = {s.name: [] for s in spec.sources}
     for item in docs:
-        by_source[item["source"]].append(item)
+        by_source[item.source].append(item)
     available = {s: len(d) for s, d in by_source.items()}
     wanted = spec.splits.dev + spec.splits.test
     dev, test, pool = split_held_out(by_source, held_out_counts(available, quotas, wanted), spec)
     ids = UniqueIds()
     for item in dev + test:
-        item["id"] = ids.assign(item)
+        item.id = ids.assign(item)
     clean, decontaminator = decontaminate_pool(
         spec, dev, test, eval_sets or [], pool, stats, rejected
     )
     train, selection = select(spec, clean, quotas, stats, rejected)
     for item in train:
-        item["id"] = ids.assign(item)
+        item.id = ids.assign(item)
     for name, items in (("train", train), ("dev", dev), ("test", test)):
         _write_split(out_dir / f"{name}.jsonl", items, reference=name != "train")
     report = build_stats(spec, stats, quotas, train, dev, test, selection)
@@ -76,13 +76,13 @@ def assemble(
 
 def decontaminate_pool(
     spec: DataSpec,
-    dev: list[Item],
-    test: list[Item],
+    dev: list[Doc],
+    test: list[Doc],
     eval_sets: list[LoadedSet],
-    pool: dict[str, list[Item]],
+    pool: dict[str, list[Doc]],
     stats: Stats,
     rejected: TextIO,
-) -> tuple[list[Item], Decontaminator | None]:
+) -> tuple[list[Doc], Decontaminator | None]:
     """The training pool without the docs that overlap dev, test or an evaluation set.
 
     It runs on the driver: shipping the index and the docs to Ray tasks was measured slower than
@@ -100,7 +100,7 @@ def decontaminate_pool(
             units += eval_units(loaded, config)
         decontaminator = Decontaminator(units, config, uris)
         for item in decontaminator(docs, stats):
-            if item["type"] == "doc":
+            if isinstance(item, Doc):
                 clean.append(item)
             else:
                 _write_rejects(rejected, [item])
@@ -128,12 +128,8 @@ class UniqueIds:
     def __init__(self) -> None:
         self.used: set[str] = set()
 
-    def assign(self, item: Item) -> str:
-        base = (
-            f"{item['source']}-{item['source_id']}"
-            if item.get("source_id") is not None
-            else example_id(item)
-        )
+    def assign(self, item: Doc) -> str:
+        base = f"{item.source}-{item.source_id}" if item.source_id is not None else example_id(item)
         candidate, copy = base, 1
         while candidate in self.used:
             copy += 1
@@ -143,15 +139,15 @@ class UniqueIds:
 
 
 def _groups(
-    spec: DataSpec, docs: list[Item], quotas: dict[str, int]
+    spec: DataSpec, docs: list[Doc], quotas: dict[str, int]
 ) -> tuple[list[str], dict, dict]:
     """Selection groups: one per source, one per (source, site) for Stack Exchange, whose caps
     follow temperature sampling across sites (LIMA: tau = 3)."""
     kinds = {s.name: s.kind for s in spec.sources}
     groups = [
-        f"{d['source']}/{d['meta'].get('site', '')}"
-        if kinds[d["source"]] is SourceKind.stackexchange
-        else d["source"]
+        f"{d.source}/{d.meta.get('site', '')}"
+        if kinds[d.source] is SourceKind.stackexchange
+        else d.source
         for d in docs
     ]
     caps: dict[str, int] = {}
@@ -175,8 +171,8 @@ def _groups(
 
 
 def _subsample(
-    spec: DataSpec, docs: list[Item], groups: list[str], caps: dict[str, int]
-) -> tuple[list[Item], list[str], list[Item]]:
+    spec: DataSpec, docs: list[Doc], groups: list[str], caps: dict[str, int]
+) -> tuple[list[Doc], list[str], list[Doc]]:
     """At most `candidates_per_slot` x cap candidates per group (seeded), kept in doc order."""
     members: dict[str, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
@@ -193,17 +189,17 @@ def _subsample(
 
 
 def select(
-    spec: DataSpec, docs: list[Item], quotas: dict[str, int], stats: Stats, rejected: TextIO
-) -> tuple[list[Item], dict[str, Any]]:
+    spec: DataSpec, docs: list[Doc], quotas: dict[str, int], stats: Stats, rejected: TextIO
+) -> tuple[list[Doc], dict[str, Any]]:
     groups, caps, site_plan = _groups(spec, docs, quotas)
     pool = Counter(groups)
     docs, groups, unsampled = _subsample(spec, docs, groups, caps)
-    tokens = count_tokens(["\n".join(d["conversations"]) for d in docs])
+    tokens = count_tokens(["\n".join(d.conversations) for d in docs])
     for item, n in zip(docs, tokens, strict=True):
-        item["tokens"] = n
+        item.tokens = n
     selection = spec.selection
     if selection.method == "kcenter" and docs:
-        vectors = embed([prompt_of(d) for d in docs], selection.embedding_model)
+        vectors = embed([d.prompt for d in docs], selection.embedding_model)
         chosen, over = kcenter_greedy(
             vectors, groups, caps, tokens, selection.token_budget, spec.seed
         )
@@ -213,17 +209,17 @@ def select(
     train = [docs[i] for i in sorted(chosen)]
     left = [docs[i] for i in range(len(docs)) if i not in picked] + unsampled
     for item in left:
-        stats.count_drop(item["source"], "not_selected")
+        stats.count_drop(item.source, "not_selected")
     _write_rejects(
         rejected,
         [
             reject(
-                d["source"],
-                d["file"],
-                d["row"],
+                d.source,
+                d.file,
+                d.row,
                 "not_selected",
                 "quota or token budget reached",
-                prompt_of(d),
+                d.prompt,
             )
             for d in left
         ],
@@ -231,54 +227,52 @@ def select(
     return train, {"site_plan": site_plan, "skipped_for_budget": over, "pool": pool}
 
 
-def example_id(item: Item) -> str:
-    digest = hashlib.blake2b(f"{item['file']}#{item['row']}".encode(), digest_size=6).hexdigest()
-    return f"{item['source']}-{digest}"
+def example_id(item: Doc) -> str:
+    digest = hashlib.blake2b(f"{item.file}#{item.row}".encode(), digest_size=6).hexdigest()
+    return f"{item.source}-{digest}"
 
 
-def record(item: Item, reference: bool) -> dict[str, Any]:
-    provenance = {"file": item["file"], "row": item["row"]}
-    if item.get("source_id") is not None:
-        provenance["id"] = item["source_id"]
+def record(item: Doc, reference: bool) -> dict[str, Any]:
+    provenance = {"file": item.file, "row": item.row}
+    if item.source_id is not None:
+        provenance["id"] = item.source_id
     out = {
-        "id": item["id"],
-        "conversations": item["conversations"],
-        "source": item["source"],
+        "id": item.id,
+        "conversations": item.conversations,
+        "source": item.source,
         "provenance": provenance,
-        "tags": item["tags"],
-        "meta": item["meta"],
+        "tags": item.tags,
+        "meta": item.meta,
     }
     if reference:
-        out["reference"] = item["conversations"][1] if len(item["conversations"]) > 1 else None
+        out["reference"] = item.conversations[1] if len(item.conversations) > 1 else None
     return out
 
 
-def _write_split(path: Path, items: list[Item], reference: bool) -> None:
+def _write_split(path: Path, items: list[Doc], reference: bool) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for item in items:
             handle.write(json.dumps(record(item, reference), ensure_ascii=False) + "\n")
 
 
-def _write_rejects(handle: TextIO, items: list[Item]) -> None:
+def _write_rejects(handle: TextIO, items: list[Rejection]) -> None:
     for item in items:
-        handle.write(
-            json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False) + "\n"
-        )
+        handle.write(item.line())
 
 
 def build_stats(
     spec: DataSpec,
     stats: Stats,
     quotas: dict[str, int],
-    train: list[Item],
-    dev: list[Item],
-    test: list[Item],
+    train: list[Doc],
+    dev: list[Doc],
+    test: list[Doc],
     selection: dict[str, Any],
 ) -> dict[str, Any]:
     per_source: dict[str, Any] = {}
     chosen = defaultdict(list)
     for item in train:
-        chosen[item["source"]].append(item)
+        chosen[item.source].append(item)
     shortfalls = []
     for source in spec.sources:
         name, items = source.name, chosen[source.name]
@@ -293,29 +287,29 @@ def build_stats(
             "passed_filters_and_dedup": stats.passed.get(name, 0),
             "dropped": dict(sorted(stats.dropped.get(name, {}).items())),
             "held_out": {
-                "dev": sum(d["source"] == name for d in dev),
-                "test": sum(d["source"] == name for d in test),
+                "dev": sum(d.source == name for d in dev),
+                "test": sum(d.source == name for d in test),
             },
             "selected": len(items),
             "kept": len(items),
             "shortfall": short,
-            "tokens": sum(d["tokens"] for d in items),
+            "tokens": sum(d.tokens for d in items),
             "chars_histogram": histogram(
-                [len("\n".join(d["conversations"])) for d in items], HISTOGRAM_EDGES_CHARS
+                [len("\n".join(d.conversations)) for d in items], HISTOGRAM_EDGES_CHARS
             ),
-            "tokens_histogram": histogram([d["tokens"] for d in items], HISTOGRAM_EDGES_TOKENS),
-            "safety_examples": sum("safety" in d["tags"] for d in items),
+            "tokens_histogram": histogram([d.tokens for d in items], HISTOGRAM_EDGES_TOKENS),
+            "safety_examples": sum("safety" in d.tags for d in items),
         }
         if source.name in selection["site_plan"]:
             per_source[name]["sites"] = {
                 site: {
                     "quota": n,
-                    "selected": sum(d["meta"].get("site") == site for d in items),
+                    "selected": sum(d.meta.get("site") == site for d in items),
                     "available": selection["pool"].get(f"{name}/{site}", 0),
                 }
                 for site, n in selection["site_plan"][name].items()
             }
-    total_tokens = sum(d["tokens"] for d in train)
+    total_tokens = sum(d.tokens for d in train)
     if selection["skipped_for_budget"]:
         shortfalls.append(
             f"token budget: {selection['skipped_for_budget']} candidates did not fit "

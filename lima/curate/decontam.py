@@ -1,10 +1,13 @@
 """Decontamination: no training turn may overlap a dev, test or evaluation prompt or answer.
 
-Two steps. Candidate search: an index from every word n-gram of the held-out prompts and answers
-to the items that contain it; a training turn's n-grams are looked up in it, and every held-out
-item sharing one is a candidate. Exact check: for each candidate pair the size of the
-intersection of the two full n-gram sets is counted from the index (no sketch, no estimate) and
-the similarity compared with the spec's thresholds (`spec.data.decontamination`):
+Two steps. Candidate search: an index from the 64-bit hash of every word n-gram of the held-out
+prompts and answers to the items that contain it; the n-gram hashes of a batch of training turns
+(rolled from per-word hashes with numpy, no n-gram tuple built) are looked up in it, and every
+held-out item sharing one is a candidate. Measure: for each candidate pair the number of distinct
+n-grams both contain is counted from the index, and the similarity compared with the spec's
+thresholds (`spec.data.decontamination`). A hash collision can only add shared n-grams, so every
+pair that reaches a threshold is measured again on the n-gram sets themselves (no sketch, no
+estimate) before a doc is removed:
 
 - prompt_containment: share of a held-out prompt's n-grams found in the training turn (PaLM's
   test), so a training prompt that wraps the question ("Can anyone tell me: <question>") or a
@@ -20,25 +23,33 @@ Every user and assistant turn of a training doc is compared; a removal names the
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Any
 
+import numpy as np
+
 from lima.curate.evalsets import SPLITS, LoadedSet
-from lima.curate.ngrams import Gram, contains_phrase, ngram_set, words
-from lima.curate.records import Item, reject
+from lima.curate.ngrams import Gram, ngram_set, words
+from lima.curate.records import Doc, Rejection, reject
 from lima.curate.stats import Stats
 from lima.spec.data import Decontamination
 
 RULE = "contaminates_eval"
 METRICS = ("prompt_containment", "answer_containment", "answer_jaccard")
+_CODES = {name: code for code, name in enumerate(METRICS)}
+BATCH = 2048
+"""Training docs matched per vectorised step (bounds the memory of their word arrays)."""
+DENSE_PAIRS = 1 << 22
+"""Up to this many (turn, unit) cells, shared n-grams are counted in a dense array (no sort)."""
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One held-out prompt or answer turn, with its n-grams."""
+    """One held-out prompt or answer turn, with its normalised words."""
 
     set: str
     split: str
@@ -46,8 +57,7 @@ class Unit:
     kind: str
     turn: int
     origin: tuple[tuple[str, str], ...]
-    grams: frozenset[Gram] = frozenset()
-    phrase: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -79,44 +89,28 @@ def _units(
     out = []
     for turn, text in enumerate(prompts):
         tokens = words(text)
-        if len(tokens) >= config.ngram:
-            out.append(
-                Unit(
-                    **base,
-                    kind="prompt",
-                    turn=turn,
-                    grams=frozenset(ngram_set(tokens, config.ngram)),
-                )
-            )
-        elif tokens:
-            out.append(Unit(**base, kind="prompt", turn=turn, phrase=tuple(tokens)))
+        if tokens:  # shorter than `ngram` words: matched as a phrase
+            out.append(Unit(**base, kind="prompt", turn=turn, tokens=tuple(tokens)))
     for turn, text in enumerate(answers):
         tokens = words(text or "")
         if len(tokens) >= config.ngram:  # a short reference ("4", "Paris") is no copy
-            out.append(
-                Unit(
-                    **base,
-                    kind="answer",
-                    turn=turn,
-                    grams=frozenset(ngram_set(tokens, config.ngram)),
-                )
-            )
+            out.append(Unit(**base, kind="answer", turn=turn, tokens=tuple(tokens)))
     return out
 
 
-def split_units(split: str, items: list[Item], config: Decontamination) -> list[Unit]:
+def split_units(split: str, items: list[Doc], config: Decontamination) -> list[Unit]:
     """Units of the curated dev or test split (items carry their output `id`)."""
     out = []
     for item in items:
         where = {
             "set": split,
             "split": split,
-            "id": item["id"],
-            "source": item["source"],
-            "file": item["file"],
-            "row": item["row"],
+            "id": item.id,
+            "source": item.source,
+            "file": item.file,
+            "row": item.row,
         }
-        turns = item["conversations"]
+        turns = item.conversations
         out += _units(config, where, turns[0::2], turns[1::2])
     return out
 
@@ -129,84 +123,246 @@ def eval_units(loaded: LoadedSet, config: Decontamination) -> list[Unit]:
     return out
 
 
+def gram_hashes(
+    token_lists: Sequence[Sequence[str]], size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(word hashes, words per list, n-gram hashes, list index of each n-gram).
+
+    Each word is hashed once (Python's string hash: the index and the turns are hashed in the
+    same process) and the 64-bit hash of every run of `size` words is rolled from those with
+    numpy, across all lists at once (`rolled`). No n-gram tuple is built.
+    """
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    hashed = np.fromiter(
+        map(hash, chain.from_iterable(token_lists)), dtype=np.int64, count=int(lengths.sum())
+    ).view(np.uint64)
+    return hashed, lengths, *rolled(hashed, lengths, size)
+
+
+def rolled(hashed: np.ndarray, lengths: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, list index) of every run of `size` words that lies inside one list."""
+    positions = len(hashed) - size + 1
+    if positions <= 0:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    grams = hashed[:positions].copy()
+    for offset in range(1, size):
+        grams *= _MULTIPLIER
+        grams += hashed[offset : offset + positions]
+    owner = np.repeat(np.arange(len(lengths)), lengths)[:positions]
+    inside = np.arange(size, positions + size) <= np.cumsum(lengths)[owner]
+    return grams[inside], owner[inside]
+
+
+class _Filter:
+    """Sorted distinct hashes with a bitmap in front: most lookups miss and stop at the bitmap."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        bits = max(16, min(26, (64 * max(1, len(keys))).bit_length()))
+        self.mask = np.uint64((1 << bits) - 1)
+        self.bitmap = np.zeros(1 << bits, dtype=bool)
+        self.bitmap[(keys & self.mask).astype(np.intp)] = True
+
+    def lookup(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `values` found in the keys, their index in the keys)."""
+        if not len(self.keys):
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        where = np.flatnonzero(self.bitmap[(values & self.mask).astype(np.intp)])
+        at = np.minimum(np.searchsorted(self.keys, values[where]), len(self.keys) - 1)
+        found = self.keys[at] == values[where]
+        return where[found], at[found]
+
+
 class Index:
-    """Candidate search over the held-out units, then the exact measure of each candidate."""
+    """Candidate search over the held-out units, then the measure of each candidate pair.
+
+    Postings: the distinct n-gram hashes of every unit (sorted) and, per hash, the units that
+    contain it. A batch of training turns is hashed the same way; the turn n-grams found in the
+    postings give, per (turn, unit), the number of distinct n-grams they share, and from it the
+    containment and Jaccard values. Pairs that reach a threshold are measured again on the n-gram
+    sets themselves before anything is removed (`exact`), so a 64-bit hash collision (which can
+    only add shared n-grams) never removes a doc.
+    """
 
     def __init__(self, units: list[Unit], config: Decontamination) -> None:
         self.units, self.config = units, config
-        # Postings: the first unit of each n-gram, and the full list for the few n-grams that
-        # several units share (filled with C-level set and dict operations: a Python loop over
-        # every n-gram of 1,000+ held-out items was most of the build time).
-        self.first: dict[Gram, int] = {}
-        self.more: dict[Gram, list[int]] = {}
-        self.anchors: dict[str, list[int]] = {}
-        self.equal: dict[tuple[str, ...], list[int]] = {}
+        n = config.ngram
+        self.answers = np.array([unit.kind == "answer" for unit in units], dtype=bool)
+        self.codes = np.where(self.answers, _CODES["answer_containment"], 0)
+        sets = {name: i for i, name in enumerate(dict.fromkeys(unit.set for unit in units))}
+        self.set_names = list(sets)
+        self.set_of = np.array([sets[unit.set] for unit in units], dtype=np.int64)
+        long = [i for i, unit in enumerate(units) if len(unit.tokens) >= n]
+        _, _, grams, owner = gram_hashes([units[i].tokens for i in long], n)
+        owner = np.asarray(long, dtype=np.int64)[owner]
+        order = np.lexsort((owner, grams))
+        grams, owner = grams[order], owner[order]
+        distinct = np.ones(len(grams), dtype=bool)
+        distinct[1:] = (grams[1:] != grams[:-1]) | (owner[1:] != owner[:-1])
+        grams, self.postings = grams[distinct], owner[distinct]
+        self.sizes = np.bincount(self.postings, minlength=len(units)).astype(np.float64)
+        keys, first = np.unique(grams, return_index=True)
+        self.starts = np.append(first, len(grams))
+        self.grams = _Filter(keys)
+        # A short prompt is a candidate where a turn has a run of as many words with the same
+        # hash (then compared as text); one shorter than `min_words` only where a turn equals it.
+        self.phrases: dict[int, tuple[_Filter, list[list[int]]]] = {}
+        self.equal: dict[str, list[int]] = {}
+        by_size: dict[int, list[int]] = {}
         for index, unit in enumerate(units):
-            seen = unit.grams & self.first.keys()
-            for gram in seen:
-                self.more.setdefault(gram, [self.first[gram]]).append(index)
-            self.first.update(dict.fromkeys(unit.grams - seen, index))
-            if unit.phrase and len(unit.phrase) >= config.min_words:
-                # A short prompt is a candidate when its longest (likely rarest) word is in the
-                # turn; building every turn's n-grams of each short length would cost more.
-                self.anchors.setdefault(max(unit.phrase, key=len), []).append(index)
-            elif unit.phrase:
-                self.equal.setdefault(unit.phrase, []).append(index)
-        self.keys = frozenset(self.first)
-        self.shared_keys = frozenset(self.more)
-        self.anchor_words = frozenset(self.anchors)
-        self.sizes = [len(unit.grams) for unit in units]
-        self.answers = [unit.kind == "answer" for unit in units]
+            if unit.kind != "prompt" or len(unit.tokens) >= n:
+                continue
+            if len(unit.tokens) >= config.min_words:
+                by_size.setdefault(len(unit.tokens), []).append(index)
+            else:
+                self.equal.setdefault(" ".join(unit.tokens), []).append(index)
+        for size, members in by_size.items():
+            _, _, hashes, _ = gram_hashes([units[i].tokens for i in members], size)
+            table: dict[int, list[int]] = {}
+            for value, index in zip(hashes.tolist(), members, strict=True):
+                table.setdefault(value, []).append(index)
+            keys = np.unique(hashes)
+            self.phrases[size] = (_Filter(keys), [table[k] for k in keys.tolist()])
+        self._exact_grams: dict[int, frozenset[Gram]] = {}
 
-    def matches(self, conversation: list[str]) -> list[Match]:
-        """The strongest similarity per (held-out unit, metric) over every turn (on a tie the
-        earliest turn), in (unit, metric) order."""
-        contained: dict[int, tuple[float, int]] = {}  # prompt or answer containment per unit
-        overlap: dict[int, tuple[float, int]] = {}  # answer Jaccard per unit
-        sizes, answers = self.sizes, self.answers
-        for turn, text in enumerate(conversation):
-            tokens = words(text)
-            grams = ngram_set(tokens, self.config.ngram)
-            # Candidates: the units sharing an n-gram with the turn. Exact check: both sides are
-            # sets and a unit appears once in an n-gram's postings, so counting the postings the
-            # turn's n-grams hit is |unit n-grams & turn n-grams| (no sketch, no estimate).
-            common = grams & self.keys
-            hits = [self.first[gram] for gram in common]
-            for gram in common & self.shared_keys:
-                hits += self.more[gram][1:]
-            for index, shared in Counter(hits).items():
-                value = shared / sizes[index]
-                found = contained.get(index)
-                if found is None or value > found[0]:
-                    contained[index] = (value, turn)
-                if answers[index]:
-                    value = shared / (sizes[index] + len(grams) - shared)
-                    found = overlap.get(index)
-                    if found is None or value > found[0]:
-                        overlap[index] = (value, turn)
-            for index in self._phrase_hits(tokens):
-                if contained.get(index, (0.0,))[0] < 1.0:
-                    contained[index] = (1.0, turn)
-        out = [
-            Match(i, "answer_containment" if answers[i] else "prompt_containment", *value)
-            for i, value in contained.items()
-        ]
-        out += [Match(i, "answer_jaccard", *value) for i, value in overlap.items()]
-        return sorted(out, key=lambda m: (m.unit, m.metric))
+    def decide(self, conversations: list[list[str]]) -> list[tuple[list[Match], list[Match]]]:
+        """Per conversation: its matches at a threshold (per held-out unit and metric the
+        strongest turn, on a tie the earliest; exact similarities), and its closest match per
+        (set, metric) (on a tie the lowest unit), measured for all conversations at once."""
+        doc, unit, code, value, turn, tokens, turn_no = self._measure(conversations)
+        out: list[tuple[list[Match], list[Match]]] = [([], []) for _ in conversations]
+        limits = self._limits(code)
+        hit = np.flatnonzero(value >= limits)
+        turn_grams: dict[int, set[Gram]] = {}
+        for row in hit.tolist():  # measured again on the n-gram sets, no hash
+            at = int(turn[row])
+            if at not in turn_grams:
+                turn_grams[at] = ngram_set(tokens[at], self.config.ngram)
+            value[row] = self.exact(int(unit[row]), int(code[row]), turn_grams[at])
+        hit = hit[value[hit] >= limits[hit]]
+        d, u, c, v, t = (a[hit] for a in (doc, unit, code, value, turn))
+        order = np.lexsort((t, -v, c, u, d))
+        d, u, c, v, t = (a[order] for a in (d, u, c, v, t))
+        first = np.ones(len(d), dtype=bool)
+        first[1:] = (d[1:] != d[:-1]) | (u[1:] != u[:-1]) | (c[1:] != c[:-1])
+        rows = (a[first].tolist() for a in (d, u, c, v, turn_no[t]))
+        for d_, u_, c_, v_, t_ in zip(*rows, strict=True):
+            out[d_][0].append(Match(u_, METRICS[c_], v_, t_))
+        # Closest per (doc, set, metric): the rows at their group's highest value, then the
+        # lowest unit and the earliest turn among them.
+        group = (doc * len(self.set_names) + self.set_of[unit]) * len(METRICS) + code
+        top = np.full(len(conversations) * len(self.set_names) * len(METRICS), -1.0)
+        np.maximum.at(top, group, value)
+        at_top = np.flatnonzero(value == top[group])
+        g, d, u, c, v, t = (a[at_top] for a in (group, doc, unit, code, value, turn))
+        order = np.lexsort((t, u, g))
+        g, d, u, c, v, t = (a[order] for a in (g, d, u, c, v, t))
+        first = np.ones(len(g), dtype=bool)
+        first[1:] = g[1:] != g[:-1]
+        rows = (a[first].tolist() for a in (d, u, c, v, turn_no[t]))
+        for d_, u_, c_, v_, t_ in zip(*rows, strict=True):
+            out[d_][1].append(Match(u_, METRICS[c_], v_, t_))
+        return out
 
-    def _phrase_hits(self, tokens: list[str]) -> list[int]:
-        hits = list(self.equal.get(tuple(tokens), []))
-        if self.anchors and len(tokens) >= self.config.min_words:
-            found = self.anchor_words.intersection(tokens)
-            candidates = sorted({i for word in found for i in self.anchors[word]})
-            hits += [i for i in candidates if contains_phrase(tokens, list(self.units[i].phrase))]
-        return hits
+    def _measure(self, conversations: list[list[str]]) -> tuple[Any, ...]:
+        """(doc, unit, metric code, similarity, turn) arrays of every candidate pair and metric
+        (turn: an index into the batch's turns), the turns' words, and each turn's number in
+        its doc."""
+        n = self.config.ngram
+        tokens = [words(text) for text in chain.from_iterable(conversations)]
+        counts = np.fromiter(map(len, conversations), dtype=np.int64, count=len(conversations))
+        turn_doc = np.repeat(np.arange(len(conversations)), counts)
+        turn_no = np.arange(len(tokens)) - np.repeat(np.cumsum(counts) - counts, counts)
+        hashed, lengths, grams, owner = gram_hashes(tokens, n)
+        # Candidates: (turn, unit) pairs sharing an n-gram; counting the distinct shared hashes
+        # gives |unit n-grams & turn n-grams|.
+        turn, unit, shared = self._shared(grams, owner, len(tokens))
+        value = shared / self.sizes[unit]
+        code = self.codes[unit]
+        # Answer Jaccard needs each candidate turn's number of distinct n-grams: its n-grams
+        # sorted by hash (stable, so by turn within a hash), repeats within a turn subtracted.
+        answer = self.answers[unit]
+        wanted = np.zeros(len(tokens), dtype=bool)
+        wanted[turn[answer]] = True
+        mine = wanted[owner]
+        own, own_grams = owner[mine], grams[mine]
+        order = np.argsort(own_grams, kind="stable")
+        by_hash, own_grams = own[order], own_grams[order]
+        repeat = (own_grams[1:] == own_grams[:-1]) & (by_hash[1:] == by_hash[:-1])
+        turn_sizes = np.bincount(own, minlength=len(tokens)) - np.bincount(
+            by_hash[1:][repeat], minlength=len(tokens)
+        )
+        jt, ju, js = turn[answer], unit[answer], shared[answer]
+        jaccard = js / (self.sizes[ju] + turn_sizes[jt] - js)
+        phrase_turn, phrase_unit = self._phrase_hits(tokens, hashed, lengths)
+        turn = np.concatenate([turn, jt, phrase_turn])
+        unit = np.concatenate([unit, ju, phrase_unit])
+        code = np.concatenate(
+            [code, np.full(len(jt), _CODES["answer_jaccard"]), np.zeros(len(phrase_unit), int)]
+        )
+        value = np.concatenate([value, jaccard, np.ones(len(phrase_unit))])
+        return turn_doc[turn], unit, code, value, turn, tokens, turn_no
 
+    def _limits(self, code: np.ndarray) -> np.ndarray:
+        jaccard = code == _CODES["answer_jaccard"]
+        return np.where(jaccard, self.config.answer_jaccard, self.config.containment)
 
-def is_hit(match: Match, config: Decontamination) -> bool:
-    if match.metric == "answer_jaccard":
-        return match.similarity >= config.answer_jaccard
-    return match.similarity >= config.containment
+    def _shared(
+        self, grams: np.ndarray, owner: np.ndarray, turns: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(turn, unit, number of distinct n-grams they share) of every candidate pair."""
+        at, key = self.grams.lookup(grams)
+        keys, units = max(1, len(self.grams.keys)), max(1, len(self.units))
+        turn, key = np.divmod(np.unique(owner[at] * keys + key), keys)  # each n-gram once a turn
+        # Every posting of every hit n-gram, as turn * units + unit, counted per pair.
+        width = self.starts[key + 1] - self.starts[key]
+        offsets = np.repeat(self.starts[key] - (np.cumsum(width) - width), width)
+        flat = np.repeat(turn * units, width) + self.postings[np.arange(len(offsets)) + offsets]
+        if turns * units <= min(DENSE_PAIRS, 8 * len(flat)):
+            counts = np.bincount(flat, minlength=turns * units)
+            pairs = np.flatnonzero(counts)
+            shared = counts[pairs]
+        else:
+            pairs, shared = np.unique(flat, return_counts=True)
+        turn, unit = np.divmod(pairs, units)
+        return turn, unit, shared
+
+    def exact(self, unit: int, code: int, turn: set[Gram]) -> float:
+        """A pair's similarity measured on the n-gram sets themselves (no hash)."""
+        if len(self.units[unit].tokens) < self.config.ngram:
+            return 1.0  # a phrase unit: found as a whole phrase or equal
+        held = self._exact_grams.get(unit)
+        if held is None:
+            held = self._exact_grams[unit] = frozenset(
+                ngram_set(list(self.units[unit].tokens), self.config.ngram)
+            )
+        shared = len(held & turn)
+        if code == _CODES["answer_jaccard"]:
+            return shared / (len(held) + len(turn) - shared)
+        return shared / len(held)
+
+    def _phrase_hits(
+        self, tokens: list[list[str]], hashed: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(turn, unit) of the short prompts found whole in a turn (or equal to it)."""
+        hits: set[tuple[int, int]] = set()
+        if self.equal:
+            for turn in np.flatnonzero(lengths < self.config.min_words).tolist():
+                hits.update((turn, i) for i in self.equal.get(" ".join(tokens[turn]), ()))
+        padded: dict[int, str] = {}
+        for size, (phrases, members) in self.phrases.items():
+            grams, owner = rolled(hashed, lengths, size)
+            at, key = phrases.lookup(grams)
+            for turn, index in set(zip(owner[at].tolist(), key.tolist(), strict=True)):
+                if turn not in padded:
+                    padded[turn] = f" {' '.join(tokens[turn])} "
+                for unit in members[index]:
+                    if f" {' '.join(self.units[unit].tokens)} " in padded[turn]:
+                        hits.add((turn, unit))
+        if not hits:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        turn, unit = np.array(sorted(hits), dtype=np.int64).T
+        return turn, unit
 
 
 @dataclass
@@ -235,53 +391,50 @@ class Decontaminator:
                 report.answers += 1
         self.index = Index(units, config)
 
-    def __call__(self, docs: Iterable[Item], stats: Stats) -> Iterator[Item]:
+    def __call__(self, docs: Iterable[Doc], stats: Stats) -> Iterator[Doc | Rejection]:
         """Docs kept and rejections, in doc order."""
-        for item in docs:
-            self.checked += 1
-            matches = self.index.matches(item["conversations"])
-            hits = [m for m in matches if is_hit(m, self.config)]
-            if not hits:
-                item["_nearest"] = self._nearest_per_set(matches)
-                yield item
-                continue
-            self.removed += 1
-            for name in {self.units[m.unit].set for m in hits}:
-                self.sets[name].removed += 1
-            stats.count_drop(item["source"], RULE)
-            yield self._rejection(item, hits)
+        pending = iter(docs)
+        # Batches whose (turn, unit) cells fit the dense count (about two turns a doc).
+        size = max(64, min(BATCH, DENSE_PAIRS // (2 * max(1, len(self.units)))))
+        while batch := list(islice(pending, size)):
+            found = self.index.decide([item.conversations for item in batch])
+            for item, (hits, nearest) in zip(batch, found, strict=True):
+                self.checked += 1
+                if not hits:
+                    item.nearest = nearest
+                    yield item
+                    continue
+                self.removed += 1
+                for name in {self.units[m.unit].set for m in hits}:
+                    self.sets[name].removed += 1
+                stats.count_drop(item.source, RULE)
+                yield self._rejection(item, hits)
 
-    def _nearest_per_set(self, found: list[Match]) -> list[Match]:
-        """Only what the report needs: the closest unit per (set, metric) of this doc."""
-        nearest: dict[tuple[str, str], Match] = {}
-        for match in found:
-            key = (self.units[match.unit].set, match.metric)
-            if key not in nearest or match.similarity > nearest[key].similarity:
-                nearest[key] = match
-        return list(nearest.values())
-
-    def _rejection(self, item: Item, hits: list[Match]) -> Item:
+    def _rejection(self, item: Doc, hits: list[Match]) -> Rejection:
         strongest = max(hits, key=lambda m: (m.similarity, -m.unit))
         unit = self.units[strongest.unit]
         detail = (
             f"turn {strongest.turn} overlaps {unit.split} {unit.set} item {unit.id} {unit.kind} "
             f"turn {unit.turn}: {strongest.metric} {strongest.similarity:.3f}"
         )
-        return {
-            **reject(
-                item["source"], item["file"], item["row"], RULE, detail, item["conversations"][0]
-            ),
-            "collided_with": unit.describe(),
-            "train_turn": strongest.turn,
-            "similarity": {"metric": strongest.metric, "value": round(strongest.similarity, 4)},
-            "held_out_items_hit": len({m.unit for m in hits}),
-        }
+        return reject(
+            item.source,
+            item.file,
+            item.row,
+            RULE,
+            detail,
+            item.conversations[0],
+            collided_with=unit.describe(),
+            train_turn=strongest.turn,
+            similarity={"metric": strongest.metric, "value": round(strongest.similarity, 4)},
+            held_out_items_hit=len({m.unit for m in hits}),
+        )
 
-    def report(self, train: list[Item]) -> dict[str, Any]:
+    def report(self, train: list[Doc]) -> dict[str, Any]:
         """stats.json's `contamination`: per set, removals and the closest pair left in train."""
-        closest: dict[str, dict[str, tuple[float, Item, Match]]] = {n: {} for n in self.sets}
+        closest: dict[str, dict[str, tuple[float, Doc, Match]]] = {n: {} for n in self.sets}
         for item in train:
-            for match in item.get("_nearest", []):
+            for match in item.nearest or []:
                 unit = self.units[match.unit]
                 best = closest[unit.set].get(match.metric)
                 if best is None or match.similarity > best[0]:
@@ -314,11 +467,11 @@ class Decontaminator:
             },
         }
 
-    def _pair(self, similarity: float, item: Item, match: Match) -> dict[str, Any]:
+    def _pair(self, similarity: float, item: Doc, match: Match) -> dict[str, Any]:
         return {
             # Rounded down: a pair just below a threshold must not read as reaching it.
             "similarity": math.floor(similarity * 10_000) / 10_000,
-            "train": {"id": item.get("id"), "turn": match.turn},
+            "train": {"id": item.id, "turn": match.turn},
             "held_out": self.units[match.unit].describe(),
         }
 

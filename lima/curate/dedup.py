@@ -18,7 +18,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from lima.curate.minhash import SCHEME, SEED
-from lima.curate.records import Item, reject
+from lima.curate.records import Doc, Rejection, reject
 from lima.curate.stats import Stats
 from lima.curate.text import normalise
 
@@ -56,16 +56,16 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = CANDIDATE_RECALL)
     return best
 
 
-def response_text(item: Item) -> str:
+def response_text(item: Doc) -> str:
     """What near-dedup compares: the assistant turns (the document, as datatrove hashes it)."""
-    return "\n".join(item["conversations"][1::2])
+    return "\n".join(item.conversations[1::2])
 
 
-def where(item: Item) -> dict[str, Any]:
+def where(item: Doc) -> dict[str, Any]:
     """How a rejection names another doc: its source, file, row and the id the file gave it."""
-    out = {"source": item["source"], "file": item["file"], "row": item["row"]}
-    if item.get("source_id") is not None:
-        out["id"] = item["source_id"]
+    out = {"source": item.source, "file": item.file, "row": item.row}
+    if item.source_id is not None:
+        out["id"] = item.source_id
     return out
 
 
@@ -84,8 +84,8 @@ class Deduplicator:
     ) -> None:
         self.exact, self.near = exact, near
         self.threshold, self.shingle_size = threshold, shingle_size
-        self.seen: dict[str, Item] = {}
-        self.kept: list[Item] = []
+        self.seen: dict[str, Doc] = {}
+        self.kept: list[Doc] = []
         # Shingle sets of recently compared kept docs; the others are recomputed from the text
         # (keeping every set would cost ~1 GB on a full dump).
         self._shingles: OrderedDict[int, set[bytes]] = OrderedDict()
@@ -97,34 +97,32 @@ class Deduplicator:
             else None
         )
 
-    def __call__(self, docs: Iterable[Item], stats: Stats) -> Iterator[Item]:
+    def __call__(self, docs: Iterable[Doc], stats: Stats) -> Iterator[Doc | Rejection]:
         for item in docs:
             found = self.check(item)
             if found is None:
                 yield item
                 continue
             rule, other, similarity = found
-            stats.count_drop(item["source"], rule)
+            stats.count_drop(item.source, rule)
             named = where(other)
             detail = (
                 f"{rule.replace('_', ' ')} of {named['source']} {named['file']} row {named['row']}"
             )
-            yield {
-                **reject(
-                    item["source"],
-                    item["file"],
-                    item["row"],
-                    rule,
-                    detail,
-                    item["conversations"][0],
-                ),
-                "collided_with": named,
-                "similarity": similarity,
-            }
+            yield reject(
+                item.source,
+                item.file,
+                item.row,
+                rule,
+                detail,
+                item.conversations[0],
+                collided_with=named,
+                similarity=similarity,
+            )
 
-    def check(self, item: Item) -> tuple[str, Item, dict[str, Any]] | None:
+    def check(self, item: Doc) -> tuple[str, Doc, dict[str, Any]] | None:
         """(rule, the kept doc it duplicates, measured similarity), or None to keep it."""
-        key = item.get("hash")
+        key = item.hash
         if self.exact and key is not None:
             if key in self.seen:
                 return (
@@ -133,9 +131,9 @@ class Deduplicator:
                     {"metric": "normalised_text", "value": 1.0},
                 )
             self.seen[key] = item
-        if self.lsh is None or item.get("minhash") is None:
+        if self.lsh is None or item.minhash is None:
             return None
-        minhash = lean(np.asarray(item["minhash"]))
+        minhash = lean(np.asarray(item.minhash))
         mine = set(shingles(response_text(item), self.shingle_size))
         best: tuple[float, int] | None = None
         for name in self.lsh.query(minhash):

@@ -28,7 +28,7 @@ class LoadedSet:
     name: str
     uri: str
     prompts: list[Any]
-    """lima.generation.prompts.PromptRecord: `id`, user `turns`, `references`."""
+    """lima.generation.prompt_sets.PromptRecord: `id`, user `turns`, `references`."""
 
 
 def effective_data(spec: Any) -> DataSpec:
@@ -69,7 +69,7 @@ def fingerprints(data: DataSpec) -> dict[str, str]:
 def load(data: DataSpec, settings: Any, scratch: Path) -> list[LoadedSet]:
     """Every evaluation set's prompts; a missing file is a SourceError before any work starts,
     a malformed row a warning naming file and line (the generate stage rejects it too)."""
-    from lima.generation.prompts import read_prompt_file, resolve_prompt_file
+    from lima.generation.prompt_sets import read_prompt_file, resolve_prompt_file
 
     if not data.decontamination.enabled:
         return []

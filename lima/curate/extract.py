@@ -16,7 +16,7 @@ from lima.curate.readers.base import Reader
 from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader
-from lima.curate.records import Item, rejection_lines
+from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion, rejection_lines
 from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
@@ -60,13 +60,17 @@ def extract_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     stats = Stats()
     items = list(read_items(row, spec, stats))
     rejected, count = rejection_lines(items)
-    kept = [item for item in items if item["type"] != "rejected"]
+    kept = [item for item in items if not isinstance(item, Rejection)]
     _sign(kept, spec)
     payload = (kept, rejected, count, stats.to_dict())
     return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
 
 
-def read_items(row: dict[str, Any], spec: DataSpec, stats: Stats) -> Iterator[Item]:
+ShardItem = Doc | Rejection | StackAnswer | StackQuestion
+"""What a shard yields: docs and rejections, or a Stack Exchange shard's halves of docs."""
+
+
+def read_items(row: dict[str, Any], spec: DataSpec, stats: Stats) -> Iterator[ShardItem]:
     """Every item of one shard; a Stack Exchange shard reads the rows its `selection` names."""
     row = _local(row)
     kind, path, source, limit = (
@@ -106,26 +110,27 @@ def _reader(kind: str, path: str, source: str, spec: DataSpec, stats: Stats) -> 
     return AuthoredReader(**common)
 
 
-def _with_uri(items: Iterable[Item], row: dict[str, Any]) -> Iterator[Item]:
+def _with_uri(items: Iterable[ShardItem], row: dict[str, Any]) -> Iterator[ShardItem]:
     """Provenance names the URI the user wrote, not a local copy."""
+    path, uri = row["path"], row["uri"]
     for item in items:
-        if item.get("file") == row["path"]:
-            item["file"] = row["uri"]
+        if not isinstance(item, StackQuestion) and item.file == path:
+            item.file = uri
         yield item
 
 
-def _sign(items: list[Item], spec: DataSpec) -> None:
+def _sign(items: list[ShardItem], spec: DataSpec) -> None:
     """Near-dedup signatures over the response text (the document, as datatrove hashes it),
     computed for the whole shard in one call."""
     dedup = spec.dedup
     if not dedup.near:
         return
-    signed = [i for i in items if i["type"] in ("se_answer", "doc")]
+    signed = [i for i in items if isinstance(i, Doc | StackAnswer)]
     texts = [
-        i["markdown"] if i["type"] == "se_answer" else "\n".join(i["conversations"][1::2])
+        i.markdown if isinstance(i, StackAnswer) else "\n".join(i.conversations[1::2])
         for i in signed
     ]
     for item, values in zip(
         signed, signatures(texts, dedup.shingle_size, dedup.num_perm), strict=True
     ):
-        item["minhash"] = values
+        item.minhash = values

@@ -6,12 +6,15 @@ and the n-gram index only find the candidate pairs to measure.
 
 from __future__ import annotations
 
-from lima.curate.text import normalise
+from lima.curate.text import _ASCII_PUNCT, normalise
 
 Gram = tuple[str, ...]
 
 
 def words(text: str) -> list[str]:
+    """`normalise(text).split()`; ASCII text is split without joining it first."""
+    if text.isascii():
+        return text.lower().translate(_ASCII_PUNCT).split()
     return normalise(text).split()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -14,7 +13,7 @@ from lima.curate import extract
 from lima.curate.dedup import Deduplicator, text_hash
 from lima.curate.parallel import run_shards
 from lima.curate.readers.stackexchange import join, merge_best, select, top_answers
-from lima.curate.records import Item
+from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion
 from lima.curate.shards import expand_sources, plan
 from lima.curate.stats import Stats
 from lima.settings import Settings
@@ -27,7 +26,7 @@ Progress = Callable[..., None]
 class Filtered:
     """Docs that passed every per-source rule and dedup, in a deterministic order."""
 
-    docs: list[Item] = field(default_factory=list)
+    docs: list[Doc] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     rejected: int = 0
     shards: int = 0
@@ -86,12 +85,12 @@ def filter_and_dedup(
     )
     out = Filtered(shards=len(shards))
     for item in skipped:
-        out.stats.count_drop(item["source"], item["rule"])
+        out.stats.count_drop(item.source, item.rule)
     out.rejected += _write(rejected, skipped)
     report(completed=0, total=len(shards), note="pass 1: top answers")
     scan_stackexchange(spec, shards, workers, cpus, out, rejected)
     config = spec.model_dump(mode="json")
-    candidates: list[Item] = []
+    candidates: list[Doc] = []
     se_parts: dict[tuple[str, str], dict[str, Any]] = {}
     results = run_shards(extract.extract_task, shards, {"config": config}, workers, cpus)
     for done, (shard, payload) in enumerate(zip(shards, results, strict=True), start=1):
@@ -103,7 +102,7 @@ def filter_and_dedup(
         report(completed=done, total=len(shards), note=f"read {shard['source']}")
     docs = _with_se_docs(spec, candidates, se_parts, out.stats, rejected, out)
     for item in docs:
-        item["hash"] = text_hash("\n".join(item["conversations"]))
+        item.hash = text_hash("\n".join(item.conversations))
     dedup = spec.dedup
     deduplicator = Deduplicator(
         exact=dedup.exact,
@@ -113,53 +112,55 @@ def filter_and_dedup(
         shingle_size=dedup.shingle_size,
     )
     for item in deduplicator(docs, out.stats):
-        if item["type"] == "rejected":
+        if isinstance(item, Rejection):
             out.rejected += _write(rejected, [item])
         else:
-            out.stats.count_passed(item["source"])
+            out.stats.count_passed(item.source)
             out.docs.append(item)
     return out
 
 
-def _collect(shard: dict, items: list[Item], docs: list[Item], se_parts: dict) -> None:
+def _collect(
+    shard: dict, items: list[Doc | StackAnswer | StackQuestion], docs: list[Doc], se_parts: dict
+) -> None:
     if shard["kind"] != SourceKind.stackexchange.value:
-        docs.extend({**i, "_order": len(docs)} for i in items if i["type"] == "doc")
+        docs.extend(i for i in items if isinstance(i, Doc))
         return
     part = se_parts.setdefault(
         (shard["source"], shard["uri"]),
         {"site": shard["site"], "answers": [], "questions": {}, "at": len(docs)},
     )
     for item in items:
-        if item["type"] == "se_answer":
+        if isinstance(item, StackAnswer):
             part["answers"].append(item)
-        elif item["type"] == "se_question":
-            part["questions"][item["qid"]] = item
+        elif isinstance(item, StackQuestion):
+            part["questions"][item.qid] = item
 
 
 def _with_se_docs(
-    spec: DataSpec, docs: list[Item], se_parts: dict, stats: Stats, rejected: TextIO, out: Filtered
-) -> list[Item]:
+    spec: DataSpec, docs: list[Doc], se_parts: dict, stats: Stats, rejected: TextIO, out: Filtered
+) -> list[Doc]:
     """Join Stack Exchange answers to their questions and order all docs by source, then file."""
     rules = spec.filters.stackexchange
     for (source, _uri), part in se_parts.items():
-        signatures = {a["aid"]: a.get("minhash") for a in part["answers"]}
+        signatures = {a.aid: a.minhash for a in part["answers"]}
         for item in join(part["answers"], part["questions"], source, part["site"], stats, rules):
-            if item["type"] == "rejected":
+            if isinstance(item, Rejection):
                 out.rejected += _write(rejected, [item])
                 continue
-            docs.append({**item, "minhash": signatures.get(int(item["row"]))})
+            item.minhash = signatures.get(int(item.row))
+            docs.append(item)
     order = {s.name: i for i, s in enumerate(spec.sources)}
-    return sorted(docs, key=lambda d: (order[d["source"]], d["file"], _row_key(d["row"])))
+    return sorted(docs, key=lambda d: (order[d.source], d.file, _row_key(d.row)))
 
 
 def _row_key(row: str) -> tuple[int, str]:
     return (int(row), "") if row.isdigit() else (0, row)
 
 
-def _write(handle: TextIO, items: Iterable[Item]) -> int:
+def _write(handle: TextIO, items: Iterable[Rejection]) -> int:
     count = 0
     for item in items:
-        handle.write(json.dumps({k: v for k, v in item.items() if k != "type"}, ensure_ascii=False))
-        handle.write("\n")
+        handle.write(item.line())
         count += 1
     return count

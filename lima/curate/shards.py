@@ -8,7 +8,7 @@ from typing import Any
 
 from lima.curate.readers.rows import plan_ranges
 from lima.curate.readers.stackexchange import group_of, site_of
-from lima.curate.records import Item, reject
+from lima.curate.records import Rejection, reject
 from lima.settings import Settings
 from lima.spec.data import DataSpec, SourceKind
 from lima.store import expand_uri, localize_uri
@@ -28,10 +28,10 @@ def plan(
     scratch: Path,
     settings: Settings | None,
     shard_bytes: int = SHARD_BYTES,
-) -> tuple[list[dict[str, Any]], list[Item]]:
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """(shards, rejections of whole files): empty files and sites of the other group."""
     shards: list[dict[str, Any]] = []
-    skipped: list[Item] = []
+    skipped: list[Rejection] = []
     rules = spec.filters.stackexchange
     for source in spec.sources:
         for uri in files[source.name]:

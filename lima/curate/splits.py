@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from lima.curate.records import Item
-from lima.curate.select import largest_remainder
+from lima.curate.diversity import largest_remainder
+from lima.curate.records import Doc
 from lima.spec.data import DataSpec
 
 
@@ -38,11 +38,11 @@ def held_out_shortfalls(
 
 
 def split_held_out(
-    by_source: dict[str, list[Item]], counts: dict[str, int], spec: DataSpec
-) -> tuple[list[Item], list[Item], dict[str, list[Item]]]:
+    by_source: dict[str, list[Doc]], counts: dict[str, int], spec: DataSpec
+) -> tuple[list[Doc], list[Doc], dict[str, list[Doc]]]:
     """(dev, test, remaining pool per source), seeded."""
-    held: list[Item] = []
-    pool: dict[str, list[Item]] = {}
+    held: list[Doc] = []
+    pool: dict[str, list[Doc]] = {}
     for source, docs in by_source.items():
         rng = random.Random(f"{spec.seed}:held-out:{source}")
         picked = set(rng.sample(range(len(docs)), counts.get(source, 0)))

@@ -68,7 +68,11 @@ def normalise(text: str) -> str:
     if text.isascii():  # the common case skips the per-character Unicode work
         return " ".join(text.lower().translate(_ASCII_PUNCT).split())
     text = unicodedata.normalize("NFKD", text).casefold()
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    # Combining marks dropped by one translate built from the text's few distinct characters
+    # (a Python test per character was most of this path's time).
+    marks = {ord(ch): None for ch in set(text) if unicodedata.combining(ch)}
+    if marks:
+        text = text.translate(marks)
     text = re.sub(r"[^\w\s]", " ", text)
     return " ".join(text.split())
 

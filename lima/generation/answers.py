@@ -1,4 +1,4 @@
-"""Answer records, answer files of other systems, and the items a judge is asked about.
+"""Answer records and the answer files of other systems.
 
 An answer record (one JSON line of `answers/<set>/<system>.jsonl`):
 
@@ -10,8 +10,8 @@ An answer record (one JSON line of `answers/<set>/<system>.jsonl`):
 Records hold content only, never wall-clock time: answer files are hashed into the keys of every
 downstream artifact, so a re-run that answers the same must write the same bytes.
 
-Multi-turn prompts are judged turn by turn: turn k of prompt `p` becomes the item `p#k` (k >= 2)
-whose prompt shows the earlier user turns, so both systems are judged on the same question.
+The judging items made from these records (one per answered turn) are built by
+`lima.judging.items.items_for`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lima.generation.prompts import PromptRecord, Rejected
+from lima.generation.prompt_sets import PromptRecord, Rejected
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -108,53 +108,6 @@ def supplied_record(prompt: PromptRecord, answers: list[str], system: str) -> di
         "prompt_format": "supplied",
         "turns": turns,
     }
-
-
-def item_id(prompt_id: str, turn: int) -> str:
-    return prompt_id if turn == 0 else f"{prompt_id}#{turn + 1}"
-
-
-def item_prompt(prompt: PromptRecord, turn: int) -> str:
-    if turn == 0:
-        return prompt.turns[0]
-    earlier = "\n\n".join(
-        f"[earlier user turn {k + 1}] {t}" for k, t in enumerate(prompt.turns[:turn])
-    )
-    return f"{earlier}\n\n[current user turn] {prompt.turns[turn]}"
-
-
-def judge_items(
-    prompts: list[PromptRecord],
-    answers: dict[str, dict[str, Any]],
-    others: dict[str, dict[str, Any]] | None = None,
-) -> list[Any]:
-    """One judging `Item` per answered turn (and per turn both systems answered, if `others`)."""
-    from lima.judging import Item
-
-    items = []
-    for prompt in prompts:
-        mine = answers.get(prompt.id)
-        theirs = others.get(prompt.id) if others is not None else None
-        if mine is None or (others is not None and theirs is None):
-            continue
-        for turn, record in enumerate(mine["turns"]):
-            other = theirs["turns"][turn] if theirs and turn < len(theirs["turns"]) else None
-            if others is not None and other is None:
-                continue
-            reference = prompt.references[turn] if turn < len(prompt.references) else None
-            items.append(
-                Item(
-                    prompt_id=item_id(prompt.id, turn),
-                    prompt=item_prompt(prompt, turn),
-                    answer=record["answer"],
-                    other=other["answer"] if other else None,
-                    reference=reference,
-                    finished=record["finish_reason"] != "length",
-                    other_finished=bool(other) and other["finish_reason"] != "length",
-                    tags=[*prompt.tags, *([prompt.category] if prompt.category else [])],
-                )
-            )
-    return items
 
 
 def answer_stats(records: list[dict[str, Any]]) -> dict[str, Any]:

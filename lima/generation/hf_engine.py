@@ -18,7 +18,7 @@ from typing import Any
 
 from lima.generation.decoding import DecodeConfig, processors, seed_for
 from lima.generation.formats import PromptFormat, resolve_format
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.generation.config import DecodeConfig
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 
 
 @dataclass

@@ -16,7 +16,7 @@ from lima.errors import StageError
 from lima.generation.config import DecodeConfig
 from lima.generation.formats import resolve_format
 from lima.generation.hf_engine import TurnResult, answer_turn_by_turn
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 
 
 def check_available() -> None:

@@ -214,7 +214,7 @@ def pairwise(
     judge: Any, mine: Path, theirs: Path, prompt_set: str, resamples: int, seed: int
 ) -> dict[str, Any]:
     """This variant's answers vs the baseline variant's, both orders, on shared prompts."""
-    from lima.generation.prompts import PromptRecord
+    from lima.generation.prompt_sets import PromptRecord
     from lima.judging import items_for, win_tie_loss
 
     prompts = [

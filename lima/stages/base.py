@@ -45,6 +45,8 @@ class StageContext:
     progress: ProgressSink = _no_progress
     forced: bool = False
     """The user asked to recompute (`--force`): stages must not resume earlier partial work."""
+    run_id: str = ""
+    """The runner's run id (names the train stage's run folder); "" outside a run."""
 
     @property
     def spec(self):

@@ -24,7 +24,12 @@ from lima.errors import StageError
 from lima.generation.answers import answer_stats, read_answer_file, write_jsonl
 from lima.generation.config import DecodeConfig
 from lima.generation.pool import ModelRef, answer_many
-from lima.generation.prompts import PromptRecord, Rejected, read_prompt_file, resolve_prompt_file
+from lima.generation.prompt_sets import (
+    PromptRecord,
+    Rejected,
+    read_prompt_file,
+    resolve_prompt_file,
+)
 from lima.results import GenerateResult
 from lima.stages._eval import epoch_ref, generation_resources, progress_note
 from lima.stages.base import StageContext

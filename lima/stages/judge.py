@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from lima.generation.answers import read_jsonl, write_jsonl
-from lima.generation.prompts import PromptRecord
+from lima.generation.prompt_sets import PromptRecord
 from lima.results import Headline, JudgeResult
 from lima.stages._eval import by_id
 from lima.stages.base import StageContext

@@ -24,7 +24,7 @@ from lima.generation.answers import answer_stats, write_jsonl
 from lima.generation.checkpoints import eligible_models, epoch_perplexity, metric_records
 from lima.generation.config import DecodeConfig
 from lima.generation.pool import answer_many
-from lima.generation.prompts import PromptRecord, read_prompt_file
+from lima.generation.prompt_sets import PromptRecord, read_prompt_file
 from lima.judging.selection import Decision, decide
 from lima.results import SelectResult
 from lima.stages._eval import (

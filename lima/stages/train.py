@@ -8,19 +8,21 @@ model + tokenizer with EOT) for each eligible epoch, `metrics.jsonl`, `summary.j
 from __future__ import annotations
 
 import json
-import uuid
+import logging
 
 from lima.errors import StageError
 from lima.results import TrainResult
 from lima.stages.base import StageContext
 from lima.train import layout
-from lima.train.data import read_conversations
+from lima.train.data import read_conversations, truncation_warning
+
+log = logging.getLogger("lima.train")
 
 
 def run(ctx: StageContext) -> TrainResult:
     from lima.console.train_progress import TrainBeacon
     from lima.console.train_progress import watch as watch_training
-    from lima.train.driver import TrainJob, run_training
+    from lima.train.launch import TrainJob, run_training
 
     train_rows, rejected = read_conversations(ctx.input_file("curate", "train.jsonl"))
     dev_rows, dev_rejected = read_conversations(ctx.input_file("curate", "dev.jsonl"))
@@ -42,9 +44,11 @@ def run(ctx: StageContext) -> TrainResult:
         storage=ctx.spec.storage,
         train_rows=train_rows,
         dev_rows=dev_rows,
-        # Same key -> same run folder, so a retried stage resumes its completed epochs;
-        # --force starts a fresh folder instead.
-        run_name=f"train-{ctx.key[:16]}" + (f"-{uuid.uuid4().hex[:8]}" if ctx.forced else ""),
+        # One folder per run under the key's folder (layout.run_folder): a retried stage
+        # resumes from the newest intact checkpoint of the key's runs; --force does not.
+        run_name=layout.key_folder(ctx.key),
+        run_id=ctx.run_id,
+        resume=not ctx.forced,
         scratch_dir=ctx.scratch_dir,
         output_dir=ctx.output_dir,
         progress=lambda **update: ctx.progress(note=update.get("note")),  # counts: the beacon
@@ -53,7 +57,12 @@ def run(ctx: StageContext) -> TrainResult:
     with watch_training(beacon, ctx.progress, ctx.spec.train.epochs):
         summary = run_training(job)
     summary["rejected_rows"] = len(rejected)
-    ctx.progress(completed=ctx.spec.train.epochs, note="done")
+    cut = truncation_warning(
+        summary["truncated"], summary["train_rows"], ctx.spec.train.context_length
+    )
+    if cut is not None:
+        log.warning("train: %s", cut)
+    ctx.progress(note="done")  # counts stay the beacon's steps: epochs here garbled the ETA
     final = summary.get("final") or {}
     return TrainResult(
         epochs=len(summary["epochs"]),

@@ -6,5 +6,6 @@ branch), `schedule` (linear LR), `ds_config` (DeepSpeed config), `config` (the t
 workers get), `session` (Ray Train or a plain process group), `collectives` (per-step statistics
 over ranks), `callbacks` (hooks into the loop), `loop` (the per-worker training function),
 `layout` (where everything is written), `checkpoint` (epoch checkpoints, retention, consolidated
-HF models), `driver` (preparation, TorchTrainer, result collection).
+HF models), `upload` (each rank streams its epoch files to storage in the background),
+`driver` (preparation, TorchTrainer, result collection).
 """

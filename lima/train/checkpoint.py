@@ -1,18 +1,26 @@
 """Epoch checkpoints in the run folder (layout: `lima.train.layout`): save, find, restore,
 prune, and the consolidated HF export.
 
-A checkpoint is complete when state.json and every rank's done marker are present (Ray registers
-it only after every rank's upload succeeded; the markers let us check it again). It is resumable
-when, in addition, its DeepSpeed shards are still there (retention drops old ones).
+A checkpoint is complete when state.json and every rank's done marker are present (a rank
+stores its marker only after every one of its files and its digest file are uploaded:
+`lima.train.upload`). It is resumable
+when, in addition, its DeepSpeed shards are still there (retention drops old ones) and every
+file matches its rank's digest file (`stored_problems`); a resume takes the newest resumable
+checkpoint of the key's runs (`resume_candidates`, `first_good`) and falls back to an earlier
+epoch, with a warning naming the bad file, when one is damaged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lima.train import layout
+
+log = logging.getLogger("lima.train")
 
 
 def is_complete(folder: Path, world_size: int | None = None) -> bool:
@@ -60,9 +68,8 @@ def _has_shards(fs, path: str) -> bool:
 def latest_complete(fs, run_path: str) -> tuple[int, str] | None:
     """(epoch, path) of the newest resumable epoch checkpoint of a run in storage, if any.
 
-    Ray registers a reported checkpoint when its controller next polls the workers; a worker
-    killed right after an upload can lose that registration although every shard is stored.
-    Scanning storage for complete checkpoints closes that gap.
+    The ranks stream checkpoints to storage themselves (Ray registers none), so storage is
+    the one place that says which epochs are complete.
     """
     for epoch, path in reversed(stored_epochs(fs, run_path)):
         if stored_complete(fs, path) and _has_shards(fs, path):
@@ -117,11 +124,129 @@ def clear_divergence(fs, run_path: str) -> None:
 
 
 def save_shards(engine: Any, folder: Path, epoch: int, rank: int) -> None:
-    """Every rank: its DeepSpeed shard and its done marker (collective call)."""
+    """Every rank: its DeepSpeed shard (collective call); `seal` it once all its files are in."""
     engine.save_checkpoint(str(Path(folder) / layout.DS_DIR), tag=layout.tag(epoch))
+
+
+def seal(folder: Path, rank: int) -> None:
+    """Every rank, last: the digests of every file it wrote for the epoch, then its done
+    marker (so a checkpoint counts as complete only once its digests exist)."""
+    from lima.store.digests import write_digests
+
+    write_digests(Path(folder), layout.digest_file(rank))
     marker = Path(folder) / layout.done_marker(rank)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text("ok\n")
+
+
+def stored_problems(fs, path: str, *, deep: bool = True, shards: bool = True) -> list[str]:
+    """What is wrong with the epoch checkpoint `path` in storage (empty: nothing): a missing
+    state or digest file, a missing, resized or (deep) changed file. `shards=False` leaves the
+    DeepSpeed shards out (for an epoch whose shards retention dropped)."""
+    from lima.store.digests import checkpoint_problems
+
+    try:
+        with fs.open_input_stream(f"{path}/{layout.STATE}") as stream:
+            world = int(json.loads(stream.read())["world_size"])
+    except (FileNotFoundError, OSError):
+        return [f"{path}/{layout.STATE}: missing"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{path}/{layout.STATE}: unreadable"]
+    names = tuple(layout.digest_file(r) for r in range(world))
+    skip = () if shards else (f"{layout.DS_DIR}/",)
+    return checkpoint_problems(fs, path, deep=deep, names=names, skip_prefixes=skip)
+
+
+def run_folders(fs, key_path: str) -> list[tuple[str, str]]:
+    """(run id, path) of every run folder of a train key in storage, oldest first."""
+    import pyarrow.fs as pafs
+
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(key_path, allow_not_found=True))
+    except OSError:
+        return []
+    runs = [
+        (i.base_name, i.path)
+        for i in infos
+        if i.type == pafs.FileType.Directory and layout.is_run_id(i.base_name)
+    ]
+    return sorted(runs)
+
+
+def resume_candidates(fs, run_path: str, key_path: str | None = None) -> list[tuple[int, str]]:
+    """(epoch, path) of the complete checkpoints with shards this run could resume from,
+    best first: newest epoch, this run's own before another run's, newer runs before older.
+    `key_path` None: only this run's own checkpoints (a forced run starts afresh)."""
+    runs = [(layout.RUNS_DIR, run_path)]  # sorts after every run id: own run first on ties
+    if key_path is not None:
+        runs += [(name, path) for name, path in run_folders(fs, key_path) if path != run_path]
+    found = []
+    for order, path in runs:
+        for epoch, folder in stored_epochs(fs, path):
+            if stored_complete(fs, folder) and _has_shards(fs, folder):
+                found.append((epoch, order, folder))
+    found.sort(reverse=True)
+    return [(epoch, folder) for epoch, _, folder in found]
+
+
+def first_good(fs, candidates: Iterable[tuple[int, str]]) -> tuple[int, str] | None:
+    """The first candidate whose files match their digests; a damaged one is skipped with a
+    warning that names the bad file."""
+    for epoch, path in candidates:
+        problems = stored_problems(fs, path)
+        if not problems:
+            return epoch, path
+        log.warning(
+            "checkpoint %s (epoch %d) is damaged, not resuming from it: %s",
+            path,
+            epoch,
+            "; ".join(problems[:3])
+            + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""),
+        )
+    return None
+
+
+def write_resumed_from(fs, run_path: str, epoch: int, path: str) -> None:
+    """Rank 0 of a run that resumed from another run's checkpoint: remember it (collect takes
+    the epochs up to it from there)."""
+    fs.create_dir(run_path, recursive=True)
+    with fs.open_output_stream(f"{run_path}/{layout.RESUMED_FROM}") as stream:
+        stream.write(json.dumps({"epoch": epoch, "checkpoint": path}).encode())
+
+
+def read_resumed_from(fs, run_path: str) -> dict[str, Any] | None:
+    import pyarrow.fs as pafs
+
+    path = f"{run_path}/{layout.RESUMED_FROM}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        try:
+            found = json.loads(stream.read())
+            return {"epoch": int(found["epoch"]), "checkpoint": str(found["checkpoint"])}
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s unreadable: ignored", path)
+            return None
+
+
+def run_epochs(fs, run_path: str) -> list[tuple[int, str]]:
+    """(epoch, path) of the complete epochs of a run, oldest first, with those inherited from
+    the run it resumed from (`resumed-from.json`) up to the epoch it resumed after."""
+    chain: list[tuple[str, int | None]] = []  # (run path, last epoch taken from it)
+    seen, path, limit = set(), run_path, None
+    while path not in seen:
+        seen.add(path)
+        chain.append((path, limit))
+        origin = read_resumed_from(fs, path)
+        if origin is None:
+            break
+        path, limit = origin["checkpoint"].rsplit("/", 1)[0], origin["epoch"]
+    epochs: dict[int, str] = {}
+    for path, limit in reversed(chain):  # oldest run first, newer runs override
+        for epoch, folder in stored_epochs(fs, path):
+            if (limit is None or epoch <= limit) and stored_complete(fs, folder):
+                epochs[epoch] = folder
+    return sorted(epochs.items())
 
 
 def write_state(folder: Path, epoch: int, step: int, world: int, records: list[dict]) -> None:

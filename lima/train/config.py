@@ -1,5 +1,5 @@
 """What the driver hands every training worker: one typed object (pickled across the Ray
-boundary), built by `lima.train.driver.loop_config`."""
+boundary), built by `lima.train.launch.loop_config`."""
 
 from __future__ import annotations
 
@@ -31,7 +31,25 @@ class RunStorage:
     filesystem: Any
     """pyarrow filesystem of the artifact store."""
     path: str
-    """The run folder (`<prefix>/train-runs/<run>`)."""
+    """This run's folder (`<prefix>/train-runs/<key folder>/<run id>`)."""
+    key_path: str | None = None
+    """The key folder holding every run of the key: a resume may start from their checkpoints
+    (None: only from this run's own, e.g. a forced run)."""
+    connection: Any = None
+    """`lima.store.S3Connection` of an S3 store (None: the local store): the workers' checkpoint
+    uploader (`lima.train.upload`) writes through the store's one S3 layer with it."""
+
+    def backend(self) -> tuple[Any, str]:
+        """(store backend, key of the run folder in it) for the checkpoint uploader."""
+        from pathlib import Path
+
+        from lima.store.backends import FileBackend
+        from lima.store.s3 import S3Backend
+
+        if self.connection is None:
+            return FileBackend(Path(self.path)), ""
+        bucket, _, key = self.path.partition("/")
+        return S3Backend(self.connection, bucket), key
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,21 @@ def _row_problem(row: Any) -> str | None:
     return None
 
 
+def truncation_warning(truncated: int, rows: int, context_length: int) -> str | None:
+    """What to tell the user when conversations were cut to fit `context_length`, or None.
+
+    A cut conversation loses its final EOT, so every such example teaches the model to keep
+    going at the end of the context: with many of them, the fine-tuned model never stops.
+    """
+    if not truncated:
+        return None
+    return (
+        f"{truncated} of {rows} training conversations are longer than context_length "
+        f"{context_length} tokens and were cut, losing their EOT: they teach the model not to "
+        "stop. Raise train.context_length or keep shorter data (data.filters)."
+    )
+
+
 def training_texts(rows: list[dict[str, Any]]) -> list[str]:
     """Every utterance, for training the tiny preset's tokenizer."""
     return [turn for row in rows for turn in row["conversations"]]

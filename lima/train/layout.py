@@ -8,15 +8,24 @@ The stage's artifact (published by the runner, read by select, generate and the 
     summary.json       data statistics, epochs, final metrics
     rejected.jsonl     input rows that could not be used, with their reason
 
-The run folder in the artifact store (`<prefix>/train-runs/<run>/`), one folder per epoch:
+The run folders in the artifact store: one key folder per train key, one run folder per run
+of that key (`<prefix>/train-runs/train-<key16>/<run id>/`), so two runs of one key, or a
+resumed run and a stale one, never write the same files. Run ids sort by start time
+(`YYYYmmddTHHMMSS-xxxxxx`). In a run folder, one folder per epoch:
 
-    epoch-NNN/ds/...         DeepSpeed shards of every rank (dropped once older than
-                             spec.train.keep_full_states newer complete epochs)
-    epoch-NNN/done/rank-R    written by rank R after its shard is saved
-    epoch-NNN/state.json     rank 0: epoch, global step, world size
-    epoch-NNN/metrics.jsonl  rank 0: every record so far
-    epoch-NNN/hf/            rank 0, eligible epochs only: the consolidated HF model
-    diverged.json            written when the loss became NaN/inf
+    epoch-NNN/ds/...                DeepSpeed shards of every rank (dropped once older than
+                                    spec.train.keep_full_states newer complete epochs)
+    epoch-NNN/lima-sha256/rank-R.json  rank R: sha256 and size of every file it wrote for
+                                    the epoch (`lima.store.digests`), checked before a resume
+    epoch-NNN/done/rank-R           written by rank R once all its files and its digest file
+                                    are uploaded (`lima.train.upload`)
+    epoch-NNN/state.json            rank 0: epoch, global step, world size
+    epoch-NNN/metrics.jsonl         rank 0: every record so far
+    epoch-NNN/hf/                   rank 0, eligible epochs only: the consolidated HF model
+    diverged.json                   written when the loss became NaN/inf
+    resumed-from.json               the checkpoint (epoch, path) of an earlier run of the key
+                                    this run resumed from: its epochs up to that one are
+                                    collected from there
 """
 
 from __future__ import annotations
@@ -83,3 +92,35 @@ def tag_epoch(name: str) -> int | None:
 
 def done_marker(rank: int) -> str:
     return f"{DONE_DIR}/rank-{rank}"
+
+
+DIGESTS_DIR = "lima-sha256"
+RESUMED_FROM = "resumed-from.json"
+
+
+def digest_file(rank: int) -> str:
+    """Rank `rank`'s digest file inside an epoch folder."""
+    return f"{DIGESTS_DIR}/rank-{rank}.json"
+
+
+def key_folder(key: str) -> str:
+    """The folder of every run of a train key, relative to the runs root."""
+    return f"train-{key[:16]}"
+
+
+def run_folder(key: str, run_id: str) -> str:
+    """One run's folder, relative to the runs root."""
+    return f"{key_folder(key)}/{run_id}"
+
+
+def new_run_id() -> str:
+    """A fresh run id that sorts by start time (the runner's format)."""
+    import time
+    import uuid
+
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def is_run_id(name: str) -> bool:
+    """A run folder's name (as opposed to a legacy epoch folder directly under the key)."""
+    return bool(name) and tag_epoch(name) is None and "/" not in name and name[0] != "."

@@ -27,6 +27,7 @@ from lima.train.config import LoopConfig
 from lima.train.data import Example
 from lima.train.schedule import linear_lr
 from lima.train.session import ProcessGroupSession, RaySession, Session
+from lima.train.upload import CheckpointUploader, CheckpointUploadError
 
 
 def _to(batch: dict, device: Any) -> dict:
@@ -38,22 +39,25 @@ def _label_tokens(batch: dict) -> int:
 
 
 def _restore(engine: Any, config: LoopConfig, session: Session) -> dict[str, Any] | None:
-    """Load the newest resumable checkpoint: the launcher's, or a newer one found in storage."""
-    candidates = []
+    """Load the newest intact resumable checkpoint: the launcher's, or one found in storage
+    (this run's, or an earlier run's of the same key). A checkpoint whose files do not match
+    their digests is skipped with a warning naming the file: the previous good epoch is used."""
+    storage = config.storage
+    candidates = ckpt.resume_candidates(storage.filesystem, storage.path, storage.key_path)
     restored = session.restored()
-    if restored:
-        candidates.append(restored)
-    fs, run_path = config.storage.filesystem, config.storage.path
-    found = ckpt.latest_complete(fs, run_path)
-    if found:
-        candidates.append((*found, fs))
-    if not candidates:
+    if restored and restored[1] not in {path for _, path in candidates}:
+        candidates.insert(0, (restored[0], restored[1]))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+    found = ckpt.first_good(storage.filesystem, candidates)
+    if found is None:
         return None
-    _, path, filesystem = max(candidates, key=lambda c: c[0])
+    epoch, path = found
     with tempfile.TemporaryDirectory(prefix="lima-restore-") as folder:
-        local = ckpt.download(filesystem, path, Path(folder) / "ckpt")
+        local = ckpt.download(storage.filesystem, path, Path(folder) / "ckpt")
         state, records = ckpt.read_state(local)
         ckpt.restore(engine, local, state["epoch"])
+    if session.rank == 0 and not path.startswith(storage.path + "/"):
+        ckpt.write_resumed_from(storage.filesystem, storage.path, epoch, path)
     return {**state, "records": records}
 
 
@@ -115,6 +119,7 @@ class Run:
     total_steps: int = 0
     global_step: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
+    uploader: CheckpointUploader = None  # type: ignore[assignment]  # set by build_run
 
     @property
     def rank(self) -> int:
@@ -210,23 +215,38 @@ class Run:
         return True
 
     def report(self, epoch: int) -> None:
-        """Save this rank's shard (+ the HF export and state on rank 0), hand the folder to the
-        launcher, then drop full states older than `keep_full_states` complete epochs."""
+        """Write this rank's epoch files (shard; rank 0 also the HF export of an eligible epoch
+        and the state) into local scratch, each streamed to storage in the background as soon
+        as written (`lima.train.upload`); the previous epoch's uploads are settled first, so
+        scratch holds at most one epoch's files of this rank."""
         spec = self.config.train
-        with tempfile.TemporaryDirectory(prefix=f"lima-ckpt-{self.rank}-") as name:
-            folder = Path(name)
+        self.settle()
+        folder = self.uploader.folder(epoch)
+        with self.uploader.stream_saves(self.engine, epoch):
             ckpt.save_shards(self.engine, folder, epoch, self.rank)
-            if epoch in spec.eligible_epochs:
-                ckpt.export_hf(
-                    self.engine, self.tokenizer, self.config.model, folder, spec.zero_stage
-                )
-            if self.rank == 0:
-                ckpt.write_state(folder, epoch, self.global_step, self.world, self.records)
-            metrics = {k: v for k, v in self.records[-1].items() if v is not None and k != "kind"}
-            self.session.report(folder, epoch, metrics)
+        self.uploader.add_folder(epoch)
+        if epoch in spec.eligible_epochs:
+            ckpt.export_hf(self.engine, self.tokenizer, self.config.model, folder, spec.zero_stage)
         if self.rank == 0:
+            ckpt.write_state(folder, epoch, self.global_step, self.world, self.records)
+        self.uploader.seal(epoch)  # the rest, then this rank's digests, then its done marker
+        metrics = {k: v for k, v in self.records[-1].items() if v is not None and k != "kind"}
+        self.session.report(epoch, metrics)
+
+    def settle(self) -> None:
+        """Every rank: wait until its queued uploads are stored, check that every rank's were
+        (collective: a failure anywhere stops all ranks together), then rank 0 drops full
+        states older than `keep_full_states` complete epochs in storage."""
+        self.uploader.wait_quietly()
+        failed = self.reducer.sum([1.0 if self.uploader.error else 0.0])[0]
+        if self.uploader.error is not None:
+            raise self.uploader.error
+        if failed:
+            raise CheckpointUploadError("a checkpoint upload failed on another rank (see its log)")
+        if self.rank == 0 and self.uploader.sealed:
             storage = self.config.storage
-            ckpt.prune_full_states(storage.filesystem, storage.path, spec.keep_full_states)
+            keep = self.config.train.keep_full_states
+            ckpt.prune_full_states(storage.filesystem, storage.path, keep)
 
     def diverged(self, epoch: int, loss: float) -> None:
         """Every rank sees the same reduced loss, so all stop together; rank 0 leaves the reason
@@ -276,6 +296,7 @@ def build_run(config: LoopConfig, session: Session) -> tuple[Run, Any]:
         reducer=StatsReducer(),
     )
     run.total_steps = run.plan(1).steps * config.train.epochs
+    run.uploader = CheckpointUploader(*config.storage.backend(), rank=session.rank)
     return run, hf_ds_config
 
 
@@ -295,7 +316,9 @@ def train(config: LoopConfig, session: Session) -> Run:
         for epoch in range(start, config.train.epochs + 1):
             if not run.epoch(epoch):
                 break
+        run.settle()  # the last epoch's files are stored (or the upload error is raised)
     finally:
+        run.uploader.close()
         if hf_ds_config is not None:
             from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
@@ -304,7 +327,7 @@ def train(config: LoopConfig, session: Session) -> Run:
 
 
 def train_loop(config: LoopConfig) -> None:
-    """Ray Train entry point. `config` is built by `lima.train.driver.loop_config`."""
+    """Ray Train entry point. `config` is built by `lima.train.launch.loop_config`."""
     train(config, RaySession())
 
 

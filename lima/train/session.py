@@ -1,8 +1,9 @@
 """Where a training worker runs: inside Ray Train (the train stage), or in a process group
 started some other way (torchrun, a single process: the GPU check and the tests).
 
-Both report an epoch the same way: the rank's checkpoint folder ends up in the run folder
-`<run>/epoch-NNN/`, merged with the other ranks' files (`lima.train.layout`).
+Neither uploads checkpoints: every rank streams its epoch files into the run folder
+`<run>/epoch-NNN/` itself (`lima.train.upload`), and a resume scans the run folders in storage
+(`lima.train.checkpoint.resume_candidates`). `report` hands the epoch's metrics on.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ class Session(Protocol):
     def restored(self) -> tuple[int, str, Any] | None:
         """(epoch, path, filesystem) of the checkpoint the launcher restored, if any."""
 
-    def report(self, folder: Path, epoch: int, metrics: dict[str, Any]) -> None:
-        """Upload this rank's checkpoint folder of `epoch` (collective: every rank calls it)."""
+    def report(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """The metrics of `epoch` (collective: every rank calls it)."""
 
 
 class RaySession:
-    """Ray Train: checkpoints are uploaded and registered by `ray.train.report`."""
+    """Ray Train: metrics go to `ray.train.report`; checkpoints are streamed to storage by the
+    ranks themselves, so Ray registers none (`restored` is None unless an older run left one)."""
 
     def __init__(self) -> None:
         import ray.train
@@ -51,20 +53,14 @@ class RaySession:
         epoch = layout.tag_epoch(Path(checkpoint.path).name)
         return None if epoch is None else (epoch, checkpoint.path, checkpoint.filesystem)
 
-    def report(self, folder: Path, epoch: int, metrics: dict[str, Any]) -> None:
+    def report(self, epoch: int, metrics: dict[str, Any]) -> None:
         import ray.train
-        from ray.train import Checkpoint
 
-        ray.train.report(
-            metrics,
-            checkpoint=Checkpoint.from_directory(str(folder)),
-            checkpoint_dir_name=layout.tag(epoch),
-        )
+        ray.train.report({**metrics, "epoch": epoch})
 
 
 class ProcessGroupSession:
-    """An already initialised torch.distributed group (or none: one process). Each rank copies
-    its files into the run folder, then all wait so rank 0 sees every done marker."""
+    """An already initialised torch.distributed group (or none: one process)."""
 
     def __init__(self, storage: RunStorage) -> None:
         import torch.distributed as dist
@@ -80,15 +76,5 @@ class ProcessGroupSession:
     def restored(self) -> tuple[int, str, Any] | None:
         return None  # the run folder is scanned for complete checkpoints in any case
 
-    def report(self, folder: Path, epoch: int, metrics: dict[str, Any]) -> None:
-        import pyarrow.fs as pafs
-
-        fs, dest = self.storage.filesystem, f"{self.storage.path}/{layout.tag(epoch)}"
-        fs.create_dir(dest, recursive=True)
-        pafs.copy_files(
-            str(folder), dest, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
-        )
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
+    def report(self, epoch: int, metrics: dict[str, Any]) -> None:
+        pass  # the metrics travel in the epoch's metrics.jsonl

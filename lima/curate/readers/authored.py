@@ -14,12 +14,12 @@ from typing import Any
 
 from lima.curate.readers.base import Reader
 from lima.curate.readers.common import iter_lines
-from lima.curate.records import Item, doc
+from lima.curate.records import Doc, Rejection, doc
 
 
 @dataclass
 class AuthoredReader(Reader):
-    def read(self) -> Iterator[Item]:
+    def read(self) -> Iterator[Doc | Rejection]:
         for number, line, error in iter_lines(self.path, self.max_chars):
             self.counted()
             if line is None:
@@ -36,14 +36,14 @@ class AuthoredReader(Reader):
                 continue
             yield self._doc(number, record, turns)
 
-    def _doc(self, number: int, record: dict[str, Any], turns: list[str]) -> Item:
+    def _doc(self, number: int, record: dict[str, Any], turns: list[str]) -> Doc:
         tags = record.get("tags") if isinstance(record.get("tags"), list) else []
         meta = {"origin": record["source"]} if isinstance(record.get("source"), str) else {}
         # The row is the line number, so the first copy of a duplicate is the first line (an
         # `id` sorts as a string) and provenance names a place even when ids repeat.
         item = doc(self.source, self.path, number, turns, tags=[str(t) for t in tags], meta=meta)
         if isinstance(record.get("id"), str | int) and not isinstance(record.get("id"), bool):
-            item["source_id"] = str(record["id"])
+            item.source_id = str(record["id"])
         return item
 
 

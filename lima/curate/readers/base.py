@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lima.curate.readers.common import split_error
-from lima.curate.records import Item, reject
+from lima.curate.records import Doc, Rejection, reject
 from lima.curate.stats import Stats
 
 
@@ -30,12 +30,12 @@ class Counter:
 
     def drop(
         self, row: str | int, rule: str, detail: str = "", text: str = "", rows: int = 1
-    ) -> Item:
+    ) -> Rejection:
         """Count a dropped row under `rule` and return its rejection."""
         self.stats.count_drop(self.source, rule, rows)
         return reject(self.source, self.path, row, rule, detail, text)
 
-    def bad_row(self, row: str | int, error: str) -> Item:
+    def bad_row(self, row: str | int, error: str) -> Rejection:
         """A row that could not be read (`"rule: detail"` from the line/CSV helpers)."""
         rule, detail = split_error(error)
         return self.drop(row, rule, detail)
@@ -48,5 +48,5 @@ class Reader(Counter):
 
     max_chars: int
 
-    def read(self) -> Iterator[Item]:
+    def read(self) -> Iterator[Doc | Rejection]:
         raise NotImplementedError

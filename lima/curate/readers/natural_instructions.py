@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.curate.readers.base import Reader
-from lima.curate.records import Item, doc
+from lima.curate.records import Doc, Rejection, doc
 from lima.curate.text import has_invalid_utf8
 from lima.spec.data import NaturalInstructionsFilters
 
@@ -25,7 +25,7 @@ class NaturalInstructionsReader(Reader):
     rules: NaturalInstructionsFilters
     seed: int
 
-    def read(self) -> Iterator[Item]:
+    def read(self) -> Iterator[Doc | Rejection]:
         task, error = _load(self.path, self.max_chars)
         name = Path(self.path).stem
         if task is None:
@@ -41,7 +41,9 @@ class NaturalInstructionsReader(Reader):
             return
         yield self._one_instance(task, instances, name)
 
-    def _one_instance(self, task: dict[str, Any], instances: list[Any], name: str) -> Item:
+    def _one_instance(
+        self, task: dict[str, Any], instances: list[Any], name: str
+    ) -> Doc | Rejection:
         order = list(range(len(instances)))
         random.Random(f"{self.seed}:{name}").shuffle(order)
         chosen = next((i for i in order if _usable(instances[i], self.rules)), None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from lima.curate.readers.base import Counter
 from lima.curate.readers.rows import iter_rows, rows_at
-from lima.curate.records import Item, doc, reject
+from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion, doc, reject
 from lima.curate.rules import answer_failure, title_self_contained
 from lima.curate.stats import Stats
 from lima.curate.text import HtmlError, html_to_markdown, strip_links
@@ -63,7 +63,7 @@ class Scan:
     question_offsets: array = field(default_factory=lambda: array("q"))
     candidates: list[tuple[int, int, int, int]] = field(default_factory=list)
     """(answer id, question id, score, byte offset) of answers that may pass the score rule."""
-    rejected: list[Item] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     """Malformed rows, rows without Id, answers below the score floor: final in pass 1."""
 
 
@@ -160,10 +160,10 @@ def read_selected(
     seed: int,
     max_chars: int,
     stats: Stats,
-) -> Iterator[Item]:
+) -> Iterator[StackAnswer | StackQuestion | Rejection]:
     """Pass 2: the top answers converted and checked against LIMA's rules, the others rejected
     as `not_top_answer`, and the questions the top answers need; only the selected rows are read
-    again. Yields `se_answer` / `se_question` partial items and rejections, in file order."""
+    again. Yields `StackAnswer` / `StackQuestion` halves and rejections, in file order."""
     counter = Counter(source, path, stats)
     wanted = {c[3]: c for c in selection.candidates if c[0] in selection.top_answers}
     for aid, _qid, score, _offset in selection.candidates:
@@ -182,22 +182,23 @@ def read_selected(
             yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
 
 
-def _question(attrs: Mapping[str, str], qid: int, site: str, seed: int, fraction: float) -> Item:
+def _question(
+    attrs: Mapping[str, str], qid: int, site: str, seed: int, fraction: float
+) -> StackQuestion:
     title = (attrs.get("Title") or "").strip()
     # Paper: "we randomly select the title as the prompt for some examples, and the description
     # for others". Seeded per (site, question) so shards and reruns agree.
     use_body = random.Random(f"{seed}:{site}:{qid}").random() < fraction
-    return {
-        "type": "se_question",
-        "qid": qid,
-        "title": title,
-        "use_body": use_body,
+    return StackQuestion(
+        qid=qid,
+        title=title,
+        use_body=use_body,
         # Converted at the join, only if its answer passed every rule (most never do).
-        "body_html": (attrs.get("Body") or "") if use_body else "",
-        "tags": re.findall(r"<([^>]+)>", attrs.get("Tags") or "")
+        body_html=(attrs.get("Body") or "") if use_body else "",
+        tags=re.findall(r"<([^>]+)>", attrs.get("Tags") or "")
         or [t for t in (attrs.get("Tags") or "").split("|") if t],
-        "self_contained": title_self_contained(title),
-    }
+        self_contained=title_self_contained(title),
+    )
 
 
 def _answer(
@@ -207,74 +208,65 @@ def _answer(
     score: int,
     counter: Counter,
     rules: StackExchangeFilters,
-) -> Item:
+) -> StackAnswer | Rejection:
     try:
         markdown = html_to_markdown(attrs.get("Body") or "")
     except HtmlError as error:
         return counter.drop(aid, "malformed_html", str(error), attrs.get("Body") or "")
-        return
     failure = answer_failure(markdown, score, rules)
     if failure:
         return counter.drop(aid, failure, f"score {score}, {len(markdown)} chars", markdown)
-        return
-    return {
-        "type": "se_answer",
-        "aid": aid,
-        "qid": qid,
-        "score": score,
-        "markdown": markdown,
-        "file": counter.path,
-    }
+    return StackAnswer(aid, qid, score, markdown, counter.path)
 
 
 def join(
-    answers: list[Item],
-    questions: dict[int, Item],
+    answers: list[StackAnswer],
+    questions: dict[int, StackQuestion],
     source: str,
     site: str,
     stats: Stats,
     rules: StackExchangeFilters,
-) -> Iterator[Item]:
+) -> Iterator[Doc | Rejection]:
     """Pair each kept answer with its question; the prompt is the title or the body."""
     for answer in answers:
-        question = questions.get(answer["qid"])
-        where = (answer["file"], answer["aid"])
+        question = questions.get(answer.qid)
+        where = (answer.file, answer.aid)
         if question is None:
             stats.count_drop(source, "question_missing")
-            yield reject(source, *where, "question_missing", f"ParentId {answer['qid']}")
+            yield reject(source, *where, "question_missing", f"ParentId {answer.qid}")
             continue
-        if rules.require_title_question and not question["self_contained"]:
+        if rules.require_title_question and not question.self_contained:
             stats.count_drop(source, "title_not_self_contained")
-            yield reject(source, *where, "title_not_self_contained", question["title"])
+            yield reject(source, *where, "title_not_self_contained", question.title)
             continue
         body = _question_body(question)
-        prompt = body or question["title"]
+        prompt = body or question.title
         if not prompt:
             stats.count_drop(source, "empty_prompt")
             yield reject(source, *where, "empty_prompt")
             continue
         meta: dict[str, Any] = {
             "site": site,
-            "score": answer["score"],
-            "question_id": answer["qid"],
+            "score": answer.score,
+            "question_id": answer.qid,
             "prompt_from": "body" if body else "title",
         }
         yield doc(
             source,
-            answer["file"],
-            answer["aid"],
-            [prompt, answer["markdown"]],
-            tags=question["tags"],
+            answer.file,
+            answer.aid,
+            [prompt, answer.markdown],
+            tags=question.tags,
             meta=meta,
         )
 
 
-def _question_body(question: Item) -> str:
+def _question_body(question: StackQuestion) -> str:
     """The question's body as Markdown when it is the prompt; an unreadable body falls back to
     the title (the pairing is still a valid LIMA example)."""
-    if not question["use_body"]:
+    if not question.use_body:
         return ""
     try:
-        return strip_links(html_to_markdown(question["body_html"]))
+        return strip_links(html_to_markdown(question.body_html))
     except HtmlError:
         return ""

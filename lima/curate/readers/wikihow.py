@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from lima.curate.readers.base import Reader
 from lima.curate.readers.common import csv_header, iter_csv
-from lima.curate.records import Item, doc
+from lima.curate.records import Doc, Rejection, doc
 from lima.curate.text import strip_links
 from lima.spec.data import WikiHowFilters
 
@@ -29,11 +30,20 @@ BOILERPLATE = re.compile(
 _THIS_ARTICLE = re.compile(r"\b[Tt]his (article|wikiHow)( will)?")
 
 
+@dataclass(slots=True, eq=False)
+class Article:
+    """One article as read, before LIMA's rules turn it into a doc (never leaves the reader)."""
+
+    row: int
+    title: str
+    body: str
+
+
 @dataclass
 class WikiHowReader(Reader):
     rules: WikiHowFilters
 
-    def read(self) -> Iterator[Item]:
+    def read(self) -> Iterator[Doc | Rejection]:
         header = set(csv_header(self.path))
         if header >= SEP:
             articles = self._sep_articles()
@@ -43,18 +53,18 @@ class WikiHowReader(Reader):
             yield self.drop("header", "unknown_layout", f"columns {sorted(header)}")
             return
         for item in articles:
-            yield item if item["type"] == "rejected" else self._finish(item)
+            yield item if isinstance(item, Rejection) else self._finish(item)
 
-    def _all_articles(self) -> Iterator[Item]:
+    def _all_articles(self) -> Iterator[Article | Rejection]:
         for number, row, error in iter_csv(self.path, self.max_chars):
             self.counted()
             if row is None:
                 yield self.bad_row(number, error)
                 continue
-            yield {"type": "article", "row": number, "title": row["title"], "body": row["text"]}
+            yield Article(number, row["title"], row["text"])
 
-    def _sep_articles(self) -> Iterator[Item]:
-        current: dict | None = None
+    def _sep_articles(self) -> Iterator[Article | Rejection]:
+        current: dict[str, Any] | None = None
         for number, row, error in iter_csv(self.path, self.max_chars):
             if row is None:
                 self.counted()
@@ -76,10 +86,10 @@ class WikiHowReader(Reader):
         if current is not None:
             yield _sep_body(current)
 
-    def _finish(self, article: Item) -> Item:
-        body = _prune(article["body"])
-        title = article["title"].strip()
-        row, rules = article["row"], self.rules
+    def _finish(self, article: Article) -> Doc | Rejection:
+        body = _prune(article.body)
+        title = article.title.strip()
+        row, rules = article.row, self.rules
         if not title:
             return self.drop(row, "empty_title", text=body)
         if len(body) < rules.min_response_chars:
@@ -89,7 +99,7 @@ class WikiHowReader(Reader):
         return doc(self.source, self.path, row, [_prompt(title), body], meta={"title": title})
 
 
-def _sep_body(article: dict) -> Item:
+def _sep_body(article: dict[str, Any]) -> Article:
     lines = [article["overview"].strip(), ""] if article["overview"].strip() else []
     label, step = None, 0
     for section, headline, text in article["parts"]:
@@ -98,12 +108,7 @@ def _sep_body(article: dict) -> Item:
             label, step = section, 0
         step += 1
         lines.append(f"{step}. {headline} {text}".strip())
-    return {
-        "type": "article",
-        "row": article["row"],
-        "title": article["title"],
-        "body": "\n".join(lines),
-    }
+    return Article(article["row"], article["title"], "\n".join(lines))
 
 
 def _prune(body: str) -> str:

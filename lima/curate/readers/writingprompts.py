@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lima.curate.readers.base import Reader
 from lima.curate.readers.common import iter_csv
-from lima.curate.records import Item, doc
+from lima.curate.records import Doc, Rejection, doc
 from lima.curate.text import detokenize
 from lima.spec.data import WritingPromptsFilters
 
@@ -26,7 +26,7 @@ _TAG = re.compile(r"[\[(]\s*([A-Za-z]{1,6})\s*[\])]")
 class WritingPromptsReader(Reader):
     rules: WritingPromptsFilters
 
-    def read(self) -> Iterator[Item]:
+    def read(self) -> Iterator[Doc | Rejection]:
         path = self.path
         if path.endswith(".wp_target"):
             return  # read together with its .wp_source
@@ -39,7 +39,7 @@ class WritingPromptsReader(Reader):
             self.counted()
             yield self.bad_row(row, error) if error else self._finish(row, prompt, story)
 
-    def _finish(self, row: int, prompt: str, story: str) -> Item:
+    def _finish(self, row: int, prompt: str, story: str) -> Doc | Rejection:
         rules = self.rules
         match = _TAGS.match(prompt)
         tags = [t.upper() for t in _TAG.findall(match.group(0))] if match else []

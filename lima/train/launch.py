@@ -2,7 +2,10 @@
 
 `run_training(job)` is what the train stage, the tests and the benchmark call. Checkpoints go to
 the artifact store (`lima.store.pyarrow_filesystem`: MinIO/S3 through pyarrow's S3FileSystem with
-the endpoint override, or the local artifacts folder) under `<prefix>/train-runs/<run name>/`.
+the endpoint override, or the local artifacts folder) under
+`<prefix>/train-runs/<run name>/<run id>/` (`lima.train.layout`): one folder per run, so two
+runs of one key never write the same files; a run resumes from the newest intact checkpoint of
+any run of its key (`lima.train.checkpoint.resume_candidates`).
 """
 
 from __future__ import annotations
@@ -46,12 +49,17 @@ class TrainJob:
     train_rows: list[dict[str, Any]]
     dev_rows: list[dict[str, Any]]
     run_name: str
+    """The key folder under `train-runs/` (`layout.key_folder(key)` for the stage)."""
     scratch_dir: Path
     output_dir: Path
     callbacks: tuple[LoopCallback, ...] = ()
     """Run on every rank (`lima.train.callbacks`)."""
     progress: Any = None
     """The stage's ProgressSink: told each time an epoch checkpoint is complete in storage."""
+    run_id: str = ""
+    """This run's folder under the key folder (the runner's run id; "" draws a new one)."""
+    resume: bool = True
+    """Resume from the checkpoints of earlier runs of the key (False: a forced fresh run)."""
 
 
 def _folder_files(folder: Path, names: list[str] | None = None) -> dict[str, bytes]:
@@ -135,7 +143,14 @@ def run_storage(job: TrainJob) -> tuple[Any, str]:
     return filesystem, f"{base_path}/{layout.RUNS_DIR}"
 
 
-def make_trainer(job: TrainJob, config: LoopConfig, filesystem: Any, runs_root: str):
+def upload_connection(job: TrainJob) -> Any:
+    """The `S3Connection` the workers stream checkpoints through (None: the local store)."""
+    from lima.store import open_backend
+
+    return getattr(open_backend(job.settings, job.storage), "connection", None)
+
+
+def make_trainer(job: TrainJob, config: LoopConfig, filesystem: Any, key_path: str):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -153,8 +168,8 @@ def make_trainer(job: TrainJob, config: LoopConfig, filesystem: Any, runs_root: 
             resources_per_worker=resources,
         ),
         run_config=RunConfig(
-            name=job.run_name,
-            storage_path=runs_root,
+            name=job.run_id,  # Ray's run folder is ours: <key folder>/<run id>
+            storage_path=key_path,
             storage_filesystem=filesystem,
             failure_config=FailureConfig(max_failures=job.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=None),
@@ -221,7 +236,8 @@ def collect(job: TrainJob, fs: Any, run_path: str) -> list[dict[str, Any]]:
     """
     import pyarrow.fs as pafs
 
-    complete = [(e, p) for e, p in ckpt.stored_epochs(fs, run_path) if ckpt.stored_complete(fs, p)]
+    # This run's epochs, and those it inherited from the run it resumed from.
+    complete = ckpt.run_epochs(fs, run_path)
     if not complete:
         raise StageError(f"training produced no complete checkpoint under {run_path}")
     epochs = []
@@ -287,7 +303,14 @@ def prepare(job: TrainJob, ship: Any) -> tuple[TrainJob, LoopConfig, dict[str, A
         raise StageError("no training example left after encoding (see dropped rows)")
     summary = _stats_summary(stats, dev_stats, [len(e) for e in train_ex], job)
     filesystem, runs_root = run_storage(job)
-    storage = RunStorage(filesystem, f"{runs_root}/{job.run_name}")
+    job = replace(job, run_id=job.run_id or layout.new_run_id())
+    key_path = f"{runs_root}/{job.run_name}"
+    storage = RunStorage(
+        filesystem,
+        f"{key_path}/{job.run_id}",
+        key_path=key_path if job.resume else None,
+        connection=upload_connection(job),
+    )
     ckpt.clear_divergence(filesystem, storage.path)
     config = loop_config(job, tokenizer, base, train_ex, dev_ex, storage, ship)
     return job, config, summary
@@ -303,6 +326,7 @@ def finish(job: TrainJob, config: LoopConfig, summary: dict[str, Any]) -> dict[s
     summary["final"] = next((r for r in reversed(records) if r["kind"] == "epoch"), None)
     summary["run"] = {
         "name": job.run_name,
+        "run_id": job.run_id,
         "workers": job.resources.workers,
         "zero_stage": job.train.zero_stage,
         "global_batch_size": job.train.global_batch_size,
@@ -318,7 +342,7 @@ def run_training(job: TrainJob) -> dict[str, Any]:
 
     job, config, summary = prepare(job, ray.put)
     filesystem, run_path = config.storage.filesystem, config.storage.path
-    trainer = make_trainer(job, config, filesystem, run_path.rsplit("/", 1)[0])
+    trainer = make_trainer(job, config, filesystem, run_path.rsplit("/", 1)[0])  # key folder
     with _epoch_progress(job, filesystem, run_path):
         _fit(trainer)
     return finish(job, config, summary)
