@@ -22,6 +22,7 @@ worst case for decontamination (its cost grows with the docs that pass, the pipe
 posts read). Usage:
   .venv/bin/python benchmarks/decontam_throughput.py --posts 200000
   .venv/bin/python benchmarks/decontam_throughput.py --posts 20000   # quick
+  .venv/bin/python benchmarks/decontam_throughput.py --rules paper --repeat 3   # best of 3
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 os.environ.update({"RAY_worker_niceness": "0", "RAY_USAGE_STATS_ENABLED": "0"})
 
-from curate_throughput import SAMPLE, cached_inputs  # noqa: E402
+from curate_throughput import SAMPLE, _ray_init, cached_inputs  # noqa: E402
 
 from lima.curate.records import Doc  # noqa: E402
 
@@ -150,31 +151,54 @@ def main() -> None:
     parser.add_argument(
         "--rules", choices=["paper", "relaxed", "both"], default="both", help="rule sets to run"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every rule set N times, interleaved, then print the best of N per row",
+    )
     args = parser.parse_args()
-    import ray
-
     workdir = args.workdir or Path(tempfile.gettempdir()) / "lima-bench" / f"curate-{args.posts}"
     xml, _, _ = cached_inputs(args.posts, workdir, with_jsonl=False)
-    ray.init(
-        num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
-        configure_logging=False,
-    )  # fmt: skip
+    # Retried when a loaded machine makes Ray's start time out; workers import before the clock.
+    _ray_init(args.workers)
     print(f"{'rules':8} {'eval set':13} {'docs':>6} {'held out':>8} {'units':>6} "
           f"{'without s':>9} {'posts/s':>8} {'decontam s':>10} {'with posts/s':>12} "
-          f"{'slower':>7} {'removed':>7}")  # fmt: skip
-    for relaxed in {"paper": (False,), "relaxed": (True,), "both": (False, True)}[args.rules]:
-        with tempfile.TemporaryDirectory() as scratch:
-            rows = measure(xml, args.workers, relaxed, args.eval_prompts, Path(scratch))
-        for r in rows:
-            rate = args.posts / r["without_s"]
-            with_rate = args.posts / (r["without_s"] + r["decontam_s"])
-            print(
-                f"{'relaxed' if relaxed else 'paper':8} {r['eval set']:13} {r['docs']:6,} "
-                f"{r['held_out']:8,} {r['units']:6,} {r['without_s']:9.1f} {rate:8,.0f} "
-                f"{r['decontam_s']:10.2f} {with_rate:12,.0f} {1 - with_rate / rate:7.1%} "
-                f"{r['removed']:7,}",
-                flush=True,
-            )
+          f"{'slower':>7} {'removed':>7} {'load':>5}")  # fmt: skip
+    rule_sets = {"paper": (False,), "relaxed": (True,), "both": (False, True)}[args.rules]
+    runs: dict[tuple[bool, str], list[dict]] = {}
+    for _ in range(args.repeat):
+        for relaxed in rule_sets:
+            with tempfile.TemporaryDirectory() as scratch:
+                rows = measure(xml, args.workers, relaxed, args.eval_prompts, Path(scratch))
+            for r in rows:
+                r["load"] = os.getloadavg()[0]
+                runs.setdefault((relaxed, r["eval set"]), []).append(r)
+                _print_row(args.posts, relaxed, r)
+    if args.repeat > 1:
+        # Best of N: the fastest pipeline run and the fastest decontamination, each of which the
+        # machine's load can only have slowed down.
+        print(f"best of {args.repeat} (interleaved):")
+        for (relaxed, _), found in runs.items():
+            best = {
+                **found[0],
+                "without_s": min(r["without_s"] for r in found),
+                "decontam_s": min(r["decontam_s"] for r in found),
+                "load": max(r["load"] for r in found),
+            }
+            _print_row(args.posts, relaxed, best)
+
+
+def _print_row(posts: int, relaxed: bool, r: dict) -> None:
+    rate = posts / r["without_s"]
+    with_rate = posts / (r["without_s"] + r["decontam_s"])
+    print(
+        f"{'relaxed' if relaxed else 'paper':8} {r['eval set']:13} {r['docs']:6,} "
+        f"{r['held_out']:8,} {r['units']:6,} {r['without_s']:9.1f} {rate:8,.0f} "
+        f"{r['decontam_s']:10.2f} {with_rate:12,.0f} {1 - with_rate / rate:7.1%} "
+        f"{r['removed']:7,} {r['load']:5.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ prompts and answers to the items that contain it; the n-gram hashes of a batch o
 (rolled from per-word hashes with numpy, no n-gram tuple built) are looked up in it, and every
 held-out item sharing one is a candidate. Measure: for each candidate pair the number of distinct
 n-grams both contain is counted from the index, and the similarity compared with the spec's
-thresholds (`spec.data.decontamination`). A hash collision can only add shared n-grams, so every
-pair that reaches a threshold is measured again on the n-gram sets themselves (no sketch, no
-estimate) before a doc is removed:
+thresholds (`spec.data.decontamination`). Every pair that reaches a threshold is measured again
+on the n-gram sets themselves (no sketch, no estimate) before a doc is removed, so a hash
+collision never removes one; a value below a threshold (kept docs, the report's closest pairs)
+differs from the exact one only if two distinct n-grams share a 64-bit hash (odds about 1 in
+10^19 per pair):
 
 - prompt_containment: share of a held-out prompt's n-grams found in the training turn (PaLM's
   test), so a training prompt that wraps the question ("Can anyone tell me: <question>") or a
@@ -180,8 +182,8 @@ class Index:
     contain it. A batch of training turns is hashed the same way; the turn n-grams found in the
     postings give, per (turn, unit), the number of distinct n-grams they share, and from it the
     containment and Jaccard values. Pairs that reach a threshold are measured again on the n-gram
-    sets themselves before anything is removed (`exact`), so a 64-bit hash collision (which can
-    only add shared n-grams) never removes a doc.
+    sets themselves before anything is removed (`exact`), so a 64-bit hash collision never
+    removes a doc.
     """
 
     def __init__(self, units: list[Unit], config: Decontamination) -> None:
