@@ -175,10 +175,13 @@ def curate_config(experiment: Experiment) -> dict[str, Any]:
 def train_config(experiment: Experiment) -> dict[str, Any]:
     spec = experiment.spec
     resources = spec.resources.train
+    train = spec.train.model_dump(mode="json")
+    if train["max_examples"] is None:  # unset trains on every row, as before it existed:
+        del train["max_examples"]  # the keys of existing train artifacts stay valid
     # Workers and GPUs change the batch split and numerics, so they are part of the key.
     return {
         "model": spec.model.model_dump(mode="json"),
-        "train": spec.train.model_dump(mode="json"),
+        "train": train,
         "workers": resources.workers,
         "gpus": resources.gpus,
     }

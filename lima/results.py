@@ -46,6 +46,12 @@ class TrainResult(StageResult):
     non_padding_fraction: float
     truncated: int
     rejected_rows: int = 0
+    train_rows: int | None = Field(
+        default=None, description="training conversations used (after train.max_examples)"
+    )
+    pool_rows: int | None = Field(
+        default=None, description="usable training conversations curate provided"
+    )
     models: list[str] = Field(description="exported epoch folders in the artifact")
     global_batch_size: int | None = Field(
         default=None, description="batch size used (the size preset's unless set)"

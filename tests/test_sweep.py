@@ -82,7 +82,11 @@ def test_variants_that_share_curation_share_its_key(tmp_path: Path) -> None:
     store = open_store(Settings(work_dir=tmp_path), experiment.spec.storage)
     plans = {v.name: dag.plan(child, store) for v, child in variants(experiment)}
     curate_keys = {name: plan[0].key for name, plan in plans.items()}
-    assert len(set(curate_keys.values())) == len(curate_keys)  # the data differs per variant
+    assert len(set(curate_keys.values())) == 1  # train.max_examples: one curated pool
+    subsets = [
+        dag.train_config(child)["train"]["max_examples"] for _, child in variants(experiment)
+    ]
+    assert subsets == [8, 16, 32]  # ...and a train key per subset
 
     from lima.spec.paths import resolve_spec_paths
 
@@ -102,6 +106,95 @@ def test_variants_that_share_curation_share_its_key(tmp_path: Path) -> None:
 def test_the_example_sweeps_validate(name: str) -> None:
     experiment = load_experiment(REPO / "examples" / name)
     assert experiment.spec.sweep is not None and len(experiment.spec.sweep.variants) >= 3
+
+
+def test_max_examples_subset_is_seeded_random_and_nested() -> None:
+    from lima.train.data import subset
+
+    pool = [{"id": i} for i in range(100)]
+    small, large = subset(pool, 8, 3), subset(pool, 16, 3)
+    assert len(small) == 8 and len(large) == 16
+    assert subset(pool, 8, 3) == small  # deterministic
+    assert {r["id"] for r in small} <= {r["id"] for r in large}  # nested for one seed
+    assert [r["id"] for r in small] != list(range(8))  # drawn from the whole pool, not the head
+    assert max(r["id"] for r in large) >= 16
+    assert small == sorted(small, key=lambda r: r["id"])  # kept in the pool's order
+    assert subset(pool, 8, 4) != small  # the seed draws another sample
+    assert subset(pool, None, 3) == pool and subset(pool, 500, 3) == pool
+
+
+def test_max_examples_enters_the_train_key_only_when_set() -> None:
+    from lima.spec.paths import resolve_spec_paths
+
+    document = _demo(variants=[{"name": "a"}, {"name": "b"}])
+    del document["spec"]["sweep"]
+    unset = resolve_spec_paths(parse_experiment(document), REPO / "examples")
+    assert "max_examples" not in dag.train_config(unset)["train"]  # old train keys stay valid
+    document["spec"]["train"]["max_examples"] = 8
+    subset = resolve_spec_paths(parse_experiment(document), REPO / "examples")
+    assert dag.train_config(subset)["train"]["max_examples"] == 8
+    assert dag.curate_config(subset) == dag.curate_config(unset)
+
+
+def test_the_comparison_shows_the_trained_subset(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lima.report.compare import _data_stats
+
+    totals = {"train": 57, "tokens": 40332}
+    (tmp_path / "stats.json").write_text(json.dumps({"totals": totals, "mix": {}}))
+    pool = _data_stats(tmp_path, SimpleNamespace(summary={"train_rows": 57, "pool_rows": 57}))
+    assert pool["train"] == 57 and pool["pool"] is None
+    part = _data_stats(tmp_path, SimpleNamespace(summary={"train_rows": 8, "pool_rows": 57}))
+    assert part["train"] == 8 and part["pool"] == 57 and part["tokens"] == 40332
+    assert _data_stats(tmp_path, None)["train"] == 57  # a train result of an older layout
+
+
+@pytest.mark.slow  # real curate + two 1-epoch Ray Train runs of the tiny preset: ~50 s here
+def test_a_sweep_over_max_examples_curates_once_and_trains_on_subsets(
+    settings, ray_local, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real curate and train stages (tiny preset, 1 epoch) for two variants of one pool."""
+    import logging
+
+    from lima.runner import run_experiment
+    from lima.spec.paths import resolve_spec_paths
+    from lima.store import open_store
+    from lima.sweep import variants
+
+    document = yaml.safe_load((REPO / "examples/ablation-quantity.yaml").read_text())
+    spec = document["spec"]
+    spec["data"]["sources"][0]["quota"] = 12
+    spec["train"].update(epochs=1, eligible_epochs=[1], global_batch_size=2)
+    spec["resources"]["train"] = {"workers": 1, "cpus": 1, "memory": "4Gi"}
+    spec["sweep"]["baseline"] = "n4"
+    spec["sweep"]["variants"] = [
+        {"name": "n4", "patch": {"train": {"max_examples": 4}}},
+        {"name": "all", "patch": {"train": {"max_examples": 500}}},  # more than the pool
+    ]
+    sweep = resolve_spec_paths(parse_experiment(document), REPO / "examples")
+    store = open_store(settings, sweep.spec.storage)
+    stages = [dag.get("curate"), dag.get("train")]
+    runs = {}
+    with caplog.at_level(logging.WARNING, logger="lima.train"):
+        for variant, child in variants(sweep):
+            runs[variant.name] = {
+                r.stage: r for r in run_experiment(child, settings, stages=stages, store=store)
+            }
+    assert runs["n4"]["curate"].status == "done"
+    assert runs["all"]["curate"].status == "cached"  # one curated pool, one curate run
+    assert runs["n4"]["curate"].key == runs["all"]["curate"].key
+    assert runs["n4"]["train"].status == runs["all"]["train"].status == "done"
+    assert runs["n4"]["train"].key != runs["all"]["train"].key
+    from lima.results import TrainResult
+
+    trained = {name: TrainResult.model_validate(r["train"].summary) for name, r in runs.items()}
+    assert trained["n4"].train_rows == 4 and trained["n4"].pool_rows == 12
+    assert trained["all"].train_rows == trained["all"].pool_rows == 12
+    assert any(
+        "max_examples is 500" in r.getMessage() and "holds 12" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
 
 
 @pytest.mark.slow  # three variants through the real select/generate/judge/report: ~1-3 min

@@ -122,7 +122,7 @@ def collect(
                 "variant": name,
                 "description": run.variant.description,
                 "baseline": name == baseline_name,
-                "data": _data_stats(mine["curate"]),
+                "data": _data_stats(mine["curate"], run.manifest(store, "train")),
                 "likert": likert(
                     mine["judge"], prompt_set, spec.judge.bootstrap_resamples, spec.judge.seed
                 ),
@@ -163,14 +163,22 @@ def _shared_prompt_set(generate: Path) -> str:
     return (fixed or names)[0]
 
 
-def _data_stats(curate: Path) -> dict[str, Any]:
+def _data_stats(curate: Path, train: Manifest | None = None) -> dict[str, Any]:
+    """Curate's statistics; `train` counts what was trained on when `train.max_examples` took a
+    subset of the curated pool (then `pool` is set, and tokens and mix describe the pool)."""
     stats = json.loads((curate / "stats.json").read_text())
     totals = stats.get("totals", {})
-    return {
+    data = {
         "train": totals.get("train"),
         "tokens": totals.get("tokens"),
         "mix": {name: row.get("selected") for name, row in stats.get("mix", {}).items()},
+        "pool": None,
     }
+    summary = (train.summary if train is not None else None) or {}
+    used, pool = summary.get("train_rows"), summary.get("pool_rows")
+    if isinstance(used, int) and isinstance(pool, int) and used < pool:
+        data["train"], data["pool"] = used, pool
+    return data
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

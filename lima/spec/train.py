@@ -73,7 +73,15 @@ class TrainSpec(SpecModel):
     max_failures: int = Field(default=2, ge=0, le=100)
     """Worker failures tolerated; each one resumes from the latest epoch checkpoint."""
 
+    max_examples: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    """Train on at most this many of curate's training conversations: a random subset of the
+    whole pool drawn with `seed` (shuffled once, then a prefix, so for one seed and pool the
+    8-example subset lies inside the 16-example one). Unset: every curated training conversation.
+    A sweep over it curates once (LIMA's quantity ablation, paper Section 5 / Figure 6); more
+    than the pool holds trains on the whole pool, with a warning."""
+
     seed: int = 0
+    """Seeds the batch order, the dropout masks and the `max_examples` subset."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainSpec:

@@ -14,7 +14,7 @@ from lima.errors import StageError
 from lima.results import TrainResult
 from lima.stages.base import StageContext
 from lima.train import layout
-from lima.train.data import read_conversations, truncation_warning
+from lima.train.data import read_conversations, subset, truncation_warning
 
 log = logging.getLogger("lima.train")
 
@@ -29,6 +29,17 @@ def run(ctx: StageContext) -> TrainResult:
     rejected += dev_rejected
     if not train_rows:
         raise StageError("curate's train.jsonl holds no usable conversation")
+    wanted = ctx.spec.train.max_examples
+    if wanted is not None and wanted > len(train_rows):
+        log.warning(
+            "train: train.max_examples is %d but curate's train.jsonl holds %d usable "
+            "conversations: training on all %d",
+            wanted,
+            len(train_rows),
+            len(train_rows),
+        )
+    pool = len(train_rows)
+    train_rows = subset(train_rows, wanted, ctx.spec.train.seed)
     if rejected:
         (ctx.output_dir / layout.REJECTED).write_text(
             "".join(json.dumps(r) + "\n" for r in rejected)
@@ -71,6 +82,8 @@ def run(ctx: StageContext) -> TrainResult:
         non_padding_fraction=summary["non_padding_fraction"],
         truncated=summary["truncated"],
         rejected_rows=len(rejected),
+        train_rows=summary["train_rows"],
+        pool_rows=pool,
         models=[e["model"] for e in summary["epochs"] if e["model"]],
         global_batch_size=summary["run"]["global_batch_size"],
         residual_dropout=summary["run"]["residual_dropout"],

@@ -79,7 +79,9 @@ class S3Connection:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(self.timeout_s, 5.0), read=self.timeout_s),
             retries=False,
-            maxsize=16,
+            # Kept-alive connections per host: at least the operator's store threads per
+            # endpoint (lima_operator.offload), or a burst opens a new connection per request.
+            maxsize=32,
         )
         return Minio(
             self.endpoint,

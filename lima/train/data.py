@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,20 @@ def _row_problem(row: Any) -> str | None:
     if not all(isinstance(t, str) and t.strip() for t in turns):
         return "field conversations: every turn must be a non-empty string"
     return None
+
+
+def subset(rows: list[dict[str, Any]], max_examples: int | None, seed: int) -> list[dict[str, Any]]:
+    """At most `max_examples` of `rows`, drawn at random from all of them with `seed`.
+
+    The rows' positions are shuffled once with the seed and a prefix of that order is kept (in
+    the rows' own order), so for one seed and pool a smaller subset lies inside a larger one:
+    LIMA's quantity ablation trains on nested, exponentially growing samples of one pool.
+    """
+    if max_examples is None or max_examples >= len(rows):
+        return list(rows)
+    order = list(range(len(rows)))
+    random.Random(f"subset:{seed}").shuffle(order)
+    return [rows[i] for i in sorted(order[:max_examples])]
 
 
 def truncation_warning(truncated: int, rows: int, context_length: int) -> str | None:
