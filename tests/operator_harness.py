@@ -10,6 +10,7 @@ type (lima.results) validated by the same `Stage.check_result` the runner uses.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,27 @@ from lima.settings import Settings
 from lima.spec import Experiment
 from lima.spec.load import parse_experiment
 from lima.store import InputRef, Manifest, open_store
+
+
+class _SnapshotLoggerDict(dict):
+    """logging's registry of loggers, iterated from a snapshot.
+
+    pytest's log capture walks `logging.Logger.manager.loggerDict.values()` in a Python loop at
+    the start of every test phase, without logging's lock; the operator thread running in this
+    process creates loggers meanwhile (lazy imports, kopf), and the walk then fails with
+    "dictionary changed size during iteration". A snapshot (taken in C, under the GIL) cannot.
+    The real operator runs in its own process: this only concerns running it inside pytest.
+    """
+
+    def values(self):  # type: ignore[override]
+        return list(super().values())
+
+    def items(self):  # type: ignore[override]
+        return list(super().items())
+
+
+if not isinstance(logging.Logger.manager.loggerDict, _SnapshotLoggerDict):
+    logging.Logger.manager.loggerDict = _SnapshotLoggerDict(logging.Logger.manager.loggerDict)
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "ns1"

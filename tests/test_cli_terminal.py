@@ -259,8 +259,11 @@ def test_ctrl_c_during_train_records_the_run_and_stops_every_worker_within_5s(pr
     assert code == 130, output[-3000:]
     assert re.search(r"interrupted: run \S+ recorded, workers stopped", output)
     assert stopped_in < 5, f"exit took {stopped_in:.1f}s"
-    time.sleep(0.5)
-    assert processes_with(marker) == [], "Ray processes outlived the run"
+    # Ray's workers exit once their raylet is gone, which can take a moment after the CLI has
+    # exited: the promise is every process gone within 5 s of Ctrl-C, so that is the deadline.
+    while processes_with(marker) and time.monotonic() < sent["sent"] + 5:
+        time.sleep(0.1)
+    assert processes_with(marker) == [], "Ray processes outlived the run by over 5 s"
     listed = lima("status", "demo", "--output", "json", work=None, cwd=inside)
     runs = json.loads(listed.stdout)["runs"]
     last = runs[-1]
