@@ -57,6 +57,14 @@ class Events:
     def stage_finished(self, result: StageRun) -> None:
         return None
 
+    def cancelled(self) -> bool:
+        """True once the user stopped the run (Ctrl-C): start nothing more, record nothing.
+
+        The interrupted run is recorded by whoever caught the interrupt; a record written here
+        afterwards would show the stage Ray's stop broke as "failed" and hide the interruption.
+        """
+        return False
+
 
 def execute(
     experiment: Experiment,
@@ -187,6 +195,8 @@ def run_experiment(
     results: list[StageRun] = []
     failed = False
     for position, stage in enumerate(ordered):
+        if events.cancelled():
+            return results
         if failed:
             result = StageRun(stage.name, "", "skipped", message="an earlier stage failed")
         else:
@@ -195,6 +205,8 @@ def run_experiment(
         results.append(result)
         events.stage_finished(result)
         record["stages"].append(asdict(result))
+    if events.cancelled():
+        return results
     record["ended_at"] = now_iso()
     _save_record(store, experiment.metadata.name, run_id, record)
     return results

@@ -1,16 +1,29 @@
-"""Starting (or joining) Ray only when a stage actually has work to do."""
+"""Starting (or joining) Ray only when a stage actually has work to do, and stopping it whole."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+from lima.errors import LimaError
 from lima.settings import Settings
 
 log = logging.getLogger("lima.runtime")
 
 LOCAL_START_ATTEMPTS = 3
+
+_lifecycle = threading.Lock()  # held while Ray starts: a stop waits for a start under way
+_stopped = threading.Event()  # set by stop_ray(): this process never starts Ray again
+
+
+class RayStoppedError(LimaError):
+    """A stage asked for Ray after the run was stopped (Ctrl-C)."""
 
 
 def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
@@ -20,8 +33,16 @@ def ensure_ray(settings: Settings, num_cpus: int | None = None) -> None:
     """
     import ray
 
-    if ray.is_initialized():
-        return
+    with _lifecycle:
+        if _stopped.is_set():
+            raise RayStoppedError("the run was stopped; Ray is not started again")
+        if not ray.is_initialized():
+            _start_ray(settings, num_cpus)
+
+
+def _start_ray(settings: Settings, num_cpus: int | None) -> None:
+    import ray
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     _quiet_ray_progress()
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
@@ -78,3 +99,80 @@ def _quiet_ray_progress() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+
+
+def adopt_orphans() -> None:
+    """Linux: make this process the subreaper of all it starts.
+
+    Ctrl-C reaches Ray's raylet too (the whole foreground process group gets SIGINT); the agents
+    and workers it started are then re-parented, by default to init, where a list of this
+    process's descendants no longer finds them. As subreaper, they are re-parented to us.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36  # from <linux/prctl.h>
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def descendants() -> list[Any]:
+    """The processes this one started, and theirs (`psutil.Process` objects)."""
+    import psutil
+
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def shutdown_ray(deadline: float) -> None:
+    """`ray.shutdown()`, waiting for it until `deadline` (monotonic) at most."""
+    if "ray" not in sys.modules:
+        return
+    import ray
+
+    if ray.is_initialized():
+        stopper = threading.Thread(target=ray.shutdown, name="lima-ray-stop", daemon=True)
+        stopper.start()
+        stopper.join(max(0.0, deadline - time.monotonic()))
+
+
+def stop_ray_for_good(
+    deadline: float, started: list[Any] | None = None, terminate_s: float = 1.0
+) -> None:
+    """Stop every process this one started (the local Ray's), by `deadline` (monotonic).
+
+    For a process about to exit (Ctrl-C). Afterwards neither `ensure_ray` nor Ray's own auto-init
+    (a `ray.remote` or Ray Data call still running in a stage thread) starts Ray again. What is
+    alive of `started` (listed when Ctrl-C arrived) and of the descendants found now gets
+    SIGTERM, then SIGKILL. No `ray.shutdown()`: a stage thread still in Ray touching the shut
+    down core worker makes Ray end the whole process with exit code 1 before ours (130), and a
+    worker busy in a collective outlives the raylet's request to stop anyway.
+    """
+    _stopped.set()
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._private import auto_init_hook  # private, so guarded: no auto-init after a stop
+
+        auto_init_hook.enable_auto_connect = False
+    # A start under way finishes first, so that what it started is listed too.
+    if _lifecycle.acquire(timeout=max(0.0, deadline - time.monotonic() - terminate_s)):
+        _lifecycle.release()
+    processes = {p.pid: p for p in (started or []) + descendants()}
+    _end_processes(list(processes.values()), grace_s=max(0.2, deadline - time.monotonic()))
+
+
+def _end_processes(processes: list[Any], grace_s: float) -> None:
+    """SIGTERM what is still alive, then SIGKILL what is alive after half of `grace_s`."""
+    import psutil
+
+    for signal_name in ("terminate", "kill"):
+        _, processes = psutil.wait_procs(processes, timeout=0)
+        for process in processes:
+            with contextlib.suppress(psutil.Error):  # gone meanwhile
+                getattr(process, signal_name)()  # psutil checks that the pid was not reused
+        _, processes = psutil.wait_procs(processes, timeout=grace_s / 2)
+        if not processes:
+            return
+    log.warning("processes still alive after SIGKILL: %s", [p.pid for p in processes])

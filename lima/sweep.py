@@ -124,11 +124,17 @@ def run_sweep(
     planned = variants(experiment)
     result = SweepRun(experiment, [])
     for index, (variant, child) in enumerate(planned):
+        if events.cancelled():
+            result.message = "interrupted"
+            return result
         log.info("variant %s (%d/%d)", variant.name, index + 1, len(planned))
         runs = run_experiment(
             child, settings, stages=stages, options=options, events=events, store=store
         )
         result.variants.append(VariantRun(variant, child, runs))
+    if events.cancelled():
+        result.message = "interrupted"
+        return result
     failed = [v.variant.name for v in result.variants if not v.ok]
     if failed:
         result.message = f"no comparison: variant(s) {', '.join(failed)} did not finish"

@@ -129,6 +129,19 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def describe(pids: list[int]) -> list[str]:
+    """`pid (parent pid) command line` of each process, for a failure message."""
+    found = []
+    for pid in pids:
+        try:
+            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:160]
+        except OSError:
+            continue
+        found.append(f"{pid} ({parent}) {command.decode(errors='replace')}")
+    return found
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """One real run of the small demo under a pseudo-terminal, from outside the project."""
@@ -263,7 +276,8 @@ def test_ctrl_c_during_train_records_the_run_and_stops_every_worker_within_5s(pr
     # exited: the promise is every process gone within 5 s of Ctrl-C, so that is the deadline.
     while processes_with(marker) and time.monotonic() < sent["sent"] + 5:
         time.sleep(0.1)
-    assert processes_with(marker) == [], "Ray processes outlived the run by over 5 s"
+    left = describe(processes_with(marker))
+    assert left == [], f"processes outlived the run by over 5 s: {left}"
     listed = lima("status", "demo", "--output", "json", work=None, cwd=inside)
     runs = json.loads(listed.stdout)["runs"]
     last = runs[-1]

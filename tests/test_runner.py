@@ -181,6 +181,31 @@ def test_failing_stage_stops_the_run(settings: Settings) -> None:
     assert record["stages"][1]["message"] == "RuntimeError: train broke on purpose"
 
 
+class Stopping(Events):
+    """Ctrl-C as the CLI sees it: the stop comes while train runs, and train then fails."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stage_started(self, stage: Stage, key: str):
+        if stage.name == "train":
+            self.stopped = True
+        return lambda **_: None
+
+    def cancelled(self) -> bool:
+        return self.stopped
+
+
+def test_a_stopped_run_starts_nothing_more_and_leaves_the_record_to_the_interrupter(
+    settings: Settings,
+) -> None:
+    stages = chain(train=make_stage("train", ("curate",), section="train", fail=True))
+    results = run_experiment(experiment(), settings, stages=stages, events=Stopping())
+    assert statuses(results) == {"curate": "done", "train": "failed"}
+    assert RUNS == {"curate": 1, "train": 1}  # generate and judge never started
+    assert open_store(settings).runs("demo") == []  # no "failed" record to hide the interruption
+
+
 def test_stage_without_output_fails(settings: Settings) -> None:
     def nothing(ctx: StageContext) -> None:
         return None

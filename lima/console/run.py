@@ -23,12 +23,13 @@ from rich.console import Console
 
 from lima.console.capture import output_to_log
 from lima.runner import Events, StageRun
+from lima.runtime import adopt_orphans, descendants, shutdown_ray, stop_ray_for_good
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.store import now_iso
 
 SHUTDOWN_S = 4.0
-"""How long Ray gets to stop its workers after Ctrl-C (the issue's budget is 5 s in all)."""
+"""How long stopping Ray's workers may take after Ctrl-C (the promise is 5 s in all)."""
 
 
 class InterruptedRunError(Exception):
@@ -47,12 +48,18 @@ class Recorder(Events):
     started_at: str = field(default_factory=now_iso)
     finished: list[StageRun] = field(default_factory=list)
     running: tuple[str, str, float] | None = None  # (stage, key, started)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def cancelled(self) -> bool:
+        return self.stopped.is_set()
 
     def stage_started(self, stage: Any, key: str):
         self.running = (stage.name, key, time.monotonic())
         return self.inner.stage_started(stage, key)
 
     def stage_finished(self, result: StageRun) -> None:
+        if self.stopped.is_set():  # the display is closed and the run already recorded
+            return
         self.running = None
         self.finished.append(result)
         self.inner.stage_finished(result)
@@ -89,16 +96,21 @@ def run_with_display(
                 outcome["error"] = error
 
         worker = threading.Thread(target=work, name="lima-run", daemon=True)
+        adopt_orphans()
         with events:  # type: ignore[attr-defined]
             worker.start()
             try:
                 while worker.is_alive():
                     worker.join(0.2)
             except KeyboardInterrupt:
+                deadline = time.monotonic() + SHUTDOWN_S  # the budget counts from Ctrl-C
+                started = descendants()  # now: the raylet, also hit by Ctrl-C, orphans them
+                recorder.stopped.set()  # before the record: the runner thread must not add its own
                 run_id = _record_interrupted(experiment, settings, recorder)
-                _stop_ray()
+                stop_ray_for_good(deadline, started)  # the CLI exits next
                 raise InterruptedRunError(run_id, log_path) from None
-        _stop_ray()  # here, so that Ray's shutdown messages also land in the log
+        # here, so that Ray's shutdown messages also land in the log
+        shutdown_ray(time.monotonic() + SHUTDOWN_S)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["results"]
@@ -135,19 +147,6 @@ def _record_interrupted(experiment: Experiment, settings: Settings, recorder: Re
     except Exception as error:  # the store may be what hung; the exit must not wait for it
         print(f"run record not saved: {type(error).__name__}", file=sys.stderr)
     return run_id
-
-
-def _stop_ray() -> None:
-    """Stop the local Ray (its workers go with it), waiting at most SHUTDOWN_S."""
-    if "ray" not in sys.modules:
-        return
-    import ray
-
-    if not ray.is_initialized():
-        return
-    stopper = threading.Thread(target=ray.shutdown, name="lima-ray-shutdown", daemon=True)
-    stopper.start()
-    stopper.join(SHUTDOWN_S)
 
 
 def terminal_width() -> int:
