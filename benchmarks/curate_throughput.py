@@ -9,13 +9,14 @@ Work, on both sides, with the same number of worker processes:
   xml    read Posts.xml, best answer per question, HTML->Markdown (the same converter), LIMA's
          Stack Exchange rules (the same function), MinHash signatures (5-word shingles, 128
          permutations, 32-bit), near-duplicate removal. lima: `filter_and_dedup` (the curate
-         stage's read + rules + dedup, on Ray Data; it also joins the questions). datatrove:
+         stage's read + rules + dedup as Ray tasks; it also joins the questions). datatrove:
          `_datatrove_posts.py` (a Posts.xml reader written for it + its own filter, writer and
          four MinHash stages).
   jsonl  read the pre-extracted answers, the same rules on the text, MinHash, dedup. lima: one
-         Ray task per file over Arrow (pyarrow.json, score rule vectorised), lima's rule function,
-         `lima.curate.minhash`, the stage's `Deduplicator`. datatrove: JsonlReader + LambdaFilter
-         + its four MinHash stages.
+         Ray task per ~8 MiB of whole lines over Arrow (pyarrow.json, score rule vectorised),
+         lima's rule function, `lima.curate.minhash`; the stage's `Deduplicator` on the driver,
+         each shard's docs deduplicated as they arrive (in file order, as after the last shard).
+         datatrove: JsonlReader + LambdaFilter + its four MinHash stages.
 
 Each measurement is a fresh process; the peak RSS and the CPU seconds (user + system, start-up
 included: a view that the machine's load distorts less than wall time) of its whole process tree
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,20 +231,51 @@ def child_lima_xml(xml: str, workers: int) -> dict:
     }
 
 
+JSONL_SHARD_BYTES = 8 * 2**20
+
+
+def jsonl_shards(files: list[str], shard_bytes: int = JSONL_SHARD_BYTES) -> list[dict]:
+    """Byte ranges of whole lines, about `shard_bytes` each, in file order (the order the docs
+    are deduplicated in, as with one shard per file)."""
+    shards = []
+    for path in files:
+        size = os.path.getsize(path)
+        cuts = [0]
+        with open(path, "rb") as handle:
+            for at in range(shard_bytes, size, shard_bytes):
+                if at <= cuts[-1]:
+                    continue
+                handle.seek(at - 1)
+                handle.readline()  # the next line start at or after `at`
+                if handle.tell() < size:
+                    cuts.append(handle.tell())
+        cuts.append(size)
+        shards += [
+            {"id": len(shards) + i, "path": path, "start": a, "end": b}
+            for i, (a, b) in enumerate(pairwise(cuts))
+        ]
+    return shards
+
+
 def lima_jsonl_task(shard: dict, min_score: int, shingle: int, num_perm: int) -> dict:
-    """One Ray task per JSONL file: Arrow read, vectorised score rule, LIMA rules, signatures."""
+    """One Ray task per byte range of a JSONL file: Arrow read, vectorised score rule, LIMA
+    rules, signatures."""
     import pickle
 
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    from lima.curate.minhash import signatures
+    from lima.curate.minhash import BUCKETS, sketches
     from lima.curate.records import doc
     from lima.curate.rules import answer_failure
     from lima.spec.data import StackExchangeFilters
 
     rules = StackExchangeFilters(min_score=min_score)
-    table = pj.read_json(shard["path"])
+    with open(shard["path"], "rb") as handle:
+        handle.seek(shard["start"])
+        data = handle.read(shard["end"] - shard["start"])
+    table = pj.read_json(pa.BufferReader(data))
     passing = table.filter(pc.greater_equal(pc.struct_field(table["metadata"], "score"), min_score))
     ids = passing["id"].to_pylist()
     texts = passing["text"].to_pylist()
@@ -252,16 +285,18 @@ def lima_jsonl_task(shard: dict, min_score: int, shingle: int, num_perm: int) ->
         for i, t, s in zip(ids, texts, scores, strict=True)
         if answer_failure(t, s, rules) is None
     ]
-    for item, sig in zip(
-        kept, signatures([d.conversations[1] for d in kept], shingle, num_perm), strict=True
+    texts = [d.conversations[1] for d in kept]
+    for item, (sig, counts, distinct) in zip(
+        kept, sketches(texts, shingle, num_perm, BUCKETS), strict=True
     ):
-        item.minhash = sig
+        item.minhash, item.sketch = sig, (counts, distinct)  # as the curate stage's shards do
     rejected = table.num_rows - len(kept)
     return {"id": shard["id"], "payload": pickle.dumps((kept, rejected), protocol=5)}
 
 
 def child_lima_jsonl(folder: str, workers: int) -> dict:
     ray_start, ray_cpu = _ray_init(workers)
+    from lima.curate.decontam import paused_gc
     from lima.curate.dedup import Deduplicator, text_hash
     from lima.curate.parallel import run_shards
     from lima.curate.records import Doc
@@ -272,28 +307,31 @@ def child_lima_jsonl(folder: str, workers: int) -> dict:
         {"sources": [{"name": "se", "kind": "authored", "uri": folder, "quota": 1}]}
     )
     files = sorted(str(p) for p in Path(folder).glob("*.jsonl"))
-    shards = [{"id": i, "path": p} for i, p in enumerate(files)]
     started = time.perf_counter()
+    shards = jsonl_shards(files)
     params = {
         "min_score": spec.filters.stackexchange.min_score,
         "shingle": spec.dedup.shingle_size,
         "num_perm": spec.dedup.num_perm,
     }
-    docs = []
-    for items, _rejected in run_shards(lima_jsonl_task, shards, params, workers, 1):
-        docs.extend(items)
-    for item in docs:
-        item.hash = text_hash("\n".join(item.conversations))
     dedup = Deduplicator(
         exact=True, near=True, threshold=spec.dedup.jaccard_threshold, num_perm=spec.dedup.num_perm
     )
-    kept = [item for item in dedup(docs, Stats()) if isinstance(item, Doc)]
+    kept, stats = [], Stats()
+    with paused_gc():  # as the curate stage's driver does (lima.curate.pipeline)
+        # Results come back in shard order while later shards are read: each shard's docs are
+        # deduplicated as they arrive, in the same order as after all of them.
+        for items, _rejected in run_shards(lima_jsonl_task, shards, params, workers, 1):
+            for item in items:
+                item.hash = text_hash("\n".join(item.conversations))
+            kept += [item for item in dedup(items, stats) if isinstance(item, Doc)]
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
         "ray_start_s": ray_start,
         "ray_start_cpu_s": ray_cpu,
         "kept": len(kept),
+        "shards": len(shards),
         **_driver_rss(),
     }
 
@@ -466,6 +504,84 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
+def profile(xml: Path, repeat: int) -> dict[str, float]:
+    """CPU seconds of each part of the Stack Exchange path, all in this process (no Ray): pass 1
+    and pass 2 as the workers run them, the driver's merge and its joins and dedup; the best of
+    `repeat` runs of each part (the machine's load inflates CPU seconds too)."""
+    import io
+    import pickle
+    from collections import defaultdict
+
+    from lima.curate import extract, pipeline
+    from lima.curate.readers import stackexchange as se
+    from lima.curate.shards import expand_sources, plan
+    from lima.curate.stats import Stats
+    from lima.spec.data import DataSpec
+
+    spec = DataSpec.model_validate(
+        {"sources": [{"name": "se", "kind": "stackexchange", "uri": str(xml), "quota": 1}]}
+    )
+    config, floor = spec.model_dump(mode="json"), spec.filters.stackexchange.min_score
+    inner: dict[str, float] = defaultdict(float)
+
+    def timed(module: object, name: str, label: str) -> None:
+        function = getattr(module, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                inner[label] += time.process_time() - started
+
+        setattr(module, name, wrapper)
+
+    timed(se, "html_to_markdown", "  HTML -> Markdown (answers; questions at the join)")
+    timed(se, "answer_failure", "  answer rules (pass 2)")
+    timed(extract, "_sign", "  MinHash signatures (pass 2)")
+    timed(extract, "rejection_lines", "rejection lines (both passes, in the workers)")
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        inner.clear()
+        parts: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as scratch:
+            shards, _ = plan(spec, expand_sources(spec, None), Path(scratch), None)
+        started = time.process_time()
+        scans = [pickle.loads(extract.scan_task(s, config)["payload"]) for s in shards]
+        parts["pass 1: every row, best answer per question"] = time.process_time() - started
+        started = time.process_time()
+        out, rejected = pipeline.Filtered(), io.StringIO()
+        top: dict[str, dict] = defaultdict(dict)
+        for shard, (part, text, _, stats) in zip(shards, scans, strict=True):
+            out.stats.merge(Stats.from_dict(stats))
+            rejected.write(text)
+            se.merge_best(top[shard["uri"]], part.best)
+        tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
+        question_at: dict[str, dict[int, int]] = defaultdict(dict)
+        for shard, (part, *_) in zip(shards, scans, strict=True):
+            selection = se.select(part, tops[shard["uri"]], questions=False)
+            shard["selection"] = pickle.dumps(selection, protocol=5)
+            question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
+        parts["driver: merge pass 1, select"] = time.process_time() - started
+        started = time.process_time()
+        results = [pickle.loads(extract.extract_task(s, config)["payload"]) for s in shards]
+        parts["pass 2: top answers: convert, rules, sign"] = time.process_time() - started
+        started = time.process_time()
+        joined = pipeline._Joined(spec, question_at, {s["uri"]: s["path"] for s in shards})
+        for shard, (items, text, _, stats) in zip(shards, results, strict=True):
+            out.stats.merge(Stats.from_dict(stats))
+            rejected.write(text)
+            joined.add(shard, items)
+        joined.finish(out, rejected)
+        parts["driver: questions, join, dedup"] = time.process_time() - started
+        parts.update(inner)
+        best = {k: min(v, best.get(k, v)) for k, v in parts.items()}
+    print(f"CPU seconds per part, best of {repeat} (load {os.getloadavg()[0]:.1f}):")
+    for label, seconds in best.items():
+        print(f"  {label:48} {seconds:6.2f}")
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -480,6 +596,9 @@ def main() -> None:
     parser.add_argument(
         "--scaling-only", action="store_true", help="lima only: 1 vs N workers (and --scale-4x)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="CPU seconds per part of lima's xml path, no Ray"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -487,6 +606,12 @@ def main() -> None:
         return
     if not (SAMPLE.is_file() or FALLBACK.is_file()):
         print(f"skipped: no Stack Exchange sample at {SAMPLE}")
+        return
+    if args.profile:
+        workdir = (
+            args.workdir or Path(tempfile.gettempdir()) / "lima-bench" / f"curate-{args.posts}"
+        )
+        profile(cached_inputs(args.posts, workdir)[0], args.repeat)
         return
     run(args)
 

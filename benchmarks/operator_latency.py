@@ -6,15 +6,21 @@ emulator (serving KubeRay's RayJob CRD, which the operator checks every RayJob a
 real S3 API (moto's server, its own process) seeded with the demo data, as
 `lima data push examples/data s3://lima/demo/data` seeds the chart's MinIO. It creates N copies
 of examples/experiment-cluster.yaml concurrently and measures, for each, the time from its
-creation to its first RayJob appearing in the API.
+creation to its first RayJob appearing in the API, and to its status being written (the operator
+writes statuses after the first RayJobs of a burst: both are reported).
 
 Rows, in one run: lima-run; lima-run again with one more Experiment whose own S3 endpoint
 (`spec.storage.endpoint`) accepts connections and never answers, created just before the N
 others; and the peer, a bare kopf operator that POSTs a fixed RayJob on create
 (benchmarks/_peer_operator.py): the floor kopf + the API impose. Goal: p95 < 1 s, unchanged
-with the hung endpoint. Reports p50/p95/max, API requests per Experiment and the operator's RSS.
+with the hung endpoint. Reports p50/p95/max, the p95 to a written status, and, counted until
+every status is written, the API requests and the operator's CPU per Experiment; and its RSS.
 
     .venv/bin/python benchmarks/operator_latency.py [--experiments 100] [--emulator lean|stock]
+
+Profiling the operator: `BENCH_PROFILE=<prefix>` (cProfile, main thread, wall clock) or
+`BENCH_YAPPI=<prefix>` (yappi, CPU clock, every thread, reset just before the burst so start-up
+and the warm-up are left out); one .pstat file per operator run, read with `pstats`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -163,11 +171,41 @@ def present(emulator: kmock.KubernetesEmulator) -> tuple[set[str], set[str]]:
     return experiments, with_job
 
 
+def with_status(emulator: kmock.KubernetesEmulator, names: set[str]) -> set[str]:
+    """Which of the Experiments `names` have a status phase written."""
+    found = set()
+    for name in names:
+        try:
+            stored = emulator.objects["lima-run.io/v1alpha1/experiments", NS, name]
+        except KeyError:
+            continue
+        if (stored.raw.get("status") or {}).get("phase"):
+            found.add(name)
+    return found
+
+
+_YAPPI = """
+import atexit, runpy, signal, sys, yappi
+out = sys.argv.pop(1)
+sys.argv.pop(0)  # now: kopf run ...
+yappi.set_clock_type("cpu")
+yappi.start(builtins=False, profile_threads=True)
+signal.signal(signal.SIGUSR1, lambda *_: yappi.clear_stats())  # sent just before the burst
+atexit.register(lambda: yappi.stop() or yappi.get_func_stats().save(out, type="pstat"))
+runpy.run_module("kopf", run_name="__main__", alter_sys=True)
+"""
+
+
 def operator_command(kind: str) -> list[str]:
     profile = os.environ.get("BENCH_PROFILE")  # a file prefix: cProfile each operator run
-    output = f"{profile}.{kind}.{time.monotonic_ns()}" if profile else ""
+    yappi = os.environ.get("BENCH_YAPPI")  # a file prefix: yappi (CPU, all threads) each run
+    output = f"{profile or yappi}.{kind}.{time.monotonic_ns()}.pstat" if profile or yappi else ""
     python = [sys.executable, *(["-m", "cProfile", "-o", output] if profile else [])]
+    if yappi:
+        python = [sys.executable, "-c", _YAPPI, output]
     kopf = [*python, "-m", "kopf", "run", "--standalone", "--namespace", NS, "--quiet"]
+    if yappi:
+        kopf.remove("-m")  # _YAPPI runs kopf itself
     if kind == "lima-run":
         return [*kopf, "-m", "lima_operator.handlers"]
     return [*kopf, str(REPO / "benchmarks/_peer_operator.py")]
@@ -227,11 +265,17 @@ async def measure(
                 }
                 await create(emulator, stuck, "stuck")
                 await asyncio.sleep(0.5)
+            if os.environ.get("BENCH_YAPPI"):
+                process.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(0.2)
+            quiet_collector()  # the emulator's own pauses are not the operator's latency
             before = _served(emulator)
             operator_cpu = psutil.Process(process.pid).cpu_times()
-            following = asyncio.create_task(follow(emulator, count, timeout))
+            following = asyncio.create_task(
+                follow(emulator, count, timeout, statuses=kind == "lima-run")
+            )
             await create_all(emulator, document, count)
-            created, seen = await following
+            created, seen, written = await following
             requests = _served(emulator) - before
             rss = psutil.Process(process.pid).memory_info().rss
             cpu_after = psutil.Process(process.pid).cpu_times()
@@ -247,6 +291,7 @@ async def measure(
             f"no RayJob seen; operator log:\n{(work / f'{kind}.log').read_text()[-3000:]}"
         )
     latencies = sorted(seen[n] - created[n] for n in seen if n in created)
+    statuses = sorted(written[n] - created[n] for n in written if n in created) or [float("nan")]
     return {
         "operator": kind + (" (one S3 endpoint hung)" if hung is not None else ""),
         "experiments": count,
@@ -254,12 +299,24 @@ async def measure(
         "p50": statistics.median(latencies),
         "p95": latencies[int(0.95 * len(latencies)) - 1],
         "max": latencies[-1],
+        "status_p95": statuses[max(int(0.95 * len(statuses)) - 1, 0)],
+        "statuses": len(written),
         "rss_idle_mib": rss_idle / 2**20,
         "rss_mib": rss / 2**20,
         "requests": requests,
         "cpu_ms": 1000 * cpu / count,
         "emulator": "lean" if lean else "stock",
     }
+
+
+def quiet_collector() -> None:
+    """No full garbage collection of this process (the emulator, standing in for the API
+    server) in the middle of a burst: profiled, one took ~90 ms, delaying every watch event and
+    answer, whichever operator was measured. What exists before the burst is left out of
+    collections (gc.freeze) and collections are rarer; every run starts from the same state."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _served(emulator: Any) -> int:
@@ -299,23 +356,29 @@ async def create_all(emulator: Any, document: dict[str, Any], count: int) -> Non
     await asyncio.gather(*(create(emulator, document, f"exp-{i:03d}") for i in range(count)))
 
 
-async def follow(emulator: Any, count: int, timeout: float) -> tuple[dict, dict]:
-    """When each Experiment and its first RayJob appeared in the API (20 ms resolution).
-
-    Runs while the Experiments are being created; both ends are stamped the same way.
-    """
+async def follow(
+    emulator: Any, count: int, timeout: float, statuses: bool
+) -> tuple[dict, dict, dict]:
+    """When each Experiment appeared in the API, its first RayJob, and (`statuses`: the peer
+    writes none) its first status (20 ms resolution). Runs while the Experiments are being
+    created, until every one has both; all are stamped the same way."""
     created: dict[str, float] = {}
     first: dict[str, float] = {}
+    written: dict[str, float] = {}
     deadline = time.perf_counter() + timeout
-    while (len(first) < count or len(created) < count) and time.perf_counter() < deadline:
+    wanted = count if statuses else 0
+    while (len(written) < wanted or len(first) < count) and time.perf_counter() < deadline:
         experiments, with_job = present(emulator)
         now = time.perf_counter()
         for name in experiments:
             created.setdefault(name, now)
         for name in with_job & experiments:  # not the warm-up Experiment
             first.setdefault(name, now)
+        if statuses:
+            for name in with_status(emulator, set(created) - set(written)):
+                written[name] = now
         await asyncio.sleep(0.02)
-    return created, first
+    return created, first, written
 
 
 def main() -> None:
@@ -329,6 +392,7 @@ def main() -> None:
         help="lean: kmock without its request history (benchmarks/_lean_kmock.py); stock: kmock",
     )
     args = parser.parse_args()
+    started_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []
     lean = args.emulator == "lean"
     with (
@@ -342,16 +406,21 @@ def main() -> None:
             rows.append(
                 asyncio.run(measure(kind, args.experiments, args.interval, folder, s3, hung, lean))
             )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average before: {started_load}; after: {load}")
     print(
         "| operator | emulator | experiments | RayJobs seen | p50 s | p95 s | max s "
+        "| statuses written | status p95 s "
         "| API requests / Experiment | operator CPU ms / Experiment "
         "| RSS idle MiB | RSS after MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        status_p95 = f"{r['status_p95']:.3f}" if r["statuses"] else "-"
         print(
             f"| {r['operator']} | {r['emulator']} | {r['experiments']} | {r['rayjobs']} | "
             f"{r['p50']:.3f} | {r['p95']:.3f} | {r['max']:.3f} | "
+            f"{r['statuses'] or '-'} | {status_p95} | "
             f"{r['requests'] / r['experiments']:.1f} | {r['cpu_ms']:.1f} | "
             f"{r['rss_idle_mib']:.0f} | {r['rss_mib']:.0f} |"
         )

@@ -33,6 +33,25 @@ app = PlainTyper(
 # A pipe or a file gets whole lines (no 80-column wrap); a terminal gets its width.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 1000)
+ML_MODULES = ("ray", "torch", "deepspeed", "transformers")
+"""What running a stage needs beyond the core: the `ml` extra (pyproject.toml)."""
+NEEDS_ML = "running stages needs the ML extra: pip install 'lima-run[ml]'"
+
+
+def _require_ml() -> None:
+    """Exit 2 with one line, before anything starts, where the `ml` extra is not installed
+    (a core-only install: the operator image, `pip install lima-run`)."""
+    import importlib.util
+
+    for name in ML_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:
+            found = False
+        if not found:
+            err.print(NEEDS_ML, markup=False, highlight=False)
+            raise typer.Exit(2)
+
 
 ExperimentArg = Annotated[
     str, typer.Argument(help="Experiment YAML file (or s3:// URI).", metavar="FILE")
@@ -161,6 +180,7 @@ def run(
     if dry_run:
         plan(file, force=force, force_stage=force_stage)
         return
+    _require_ml()
     from lima.cli_progress import PlainEvents, RichEvents, summary_lines, summary_table
     from lima.console import run as running
     from lima.console.summary import outcome
@@ -186,7 +206,7 @@ def run(
         return run_experiment(experiment, settings, options=options, events=recorder)
 
     if experiment.spec.sweep is not None:
-        _run_sweep(experiment, settings, log_path, events, force, force_stage)
+        _run_sweep(experiment, settings, log_path, events, force, force_stage, verify)
         return
     results = running.run_with_display(
         experiment, settings, start, log_path, events, running.terminal_width()
@@ -209,7 +229,7 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_sweep(experiment, settings, log_path, events, force, force_stage) -> None:
+def _run_sweep(experiment, settings, log_path, events, force, force_stage, verify) -> None:
     """`lima run` on an Experiment with `spec.sweep`: every variant, then the comparison."""
     from lima.console import run as running
     from lima.report import locate
@@ -221,7 +241,7 @@ def _run_sweep(experiment, settings, log_path, events, force, force_stage) -> No
         _preflight(child, settings, offline=False, local_run=True)
 
     def start_sweep(recorder):
-        options = RunOptions(force=force, force_stages=force_stage or [])
+        options = RunOptions(force=force, force_stages=force_stage or [], verify=verify)
         return run_sweep(experiment, settings, options=options, events=recorder)
 
     result = running.run_with_display(
@@ -263,6 +283,7 @@ def stage(
 
     if (file is None) == (experiment_ref is None):
         raise LimaError("name the Experiment once: `lima stage STAGE FILE` (or --experiment FILE)")
+    _require_ml()
     location = str(file or experiment_ref).removeprefix("file://")  # the operator's snapshot URI
     settings = cli_settings(location)
     experiment = _load(location)
@@ -338,6 +359,10 @@ def status(
     if len(views) > 1:
         console.print(runs_table(views))
     console.print(stages_table(views[-1]))
+    from lima.console.summary import finding_lines
+
+    for line in finding_lines(views[-1]["outcome"]):  # the selection fallback, a proxy judge
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -432,12 +457,23 @@ def plan(
     settings = cli_settings(file)
     experiment = _load(file)
     store = open_store(settings, experiment.spec.storage)
-    lines = plan_lines(experiment, store, force_stages=force_stage or [], force_all=force)
+    sweep = experiment.spec.sweep
+    if sweep is not None:  # every variant's stages, then the comparison
+        from lima.sweep import plan_lines as sweep_plan_lines
+
+        lines = sweep_plan_lines(experiment, store, force_stages=force_stage or [], force_all=force)
+    else:
+        lines = plan_lines(experiment, store, force_stages=force_stage or [], force_all=force)
     if output is Output.json:
         _print_json({"experiment": experiment.metadata.name, "stages": [asdict(x) for x in lines]})
         return
+    if sweep is not None:
+        names = ", ".join(v.name for v in sweep.variants)
+        head = f"sweep {experiment.metadata.name}: {len(sweep.variants)} variants ({names})"
+        console.print(f"{head}, then the comparison", markup=False, highlight=False)
+    width = max([9, *(len(line.label) for line in lines)])
     for line in lines:
-        console.print(str(line), markup=False, highlight=False)
+        console.print(line.text(width), markup=False, highlight=False)
 
 
 @app.command()
@@ -620,10 +656,18 @@ def main() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         finally:  # even if the terminal is gone: never wait for the runner thread in Ray
+            from lima.runtime import kill_frozen
+
+            kill_frozen(stop.frozen)  # last: Ray ends this process (code 1) once its raylet dies
             os._exit(130)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except ModuleNotFoundError as error:  # another command reaching for the ML stack
+        if (error.name or "").split(".")[0] not in ML_MODULES:
+            raise
+        err.print(NEEDS_ML, markup=False, highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Both renderers turn a stage's ProgressSink calls (`completed`, `total`, `note`) into the same
 words: the stage's own note (`step 40/96 loss 5.12 1,950 tok/s`), items per second where the unit
 is items (generate, select, judge), and an ETA from the rate so far. Artifacts are shown by short
-id (`train/3f2a9c1b04de`); `lima lineage` has the full URIs.
+id (`train/3f2a9c1b04de`); `lima lineage` has the full URIs. A finished or cached stage's
+warnings (curation shortfalls and contamination removals, a fallback checkpoint choice:
+`lima.console.summary.stage_warnings`) are printed under its line in both modes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Column, Table
 
 from lima.console.runs import short_id
+from lima.console.summary import stage_warnings
 from lima.runner import Events, StageRun
 
 STATUS_STYLE = {"done": "green", "cached": "cyan", "failed": "red", "skipped": "yellow"}
@@ -138,6 +141,11 @@ class RichEvents(Events):
             task = self.progress.add_task("", total=1, stage=result.stage, note=note)
         self.progress.update(task, total=1, completed=1, note=note)
         self.running = None
+        for warning in stage_warnings(result.stage, result.summary):
+            # above the live bars, where it stays: the library's warnings reach only the log
+            self.progress.console.print(
+                f"[yellow]{escape(warning)}[/yellow]", soft_wrap=True, highlight=False
+            )
 
 
 class PlainEvents(Events):
@@ -183,6 +191,8 @@ class PlainEvents(Events):
     def stage_finished(self, result: StageRun) -> None:
         self.running = None
         self.line(f"{result.stage}: {finished_text(result)}")
+        for warning in stage_warnings(result.stage, result.summary):
+            self.line(warning)
 
 
 def summary_table(results: Sequence[StageRun]) -> Table:

@@ -144,9 +144,17 @@ def portable(uri: str) -> str:
 
 
 def local_digest(uri: str) -> str | None:
-    """sha256 of a single local file (a prompt set): editing it changes the keys that read it."""
+    """What a single file (a prompt set, a baseline's answers) holds now: sha256 of a local file,
+    size and ETag of an s3:// object (the store's `fingerprint_uri`). Changing it changes the
+    keys that read it."""
+    if uri.startswith("s3://"):
+        from lima.settings import load_settings
+        from lima.store.sources import fingerprint_uri
+
+        found = fingerprint_uri(uri, load_settings())
+        return ";".join(f"{f['file']}:{f['size']}:{f['content']}" for f in found)
     path = Path(uri.removeprefix("file://"))
-    if uri.startswith(("s3://", "curated:")) or not path.is_file():
+    if uri.startswith("curated:") or not path.is_file():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

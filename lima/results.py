@@ -1,15 +1,19 @@
 """What each stage reports when it finishes: typed, small, and read by everyone downstream.
 
 A stage's `run` returns one of these models; the runner validates it and stores it as the
-artifact manifest's `summary`. The CLI's closing summary, `lima status`, the report and the
-operator's Experiment status (the `Best-Epoch` and `Win-Rate` columns of `kubectl get
-experiments`) read it back through `read_result`, so a field renamed here breaks loudly in tests
-instead of leaving a column blank on a cluster.
+artifact manifest's `summary`. The CLI's closing summary, `lima status`, the sweep comparison
+(train's row counts) and the operator's Experiment status (the `Best-Epoch` and `Win-Rate`
+columns of `kubectl get experiments`) read it back through `read_result`, so a field renamed here
+breaks loudly in tests instead of leaving a column blank on a cluster.
 
-Only numbers and names belong here: the full evidence (selection.json, results.json, ...) lives in
-the artifact's files. A result is kept in the manifest beside the artifact and never enters its
-digest (the hash of its files), so downstream keys cannot depend on it; run facts such as
-throughput may therefore live here, and must never be written into the stage's files.
+Only numbers and names belong here: the full evidence (selection.json, results.json,
+verdicts.jsonl, stats.json, ...) lives in the artifact's files. The HTML reports (the report
+stage and the sweep comparison) read those evidence files by design: they show every verdict,
+curve and per-epoch score, which a summary in the manifest is too small to hold.
+
+A result is kept in the manifest beside the artifact and never enters its digest (the hash of
+its files), so downstream keys cannot depend on it; run facts such as throughput may therefore
+live here, and must never be written into the stage's files.
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ class SelectResult(StageResult):
     fallback: str | None = Field(
         default=None, description="set when the epoch was chosen without enough valid verdicts"
     )
+    fallback_reason: str | None = Field(
+        default=None, description="why the fallback was needed (the judge and its valid counts)"
+    )
 
 
 class GenerateResult(StageResult):
@@ -118,3 +125,9 @@ class JudgeResult(StageResult):
 class ReportResult(StageResult):
     figures: list[str]
     proxy: bool
+
+
+class CompareResult(StageResult):
+    """The sweep's comparison (lima.report.compare): not a stage of the graph, a step after it."""
+
+    variants: list[str] = Field(description="the variants compared, in the sweep's order")

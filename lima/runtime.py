@@ -19,7 +19,7 @@ log = logging.getLogger("lima.runtime")
 LOCAL_START_ATTEMPTS = 3
 
 _lifecycle = threading.Lock()  # held while Ray starts: a stop waits for a start under way
-_stopped = threading.Event()  # set by stop_ray(): this process never starts Ray again
+_stopped = threading.Event()  # set by freeze_ray(): this process never starts Ray again
 
 
 class RayStoppedError(LimaError):
@@ -104,9 +104,10 @@ def _quiet_ray_progress() -> None:
 def adopt_orphans() -> None:
     """Linux: make this process the subreaper of all it starts.
 
-    Ctrl-C reaches Ray's raylet too (the whole foreground process group gets SIGINT); the agents
-    and workers it started are then re-parented, by default to init, where a list of this
-    process's descendants no longer finds them. As subreaper, they are re-parented to us.
+    Ray's raylet and GCS block SIGINT, but when one of them dies anyway (OOM killer, a crash),
+    the agents and workers it started are re-parented, by default to init, where a list of this
+    process's descendants (what Ctrl-C stops) no longer finds them. As subreaper, they are
+    re-parented to us.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -139,40 +140,46 @@ def shutdown_ray(deadline: float) -> None:
         stopper.join(max(0.0, deadline - time.monotonic()))
 
 
-def stop_ray_for_good(
-    deadline: float, started: list[Any] | None = None, terminate_s: float = 1.0
-) -> None:
-    """Stop every process this one started (the local Ray's), by `deadline` (monotonic).
+def freeze_ray(deadline: float, started: list[Any] | None = None) -> list[Any]:
+    """Stop (SIGSTOP) every process this one started, the local Ray's; return them.
 
-    For a process about to exit (Ctrl-C). Afterwards neither `ensure_ray` nor Ray's own auto-init
-    (a `ray.remote` or Ray Data call still running in a stage thread) starts Ray again. What is
-    alive of `started` (listed when Ctrl-C arrived) and of the descendants found now gets
-    SIGTERM, then SIGKILL. No `ray.shutdown()`: a stage thread still in Ray touching the shut
-    down core worker makes Ray end the whole process with exit code 1 before ours (130), and a
-    worker busy in a collective outlives the raylet's request to stop anyway.
+    For a process about to exit (Ctrl-C); `kill_frozen` ends them as the last step before the
+    exit. Why freeze first: Ray's core worker in this process ends the process with exit code
+    1 the moment it sees its raylet die, so the raylet must not die before the exit code (130)
+    and the message are out; frozen, it keeps its sockets open and spawns nothing more.
+    Afterwards neither `ensure_ray` nor Ray's own auto-init (a `ray.remote` or Ray Data call
+    still running in a stage thread) starts Ray again. No `ray.shutdown()`: a stage thread in
+    Ray touching a shut down core worker also ends the process with exit code 1.
     """
+    import psutil
+
     _stopped.set()
     with contextlib.suppress(ImportError, AttributeError):
         from ray._private import auto_init_hook  # private, so guarded: no auto-init after a stop
 
         auto_init_hook.enable_auto_connect = False
-    # A start under way finishes first, so that what it started is listed too.
-    if _lifecycle.acquire(timeout=max(0.0, deadline - time.monotonic() - terminate_s)):
+    # A start under way finishes first, so that what it started is frozen too.
+    if _lifecycle.acquire(timeout=max(0.0, deadline - time.monotonic())):
         _lifecycle.release()
-    processes = {p.pid: p for p in (started or []) + descendants()}
-    _end_processes(list(processes.values()), grace_s=max(0.2, deadline - time.monotonic()))
+    frozen: dict[int, Any] = {}
+    candidates = list(started or []) + descendants()
+    for _ in range(10):  # until a listing finds nothing new: a parent spawning as it froze
+        fresh = [p for p in candidates if p.pid not in frozen]
+        if not fresh:
+            break
+        for process in fresh:
+            with contextlib.suppress(psutil.Error):  # gone meanwhile
+                process.suspend()  # psutil checks that the pid was not reused
+            frozen[process.pid] = process
+        candidates = descendants()
+    return list(frozen.values())
 
 
-def _end_processes(processes: list[Any], grace_s: float) -> None:
-    """SIGTERM what is still alive, then SIGKILL what is alive after half of `grace_s`."""
+def kill_frozen(processes: list[Any]) -> None:
+    """SIGKILL `processes` (frozen by `freeze_ray`) without waiting: the caller exits next, and
+    the kernel ends a killed process at once, stopped or not."""
     import psutil
 
-    for signal_name in ("terminate", "kill"):
-        _, processes = psutil.wait_procs(processes, timeout=0)
-        for process in processes:
-            with contextlib.suppress(psutil.Error):  # gone meanwhile
-                getattr(process, signal_name)()  # psutil checks that the pid was not reused
-        _, processes = psutil.wait_procs(processes, timeout=grace_s / 2)
-        if not processes:
-            return
-    log.warning("processes still alive after SIGKILL: %s", [p.pid for p in processes])
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()

@@ -133,6 +133,11 @@ def _read(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise SettingsError(describe_settings_error(error)) from None
+    except UnicodeDecodeError as error:  # `.env` in another encoding: name it, never its bytes
+        dotenv = Path(".env").resolve()
+        raise SettingsError(
+            f"cannot read {dotenv}: not UTF-8 text (at byte offset {error.start})"
+        ) from None
 
 
 @functools.lru_cache(maxsize=4)

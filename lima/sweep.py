@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lima import dag
 from lima.dag import Stage
@@ -24,6 +24,9 @@ from lima.settings import Settings
 from lima.spec import Experiment, Variant
 from lima.spec.sweep import variant_document
 from lima.store import ArtifactStore, Manifest, open_store
+
+if TYPE_CHECKING:
+    from lima.store.plan import PlanLine
 
 log = logging.getLogger("lima.sweep")
 
@@ -170,6 +173,57 @@ def summary_lines(result: SweepRun) -> list[str]:
         lines.append(f"comparison: `lima report {result.experiment.metadata.name}`")
     elif result.message:
         lines.append(result.message)
+    return lines
+
+
+def plan_lines(
+    experiment: Experiment,
+    store: ArtifactStore,
+    *,
+    force_stages: Sequence[str] = (),
+    force_all: bool = False,
+    stages: Sequence[Stage] | None = None,
+) -> list[PlanLine]:
+    """`lima plan` on a sweep: every variant's stages (named by variant), then the comparison.
+
+    A stage that an earlier variant would run with the same key is `shared`: the later variant
+    gets it as a cache hit once the earlier one made it (a sweep over training size curates
+    once)."""
+    from lima.report.compare import INPUTS, STAGE, compare_key
+    from lima.store.plan import PlanLine
+    from lima.store.plan import plan_lines as stage_lines
+
+    lines: list[PlanLine] = []
+    running: dict[str, str] = {}  # key -> the first variant that runs it
+    inputs: dict[tuple[str, str], Manifest] = {}
+    for variant, child in variants(experiment):
+        planned = stage_lines(
+            child, store, force_stages=force_stages, force_all=force_all, stages=stages
+        )
+        for line in planned:
+            line.variant = variant.name
+            first = running.get(line.key or "")
+            if line.action == "run" and first is not None:
+                line.action, line.reason = "shared", f"run by variant {first} first"
+            elif line.action == "run" and line.key:
+                running[line.key] = variant.name
+        lines += planned
+        cached = {line.stage: line.key for line in planned if line.action == "cached"}
+        for stage in INPUTS:
+            manifest = store.manifest(stage, cached[stage]) if cached.get(stage) else None
+            if manifest is not None:
+                inputs[(variant.name, stage)] = manifest
+    assert experiment.spec.sweep is not None
+    if len(inputs) < len(INPUTS) * len(experiment.spec.sweep.variants):
+        waiting = f"needs every variant's {', '.join(INPUTS)} first"
+        lines.append(PlanLine(STAGE, "run after inputs", None, waiting))
+        return lines
+    key, _ = compare_key(experiment, inputs)
+    manifest = store.manifest(STAGE, key)  # `--force` recomputes stages, not a comparison
+    if manifest is None:
+        lines.append(PlanLine(STAGE, "run", key, "the variants' artifacts were not compared yet"))
+    else:
+        lines.append(PlanLine(STAGE, "cached", key, f"{len(manifest.objects)} objects"))
     return lines
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from lima.results import (
 )
 from lima.settings import Settings
 from lima.spec import Experiment
-from lima.spec.load import parse_experiment
+from lima.spec.load import load_experiment, parse_experiment
 from lima.store import InputRef, Manifest, open_store
 
 
@@ -132,6 +133,8 @@ class Operator:
         monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(kmock, settings.work_dir.parent)))
         monkeypatch.setenv("LIMA_OPERATOR_NAMESPACE", NS)
         monkeypatch.setenv("LIMA_OPERATOR_METRICS_PORT", "0")
+        # The collector tuning is process-wide: not in pytest's process (test_operator tests it).
+        monkeypatch.setenv("LIMA_OPERATOR_GC_TUNING", "false")
         monkeypatch.setenv("LIMA_WORK_DIR", str(settings.work_dir))
         if settings.s3_endpoint:  # the operator reads the same store as the test
             monkeypatch.setenv("LIMA_S3_ENDPOINT", settings.s3_endpoint)
@@ -231,6 +234,33 @@ def posted_events(kmock: Any, reason: str) -> list[dict[str, Any]]:
         and r.resource.plural == "events"
         and (r.data or {}).get("reason") == reason
     ]
+
+
+def carried_spec(job: dict[str, Any], folder: Path) -> Experiment:
+    """The Experiment a RayJob's stage runs, found as the kubelet and `lima stage` find it.
+
+    The entrypoint names a file. It must be the projection of a downward-API volume item
+    mounted in the head container (the driver runs on the head): the kubelet writes the head
+    pod's annotation `metadata.annotations['<name>']` to `<mountPath>/<path>`. That annotation's
+    value is written to `folder` and read with lima's own loader, as `lima stage` reads it.
+    """
+    words = job["spec"]["entrypoint"].split()
+    wanted = words[words.index("--experiment") + 1]
+    template = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    head = template["spec"]["containers"][0]
+    volumes = {v["name"]: v for v in template["spec"].get("volumes", [])}
+    for mount in head.get("volumeMounts", []):
+        for item in (volumes[mount["name"]].get("downwardAPI") or {}).get("items", []):
+            if f"{mount['mountPath'].rstrip('/')}/{item['path']}" != wanted:
+                continue
+            assert mount.get("readOnly") is True
+            field = re.fullmatch(r"metadata\.annotations\['(.+)'\]", item["fieldRef"]["fieldPath"])
+            assert field, item
+            text = template["metadata"]["annotations"][field.group(1)]
+            target = folder / item["path"]
+            target.write_text(text)
+            return load_experiment(target)
+    raise AssertionError(f"{wanted} is not projected into the head container: {head}")
 
 
 def experiment_status(kmock: Any, name: str = "demo") -> dict[str, Any]:

@@ -29,6 +29,11 @@ from tests.test_cli import DEMO, lima
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # a whole (small) demo run
 STAGES = ("curate", "train", "select", "generate", "judge", "report")
+DEV_WANTED = 100  # more than the demo sources' surplus over their quotas
+SHORTFALL = re.compile(
+    rf"curate shortfall: dev: (\d+) of {DEV_WANTED} prompts \(the sources have (\d+) usable "
+    r"rows, (\d+) of them reserved for the training quotas, (\d+) left over"
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 NOISE = [
@@ -46,11 +51,13 @@ NOISE = [
 
 
 def small_demo(project: Path) -> Path:
-    """The demo, smaller: 2 epochs, few prompts, short answers (same data, same stages)."""
+    """The demo, smaller: 2 epochs, few prompts, short answers (same data, same stages). It
+    asks for more dev prompts than the sources leave over after the training quotas, so the
+    held-out splits come out short, which the run must say on the console (issue 13)."""
     document = yaml.safe_load(DEMO.read_text())
     spec = document["spec"]
     spec["train"].update(epochs=2, eligible_epochs=[1, 2])
-    spec["data"]["splits"] = {"dev": 4, "test": 6}
+    spec["data"]["splits"] = {"dev": DEV_WANTED, "test": 6}  # selection uses 4 of the dev prompts
     spec["generate"].update(max_new_tokens=16)
     spec["generate"]["prompt_sets"][1]["limit"] = 2
     spec["judge"].update(selection_prompts=4, protocols=["pairwise", "absolute"])
@@ -60,6 +67,11 @@ def small_demo(project: Path) -> Path:
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def _interactive_signals() -> None:
+    """Ctrl-C as in a terminal, even when pytest runs as a background job (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_in_pty(
@@ -73,7 +85,14 @@ def run_in_pty(
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(
-        args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, start_new_session=True
+        args,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_interactive_signals,
     )
     os.close(slave)
     chunks: list[bytes] = []
@@ -177,6 +196,41 @@ def test_run_under_a_terminal_shows_no_library_noise_and_ends_with_the_result(pr
     assert re.search(r"0/6 cache hits, [\d.]+s, run \d{8}T\d{6}-[0-9a-f]{6}", output)
 
 
+def test_the_run_shows_curation_shortfalls_and_the_proxy_judge(project) -> None:
+    """During a run the library's warnings go to the log file only: the shortfall of the
+    held-out splits (with its numbers) and the proxy judge must reach the terminal themselves,
+    on the live display and again in the closing summary."""
+    output = str(project["out"])
+    assert project["code"] == 0, output[-4000:]
+    found = SHORTFALL.findall(output)
+    assert found, output[-4000:]
+    got, usable, reserved, left = map(int, found[0])
+    assert got < DEV_WANTED and left == usable - reserved and 0 < got <= left
+    closing = output[output.rindex("run summary") :]  # after the live display
+    assert SHORTFALL.search(closing), closing
+    assert re.search(r"selected epoch: [12] \(chosen by the proxy judge\)", closing), closing
+    assert re.search(r"result: win .* vs base-model .*\(proxy judge\)", closing)
+    assert "judge: reference:all-MiniLM-L6-v2 is the embedded proxy judge" in closing
+
+
+def test_status_shows_the_selected_epoch_the_proxy_judge_and_shortfalls(project) -> None:
+    inside = Path(project["project"])  # type: ignore[arg-type]
+    listed = lima("status", "demo", "--output", "json", work=None, cwd=inside)
+    assert listed.returncode == 0, listed.stderr
+    first = json.loads(listed.stdout)["runs"][0]
+    found = first["outcome"]
+    assert found["selected_epoch"] in (1, 2) and found["selection_fallback"] is None
+    assert found["judge_proxy"] is True and found["judge"] == "reference:all-MiniLM-L6-v2"
+    assert found["headline"].startswith("win ")
+    assert SHORTFALL.match("curate shortfall: " + found["curate_shortfalls"][0])
+    shown = lima("status", first["run_id"], work=None, cwd=inside)
+    assert shown.returncode == 0, shown.stderr
+    epoch = found["selected_epoch"]
+    assert f"selected epoch: {epoch} (chosen by the proxy judge)" in shown.stdout
+    assert "reference:all-MiniLM-L6-v2 is the embedded proxy judge" in shown.stdout
+    assert SHORTFALL.search(shown.stdout), shown.stdout
+
+
 def test_status_from_a_subfolder_lists_the_run_stage_by_stage(project) -> None:
     subfolder = Path(project["project"]) / "docs" / "notes"  # type: ignore[arg-type]
     subfolder.mkdir(parents=True)
@@ -240,11 +294,48 @@ def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_ray(project) -> None
     again = lima("run", str(experiment), work=None, cwd=inside)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "6/6 cache hits" in again.stdout
+    assert SHORTFALL.search(again.stdout), again.stdout  # a cache hit still says it
     assert time.monotonic() - started < 60  # manifests only: no Ray, no model
     log = re.search(r"library output: (\S+\.log)", again.stdout)
     assert log is not None and "Ray" not in Path(log.group(1)).read_text()
     chain = lima("lineage", "demo", work=None, cwd=inside).stdout
     assert "<- train sha256:" in chain and "report/" in chain
+
+
+def test_a_checkpoint_chosen_by_fallback_is_said_in_the_run_and_in_status(project) -> None:
+    """A judge whose every reply is unparseable, with `selection_fallback: last_epoch`: the run
+    succeeds, and its console and `lima status` say the epoch was not chosen on judged
+    evidence, naming the judge and the valid counts (issue 18). Curate and train are the
+    first run's (cache hits): only the judge differs."""
+    from scripted_endpoint import Reply, ScriptedEndpoint
+
+    experiment, inside = Path(project["experiment"]), Path(project["project"])  # type: ignore[arg-type]
+    document = yaml.safe_load(experiment.read_text())
+    document["metadata"]["name"] = "demo-thin"
+    document["spec"]["judge"].update(
+        backend="openai", model="mute", max_retries=0, selection_fallback="last_epoch"
+    )
+    thin = experiment.with_name("thin.yaml")
+    thin.write_text(yaml.safe_dump(document, sort_keys=False))
+    with ScriptedEndpoint(lambda body: Reply("I cannot decide.")) as endpoint:
+        done = lima("run", str(thin), work=None, cwd=inside, LIMA_JUDGE_BASE_URL=endpoint.url)
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    reason = r"judge openai:mute gave too few valid verdicts \(epoch 2: 0 of 4 verdicts valid;"
+    assert re.search(
+        rf"^\d\d:\d\d:\d\d select: epoch 2 chosen by fallback last_epoch: {reason}", out, re.M
+    ), out
+    assert re.search(rf"^selected epoch: 2 \(fallback last_epoch: {reason}", out, re.M), out
+    assert "proxy" not in out
+    shown = lima("status", "demo-thin", work=None, cwd=inside)
+    assert re.search(rf"^selected epoch: 2 \(fallback last_epoch: {reason}", shown.stdout, re.M)
+    listed = lima("status", "demo-thin", "--output", "json", work=None, cwd=inside)
+    found = json.loads(listed.stdout)["runs"][-1]["outcome"]
+    assert (found["selected_epoch"], found["selection_fallback"]) == (2, "last_epoch")
+    assert (
+        found["judge_proxy"] is False
+        and "0 of 4 verdicts valid" in (found["selection_fallback_reason"])
+    )
 
 
 def test_ctrl_c_during_train_records_the_run_and_stops_every_worker_within_5s(project) -> None:

@@ -8,6 +8,7 @@ exactly as it would where they are not installed, then walks the real graph of t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -98,3 +99,54 @@ def _name(requirement: str) -> str:
     for stop in "<>=[; ":
         requirement = requirement.split(stop)[0]
     return requirement.strip().lower()
+
+
+CLI_PROBE = """
+import importlib.abc, sys
+
+BLOCKED = set(sys.argv[1].split(","))
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = ["lima", *sys.argv[2:]]
+from lima.cli import main
+
+main()
+"""
+
+
+def _lima_core_only(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`lima ARGS` where the ML extra is not installed (its imports fail as they would)."""
+    return subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, ",".join(ML_ONLY), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**_clean_env(), "LIMA_WORK_DIR": str(tmp_path / "work"), "COLUMNS": "200"},
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("LIMA_")}
+
+
+def test_running_stages_without_the_ml_extra_says_what_to_install(tmp_path: Path) -> None:
+    demo = str(REPO / "examples/experiment.yaml")
+    for args in (("run", demo), ("stage", "curate", demo)):
+        done = _lima_core_only(tmp_path, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
+        assert done.stderr.strip().splitlines() == [
+            "running stages needs the ML extra: pip install 'lima-run[ml]'"
+        ], args
+        assert "Traceback" not in done.stdout + done.stderr
+        assert not (tmp_path / "work" / "logs").exists()  # refused before a run started
+    # What needs no stage still works on the core (the plan of the same file).
+    done = _lima_core_only(tmp_path, "plan", demo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("curate ")

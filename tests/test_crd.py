@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,11 @@ import kubernetes_validate
 import pytest
 import yaml
 from k8s_helpers import crd_validator, errors
+from pydantic import BaseModel
 
-from lima.k8s.crd import MAX_NAME_LENGTH, render_crd, render_crd_yaml
+from lima.k8s.crd import MAX_NAME_LENGTH, PRINTER_COLUMNS, render_crd, render_crd_yaml
 from lima.spec.reference import render_reference
+from lima.spec.status import ExperimentStatus
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "helm/lima-run/crds/experiments.lima-run.io.yaml"
@@ -81,6 +85,49 @@ def test_crd_is_a_valid_v1_crd() -> None:
         "artifactUri",
         "message",
     }
+
+
+def _status_model_at(path: str) -> type[BaseModel] | type:
+    """Follow a printer column's `.status.a.b[?(@.c=="x")].d` through ExperimentStatus by the
+    fields' camelCase aliases; fail on a segment (or a filter's field) no model declares."""
+    node: Any = ExperimentStatus
+    segments = re.findall(r"(\.(\w+)(\[[^\]]*\])?)", path.removeprefix(".status"))
+    assert "".join(whole for whole, _, _ in segments) == path.removeprefix(".status"), path
+    for _, name, rest in segments:
+        assert isinstance(node, type) and issubclass(node, BaseModel), f"{path}: {name} of a leaf"
+        fields = {f.alias or n: f for n, f in node.model_fields.items()}
+        assert name in fields, f"{path}: {name!r} is no field of {node.__name__}"
+        node = fields[name].annotation
+        if typing.get_origin(node) is list:
+            (node,) = typing.get_args(node)
+        for filtered in re.findall(r"@\.(\w+)", rest):
+            item = {f.alias or n for n, f in node.model_fields.items()}
+            assert filtered in item, f"{path}: filter on {filtered!r}, no field of {node.__name__}"
+    return node
+
+
+def test_printer_columns_read_fields_of_the_status_model() -> None:
+    columns = render_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert columns == PRINTER_COLUMNS
+    status_paths = [c["jsonPath"] for c in columns if c["jsonPath"].startswith(".status.")]
+    assert len(status_paths) == len(columns) - 1  # all but Age
+    for path in status_paths:
+        _status_model_at(path)
+    by_name = {c["name"]: c["jsonPath"] for c in columns}
+    assert by_name["Best-Epoch"] == ".status.bestEpoch"
+    assert by_name["Win-Rate"] == ".status.winRate"
+    assert by_name["Variants"] == ".status.variantProgress"
+    # ... which are the fields the operator fills from the select and judge results and sweeps.
+    aliases = {f.alias: n for n, f in ExperimentStatus.model_fields.items()}
+    assert aliases["bestEpoch"] == "best_epoch" and aliases["winRate"] == "win_rate"
+    assert aliases["variantProgress"] == "variant_progress"
+
+
+def test_a_printer_column_on_a_missing_status_field_is_caught() -> None:
+    for path in (".status.bestEpochs", '.status.conditions[?(@.kind=="Ready")].reason'):
+        with pytest.raises(AssertionError):
+            _status_model_at(path)
+    assert _status_model_at('.status.conditions[?(@.type=="Ready")].message') is str
 
 
 def test_name_rules_are_cel() -> None:

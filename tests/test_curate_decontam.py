@@ -80,14 +80,17 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def planted(tmp: Path, shared_data: Path) -> dict:
+REPO = Path(__file__).resolve().parents[1]
+MT_BENCH = REPO / "tests/fixtures/eval/mt_bench_question.jsonl"  # FastChat's, Apache-2.0
+VICUNA = REPO / "examples/data/eval/vicuna_question.jsonl"  # the demo's copy, Apache-2.0
+
+
+def planted(tmp: Path) -> dict:
     """Sources, evaluation files and what each planted row must collide with."""
     rng = random.Random(17)
     held = [{"prompt": text(rng, 14) + "?", "response": text(rng, 120)} for _ in range(5)]
     held.append({"prompt": text(rng, 6) + "?", "response": text(rng, 120)})  # a short prompt
-    mt = [
-        json.loads(line) for line in (shared_data / "eval_prompts/mt_bench_question.jsonl").open()
-    ]
+    mt = [json.loads(line) for line in MT_BENCH.open()]
     q81 = next(q for q in mt if q["question_id"] == 81)["turns"][0]
     q101 = next(q for q in mt if q["question_id"] == 101)["turns"][0]
     vicuna_1 = "How can I improve my time management skills?"
@@ -183,8 +186,8 @@ def planted(tmp: Path, shared_data: Path) -> dict:
     write_jsonl(data / "held.jsonl", held)
     write_jsonl(data / "train.jsonl", rows)
     write_jsonl(data / "custom.jsonl", custom)
-    shutil.copy(shared_data / "eval_prompts/mt_bench_question.jsonl", data / "mt.jsonl")
-    shutil.copy(shared_data / "eval_prompts/vicuna_question.jsonl", data / "vicuna.jsonl")
+    shutil.copy(MT_BENCH, data / "mt.jsonl")
+    shutil.copy(VICUNA, data / "vicuna.jsonl")
     return {"data": data, "rows": rows, "keep": keep, "contaminated": contaminated, "held": held}
 
 
@@ -232,12 +235,8 @@ def lines(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def planted_run(ray_local, tmp_path_factory) -> dict:
-    from tests.conftest import SHARED_DATA
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent")
     tmp = tmp_path_factory.mktemp("decontam")
-    case = planted(tmp, SHARED_DATA)
+    case = planted(tmp)
     experiment = planted_experiment(case["data"], len(case["rows"]))
     out = tmp / "out"
     curate(effective_data(experiment.spec), out, workers=2)
@@ -262,6 +261,9 @@ def test_every_planted_item_removed_and_no_distinct_one(planted_run):
         hit = record["collided_with"]
         if expected_set == "dedup":
             assert record["rule"] == "near_duplicate" and record["similarity"]["value"] >= 0.7
+            # The kept copy went to dev or test: the row names that split and its output id.
+            held_out = {r["id"]: n for n in ("dev", "test") for r in lines(out / f"{n}.jsonl")}
+            assert hit["split"] in {"dev", "test"} and held_out[hit["output_id"]] == hit["split"]
             continue
         if expected_set == "split":
             assert hit["split"] in {"dev", "test"} and hit["source"] == "held"
@@ -325,7 +327,10 @@ def test_contamination_report_in_stats(planted_run):
     # MT-Bench q81 is also Vicuna's q77: that training item counts for both sets.
     assert sets["mt-bench"]["removed"] == 2 and sets["vicuna"]["removed"] == 2
     assert sets["custom"]["removed"] == 1
-    assert sets["dev"]["removed"] + sets["test"]["removed"] == 4
+    # 4 by decontamination and the answer's near-copy removed by dedup, whose kept copy is held out
+    assert sets["dev"]["removed"] + sets["test"]["removed"] == 5
+    assert sets["dev"]["removed_as_duplicates"] + sets["test"]["removed_as_duplicates"] == 1
+    assert report["duplicates_of_held_out"] == 1
     assert (
         sets["mt-bench"]["prompts"] == 160 and sets["vicuna"]["prompts"] == 80
     )  # all, not `limit`

@@ -337,6 +337,25 @@ def test_truncated_row_never_swallows_the_next_valid_row(tmp_path: Path):
     docs, rejected = se_docs(path, StackExchangeFilters(), Stats())
     assert [d.row for d in docs] == ["3"] and docs[0].meta["score"] == 34
     assert [r.rule for r in rejected] == ["unterminated_row"]
+    # The cut row and the valid one on the SAME line (and on the continuation line of a row
+    # cut across lines): the valid row still starts at its own `<row`.
+    cut = '<row Id="2" PostTypeId="2" ParentId="1" Score="40" Body="&lt;p&gt;cut off here'
+    valid = f'<row Id="3" PostTypeId="2" ParentId="1" Score="34" Body="{LONG_ANSWER}" />'
+    question = (
+        '<row Id="1" PostTypeId="1" Score="5" Title="Why does water boil faster?" Body="q" />'
+    )
+    for lines in ([question, cut + valid], [question, cut, "and more " + valid]):
+        path = _posts(tmp_path, *lines)
+        rows = list(iter_rows(path, 0, 10**9, 50_000))
+        assert [r.error.split(":")[0] if r.error else r.attrs["Id"] for r in rows] == [
+            "1",
+            "unterminated_row",
+            "3",
+        ]
+        assert "cut off here" in rows[1].excerpt and 'Id="3"' not in rows[1].excerpt
+        docs, rejected = se_docs(path, StackExchangeFilters(), Stats())
+        assert [d.row for d in docs] == ["3"] and docs[0].meta["score"] == 34
+        assert [r.rule for r in rejected] == ["unterminated_row"]
 
 
 def test_rows_without_id_are_malformed_and_never_the_top_answer(tmp_path: Path):

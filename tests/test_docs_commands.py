@@ -18,15 +18,20 @@ DOCS = sorted(
     [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "examples").rglob("*.md")]
 )
 FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
+# A Markdown indented code block: lines indented by 4 spaces (or a tab) after a blank line.
+INDENTED = re.compile(r"(?:\A|\n[ \t]*\n)((?:(?: {4}|\t)[^\n]*\n(?:[ \t]*\n)*)+)")
 INLINE = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 COMMAND = re.compile(r"^(?:\$ )?(?:\.venv/bin/)?lima ([^`#|;&]+)")
 
 
 def commands_in(text: str) -> list[str]:
-    """`lima` command lines in fenced blocks and inline code (comments and pipes cut off)."""
+    """`lima` command lines in fenced and indented code blocks and inline code (comments and
+    pipes cut off)."""
     snippets = [line for block in FENCE.findall(text) for line in block.splitlines()]
-    snippets += INLINE.findall(FENCE.sub("", text))
+    unfenced = FENCE.sub("", text)
+    snippets += [line for block in INDENTED.findall(unfenced) for line in block.splitlines()]
+    snippets += INLINE.findall(unfenced)  # also `lima stage NAME` quoted inside an indented block
     found = []
     for snippet in snippets:
         if any(ch in snippet for ch in "─│►▼┌└"):
@@ -83,6 +88,22 @@ def test_the_docs_show_commands_at_all() -> None:
     """The extraction itself works: the README alone shows most subcommands."""
     readme = {argv(c)[0] for d, c in SHOWN if d.name == "README.md" and argv(c)}
     assert {"validate", "run", "status", "lineage", "report", "init"} <= readme, readme
+
+
+def test_indented_code_blocks_are_read() -> None:
+    """4-space blocks (no fence) are code too: their commands are checked like the others."""
+    shown = {(d.relative_to(REPO).as_posix(), c) for d, c in SHOWN}
+    assert {
+        ("README.md", "run examples/ablation-diversity.yaml"),
+        ("README.md", "report diversity"),
+        ("docs/architecture.md", "run experiment.yaml"),
+        ("docs/sweeps.md", "validate examples/ablation-diversity.yaml"),
+        ("docs/sweeps.md", "report diversity"),
+    } <= shown
+    text = "Prose.\n\n    lima run a.yaml   # a comment\n\n    lima report x\nNot code: lima y\n"
+    assert commands_in(text) == ["run a.yaml", "report x"]
+    # Not an indented block: a list item's continuation line has no blank line before it.
+    assert commands_in("- item\n    lima nothing\n") == []
 
 
 @pytest.mark.parametrize(

@@ -110,3 +110,70 @@ def test_a_binary_spec_is_a_spec_error(settings: Settings, tmp_path: Path) -> No
     done = lima(settings, "validate", str(spec))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "(file): binary content (NUL byte at offset 50)" in done.stderr
+
+
+BAD_RECORDS = {
+    "stages-not-objects": {"stages": [1, "x"]},
+    "key-as-object": {"stages": [{"stage": "curate", "key": {"a": 1}, "status": "done"}]},
+    "duration-as-text": {
+        "stages": [{"stage": "curate", "key": "k", "status": "done", "duration_s": "slow"}]
+    },
+    "summary-as-list": {
+        "stages": [{"stage": "curate", "key": "k", "status": "done", "summary": [1]}]
+    },
+    "run-id-as-list": {"run_id": ["x"], "stages": []},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(BAD_RECORDS))
+def test_a_run_record_of_the_wrong_shape_is_skipped_and_named(
+    settings: Settings, finished, shape: str
+) -> None:
+    """Valid JSON, wrong shape: every reader skips it with a warning naming the file."""
+    store, _ = finished
+    good = store.runs("demo")[-1]["run_id"]
+    bad = {
+        "run_id": "29990101T000000-bad000",
+        "experiment": "demo",
+        "started_at": "2999-01-01T00:00:00Z",  # the newest: what `latest` would pick
+        **BAD_RECORDS[shape],
+    }
+    store.record_run("demo", "29990101T000000-bad000", bad)
+    path = store.backend.path(store.key_of("runs", "demo", "29990101T000000-bad000.json"))
+    for args in (
+        ("status", "demo"),
+        ("lineage", "demo"),
+        ("report", "demo"),
+        ("verify", "demo"),
+        ("diff", good, good),
+    ):
+        done = lima(settings, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert f"unreadable run record {path.as_uri()}" in done.stderr, (args, done.stderr)
+    done = lima(settings, "diff", good, "29990101T000000-bad000")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no run '29990101T000000-bad000'")
+
+
+@pytest.mark.parametrize("opening", ["[", "{a: "])
+def test_a_deeply_nested_spec_is_a_spec_error(
+    settings: Settings, tmp_path: Path, opening: str
+) -> None:
+    closing = "]" if opening == "[" else "}"
+    head = "apiVersion: lima-run.io/v1alpha1\nkind: Experiment\nmetadata: {name: deep}\n"
+    for depth in (600, 5000):
+        spec = tmp_path / "deep.yaml"
+        spec.write_text(f"{head}spec: {opening * depth}1{closing * depth}\n")
+        done = lima(settings, "validate", str(spec))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "(document): nested too deeply" in done.stderr
+
+
+def test_a_dotenv_in_another_encoding_is_a_settings_error(settings: Settings) -> None:
+    dotenv = settings.work_dir.parent / ".env"
+    dotenv.write_bytes(b"LIMA_BUCKET=x\nLIMA_S3_SECRET_KEY=s3cr3t-\xe9t\xe9-value\n")
+    for command in ("status", "lineage"):
+        line = one_error_line(lima(settings, command, "demo"))
+        assert f"cannot read {dotenv}: not UTF-8 text" in line
+        assert "s3cr3t" not in line and "value" not in line

@@ -122,3 +122,50 @@ def test_a_missing_source_exits_2_in_one_line_before_ray_starts(tmp_path: Path) 
     assert "nowhere" in done.stderr and "Traceback" not in done.stderr
     assert len([line for line in done.stderr.splitlines() if "nowhere" in line]) == 1
     assert not (tmp_path / "w" / "logs").exists()  # nothing started
+
+
+def test_validate_refuses_splits_larger_than_the_surplus(tmp_path: Path) -> None:
+    """`lima validate` counts the local sources' rows (an upper bound) and refuses dev + test
+    beyond what they can give over the quotas, naming the field and the numbers."""
+    import yaml
+
+    from tests.test_cli import lima
+
+    source = authored_rows(tmp_path / "twelve.jsonl", 12)
+
+    def spec(dev: int, test: int) -> Path:
+        document = experiment(source, quota=8, dev=dev, test=test).model_dump(
+            mode="json", exclude_defaults=True
+        )
+        path = tmp_path / f"spec-{dev}-{test}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    refused = lima("validate", str(spec(5, 5)), work=tmp_path / "w", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    message = refused.stderr.replace("\n", " ")
+    assert "spec.data.splits: dev 5 + test 5 = 10 held-out prompts" in message
+    assert "at most 4 rows beyond their training quotas" in message
+    assert "mine 12 (quota 8)" in message
+    fits = lima("validate", str(spec(2, 2)), work=tmp_path / "w", cwd=tmp_path)
+    assert fits.returncode == 0, fits.stderr
+
+
+def test_validate_counts_every_kind_of_source(tmp_path: Path) -> None:
+    """The demo (Stack Exchange, wikiHow, WritingPrompts, NI, authored) with paper-sized
+    splits: more than its files hold beyond the quotas."""
+    from tests.test_cli import demo_variant, lima
+
+    def paper_splits(spec: dict) -> None:
+        spec["data"]["splits"] = {"dev": 50, "test": 500}
+
+    done = lima("validate", str(demo_variant(tmp_path / "exp", paper_splits)), work=None)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "spec.data.splits: dev 50 + test 500 = 550 held-out prompts" in done.stderr
+    for counted in (
+        "se-stem 18 (quota 5)",
+        "wikihow 142 (quota 10)",
+        "writingprompts 90 (quota 15)",
+        "natural-instructions 7 (quota 5)",
+    ):
+        assert counted in done.stderr.replace("\n", " "), done.stderr

@@ -188,20 +188,68 @@ def test_an_unreachable_store_fails_in_one_line(moto_with_secrets, tmp_path: Pat
         assert leaks(done.stdout + done.stderr) == []
 
 
-@pytest.mark.slow  # a real stage on a local Ray: ~2-5 minutes on 2 shared cores
+def small_demo(folder: Path, judge_url: str) -> Path:
+    """The demo at its smallest (2 epochs, few prompts, 16-token answers), judged by an
+    OpenAI-compatible endpoint so LIMA_JUDGE_API_KEY is really sent."""
+    path = demo_spec(folder)
+    document = yaml.safe_load(path.read_text())
+    spec = document["spec"]
+    spec["train"].update(epochs=2, eligible_epochs=[1, 2])
+    spec["data"]["splits"] = {"dev": 4, "test": 4}
+    spec["generate"].update(max_new_tokens=16)
+    spec["generate"]["prompt_sets"][1]["limit"] = 2
+    spec["judge"].update(
+        backend="openai", model="scripted", selection_prompts=2, protocols=["pairwise"]
+    )
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _judge_reply(body: dict) -> object:
+    from scripted_endpoint import Reply
+
+    return Reply("Both fine, A reads better.\nAnswer A is significantly better.")
+
+
+@pytest.mark.slow  # a whole small demo run on a local Ray: ~3-6 minutes on 2 shared cores
 @pytest.mark.timeout(1800)
-def test_a_stage_with_secrets_leaves_none_behind(moto_with_secrets, tmp_path: Path) -> None:
-    spec = demo_spec(tmp_path / "project")
-    env = environment(moto_with_secrets, tmp_path / "work")
+def test_a_full_run_with_secrets_leaves_none_behind(moto_with_secrets, tmp_path: Path) -> None:
+    """`lima run` of the whole (tiny) demo with every secret set, the judge key sent to a real
+    HTTP endpoint; then every output, file, stored object and Ray session log is searched."""
+    import tempfile
+
+    from scripted_endpoint import ScriptedEndpoint
+
+    # Ray's session folder (logs of every worker) where the search below looks; a short path,
+    # as Ray's unix sockets live there too.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))
     outputs = []
-    for args in (
-        ["stage", "curate", str(spec)],
-        ["status", "demo"],
-        ["lineage", "demo"],
-        ["verify", "demo"],
-        ["logs", "demo", "curate"],
-    ):
-        done = lima(args, env, tmp_path / "project", timeout=900)  # Ray on a loaded machine
-        assert "Traceback" not in done.stderr, (args, done.stderr[-2000:])
-        outputs += [(f"{args} stdout", done.stdout), (f"{args} stderr", done.stderr)]
-    assert_nothing_leaked(outputs, [tmp_path], moto_with_secrets)
+    try:
+        with ScriptedEndpoint(_judge_reply) as endpoint:
+            spec = small_demo(tmp_path / "project", endpoint.url)
+            env = environment(
+                moto_with_secrets,
+                tmp_path / "work",
+                LIMA_JUDGE_BASE_URL=endpoint.url,
+                RAY_TMPDIR=str(ray_tmp),
+            )
+            for args, accepted in (
+                (["run", str(spec)], {0}),
+                (["status", "demo"], {0}),
+                (["lineage", "demo"], {0}),
+                (["report", "demo"], {0}),
+                (["verify", "demo"], {0}),
+                (["logs", "demo", "judge"], {0}),
+            ):
+                done = lima(args, env, tmp_path / "project", timeout=1500)
+                assert done.returncode in accepted, (args, done.stdout[-2000:], done.stderr[-2000:])
+                assert "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+                outputs += [(f"{args} stdout", done.stdout), (f"{args} stderr", done.stderr)]
+            # The key was used (sent as a header to the judge), not merely set.
+            bearer = f"Bearer {SECRETS['LIMA_JUDGE_API_KEY']}"
+            assert endpoint.requests > 0 and set(endpoint.authorizations) == {bearer}
+        sessions = list(ray_tmp.glob("**/session_*/logs"))  # RAY_TMPDIR/ray/session_.../logs
+        assert sessions and any(p.is_file() for p in sessions[0].rglob("*"))
+        assert_nothing_leaked(outputs, [tmp_path, ray_tmp], moto_with_secrets)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)

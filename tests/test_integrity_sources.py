@@ -92,3 +92,38 @@ def test_an_s3_key_cannot_download_outside_the_scratch_folder(s3cfg, tmp_path: P
 
     with pytest.raises(SourceError, match="leaves the download folder"):
         localize_uri("s3://b-x/../../../etc/passwd", tmp_path / "scratch", s3cfg)
+
+
+def test_s3_evaluation_sets_are_fingerprinted_by_etag(s3cfg, tmp_path: Path, monkeypatch) -> None:
+    """An evaluation set (a generate prompt set, a decontamination extra set) on S3 enters the
+    curate key by its ETag, and the prompt set the generate key: a changed object at the same
+    URI is decontaminated against and answered again, never served from the old artifacts."""
+    backend = s3_backend(s3cfg, "evalsets-fp")
+    questions = (REPO / "examples" / "data" / "eval" / "vicuna_question.jsonl").read_bytes()
+    backend.put_bytes("eval/vicuna.jsonl", questions)
+    backend.put_bytes("eval/extra.jsonl", questions)
+    for name, value in s3cfg.model_dump().items():
+        if value is not None and name.startswith("s3_"):
+            raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            monkeypatch.setenv(f"LIMA_{name.upper()}", str(raw))
+    spec = demo_copy(tmp_path)
+    document = yaml.safe_load(spec.read_text())
+    document["spec"]["generate"]["prompt_sets"][1]["uri"] = "s3://evalsets-fp/eval/vicuna.jsonl"
+    document["spec"]["data"]["decontamination"] = {
+        "extra_sets": [{"name": "extra", "uri": "s3://evalsets-fp/eval/extra.jsonl"}]
+    }
+    spec.write_text(yaml.safe_dump(document))
+
+    def keys() -> tuple[str, str]:
+        experiment = load_experiment(spec)
+        return curate_key(spec), dag.generate_config(experiment)["prompt_sets"][1]["content"]
+
+    before = keys()
+    assert keys() == before  # stable
+    same_size = questions.replace(b"time management", b"time budgeting!", 1)
+    assert len(same_size) == len(questions)
+    backend.put_bytes("eval/vicuna.jsonl", same_size)
+    after = keys()
+    assert after[0] != before[0] and after[1] != before[1]
+    backend.put_bytes("eval/extra.jsonl", same_size)  # a decontamination-only set
+    assert keys()[0] != after[0]

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from lima.judging import Verdict, agreement, distribution, position_consistency, win_tie_loss
+from lima.judging import (
+    Verdict,
+    agreement,
+    distribution,
+    position_consistency,
+    position_summary,
+    win_tie_loss,
+)
 from lima.judging.orders import combine, consistent
 
 
@@ -68,6 +75,27 @@ def test_bootstrap_resamples_prompts_not_verdicts() -> None:
     assert out["ci"]["win"][0] in (0.0, pytest.approx(2 / 3)) and out["ci"]["win"][1] == 1.0
 
 
+def test_bootstrap_clusters_multi_turn_prompts() -> None:
+    # two prompts of ten turns each, one all "win", one all "loss": a resample picks two whole
+    # prompts, so the win rate is 0, 0.5 or 1 (P = 1/4, 1/2, 1/4) and the 95% CI is [0, 1];
+    # resampling the 20 verdicts one by one would give about [0.3, 0.7]
+    verdicts = [pw("p", "win") for _ in range(10)] + [pw("q", "loss") for _ in range(10)]
+    for i, verdict in enumerate(verdicts):
+        verdict.turn = i % 10 + 1  # turns of one prompt share its prompt_id
+    out = win_tie_loss(verdicts, resamples=2000, seed=5)
+    assert out["win"] == 0.5 and out["n"] == 20
+    assert out["ci"]["win"] == [0.0, 1.0]
+    assert out["ci"]["loss"] == [0.0, 1.0]
+    assert out["ci"]["score"] == [0.0, 1.0]
+    # and it is exactly a hand-rolled resample of prompts (clusters)
+    rng = np.random.default_rng(5)
+    picks = rng.integers(0, 2, size=(2000, 2))
+    per_prompt = np.array([[10, 0, 0], [0, 0, 10]])
+    sampled = per_prompt[picks].sum(axis=1)
+    wins = sampled[:, 0] / sampled.sum(axis=1)
+    assert out["ci"]["win"] == pytest.approx(list(np.percentile(wins, [2.5, 97.5])))
+
+
 def test_win_tie_loss_with_nothing_valid() -> None:
     out = win_tie_loss([pw("a", None)])
     assert out["n"] == 0 and out["invalid"] == 1 and out["win"] is None
@@ -125,3 +153,15 @@ def test_position_consistency() -> None:
     assert position_consistency(verdicts) == 0.5
     assert position_consistency([pw("5", None)]) is None
     assert not math.isnan(position_consistency(verdicts[:1]))
+
+
+def test_position_summary_is_na_for_a_symmetric_judge() -> None:
+    # both orders agree on every item: measured, the consistency would read 1.0 and mean nothing
+    verdicts = [pw("1", "win", "A", "B"), pw("2", "loss", "B", "A")]
+    assert position_summary(verdicts, symmetric=True) == {
+        "position_consistency": None,
+        "position_consistency_note": "n/a: symmetric judge",
+    }
+    assert position_summary(verdicts, symmetric=False) == {"position_consistency": 1.0}
+    mixed = [*verdicts, pw("3", "tie", "A", "A")]
+    assert position_summary(mixed, symmetric=False)["position_consistency"] == pytest.approx(2 / 3)

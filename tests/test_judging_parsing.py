@@ -82,6 +82,8 @@ ISSUE_CASES = [
     ("absolute", "Rating: Pass; final rating: Fail", None),
     # "none of the above" is prose, not the label "none" (= neither)
     ("pairwise", "Label: none of the above fits.\nVerdict: A", "A"),
+    ("pairwise", "Label: none of the above ... Verdict: A", "A"),  # the issue's line, verbatim
+    ("pairwise", "Label: none of the above. Verdict: B", "B"),
     ("pairwise", "Label: none", "neither"),
     # a dash joins prose: only a bare label after it counts
     ("pairwise", "Answer - B is shorter, but A is right about the dates.", None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,44 @@ def test_make_judge_takes_the_experiment_spec(tmp_path: Path) -> None:
         assert judge.inner.margin == experiment.spec.judge.reference_margin
     with pytest.raises(TypeError, match="JudgeSpec"):
         make_judge({"backend": "reference"}, settings)
+
+
+def test_the_judge_stage_row_of_the_proxy_has_no_position_consistency(
+    judge: ReferenceJudge, tmp_path: Path
+) -> None:
+    """The judge stage's pairwise row for a set: n/a for the (symmetric) proxy, never a 1.0."""
+    from types import SimpleNamespace
+
+    from lima.generation.prompt_sets import PromptRecord
+    from lima.judging import Verdict, position_consistency
+    from lima.stages.judge import _SetJudging, judge_set
+
+    prompts = [PromptRecord("p1", [PROMPT], [REFERENCE]), PromptRecord("p2", [PROMPT], [None])]
+    answers = {"tuned": {"p1": REFERENCE, "p2": GOOD}, "base": {"p1": UNRELATED, "p2": UNRELATED}}
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "test.jsonl").write_text(
+        "".join(json.dumps(p.to_dict()) + "\n" for p in prompts)
+    )
+    (tmp_path / "answers" / "test").mkdir(parents=True)
+    for system, texts in answers.items():
+        rows = [
+            {"id": pid, "turns": [{"prompt": PROMPT, "answer": text, "finish_reason": "eot"}]}
+            for pid, text in texts.items()
+        ]
+        (tmp_path / "answers" / "test" / f"{system}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows)
+        )
+    spec = JudgeSpec(backend="reference", bootstrap_resamples=100)
+    job = _SetJudging(
+        SimpleNamespace(spec=SimpleNamespace(judge=spec)),
+        judge,
+        "test",
+        tmp_path,
+        ["tuned", "base"],
+    )
+    row = judge_set(job, ["pairwise"], "tuned", ["base"])["pairwise"]["base"]
+    assert (row["n"], row["win"]) == (2, 1.0)
+    assert row["position_consistency"] is None
+    assert row["position_consistency_note"] == "n/a: symmetric judge"
+    verdicts = [Verdict.from_dict(r) for r in job.rows]
+    assert position_consistency(verdicts) == 1.0  # what would have been reported

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import json
 import socket
 import threading
 import time
@@ -19,6 +21,7 @@ from operator_harness import (
     RAYJOBS,
     REPO,
     Operator,
+    carried_spec,
     example,
     experiment_status,
     objects,
@@ -93,7 +96,7 @@ async def finish(kmock, settings, document, stage: str, result=None) -> None:
     )
 
 
-async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
+async def test_cache_hit_then_each_stage_in_order(cluster, tmp_path) -> None:
     kmock, settings, _ = cluster
     document = example()
     publish(settings, document, "curate")  # already produced (e.g. by `lima run` on a laptop)
@@ -105,7 +108,7 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert len(meta["name"]) <= 47 and meta["name"].startswith("demo-train-")
     assert meta["ownerReferences"][0]["uid"] == "uid-demo"
     assert meta["labels"]["lima-run.io/experiment"] == "demo"
-    assert spec["entrypoint"].startswith("lima stage train --experiment s3://lima/lima/specs/")
+    assert spec["entrypoint"] == "lima stage train --experiment /etc/lima-run/experiment.json"
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]
     assert workers["maxReplicas"] == 2  # spec.resources.train.workers of the example
     status = await wait_for(
@@ -113,6 +116,8 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     )
     assert status["stages"][0] == {**status["stages"][0], "name": "curate", "phase": "Cached"}
     assert status["currentStage"] == "train" and status["stagesTotal"] == 6
+    assert_runs_the_spec_of(job, status, settings, tmp_path)
+    assert "specUri" not in status  # nothing was written to the store for it
 
     selected, judged = select_and_judge_results()
     for stage, result in (
@@ -137,6 +142,53 @@ async def test_cache_hit_then_each_stage_in_order(cluster) -> None:
     assert len(objects(kmock, RAYJOBS)) == 5
     assert_declared_in_crd(status)
     assert_admitted_unchanged(kmock)
+
+
+def assert_runs_the_spec_of(job, status, settings, folder) -> None:
+    """The RayJob carries the spec it runs: read as the kubelet and `lima stage` read it, it is
+    the spec the Experiment's status names (same digest, also the RayJob's annotation), and no
+    credential is anywhere in the RayJob (only Secret references)."""
+    from lima_operator.artifacts import spec_digest
+
+    ran = carried_spec(job, folder)
+    assert ran.metadata.name == job["metadata"]["labels"]["lima-run.io/experiment"]
+    assert spec_digest(ran) == status["specDigest"]
+    # checkable without lima: the digest is sha256 of the carried spec, keys sorted, compact
+    template = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    carried = json.loads(template["metadata"]["annotations"]["lima-run.io/experiment"])
+    canonical = json.dumps(carried["spec"], sort_keys=True, separators=(",", ":"))
+    assert hashlib.sha256(canonical.encode()).hexdigest()[:16] == status["specDigest"]
+    assert job["metadata"]["annotations"]["lima-run.io/spec-digest"] == status["specDigest"]
+    text = json.dumps(job)
+    for credential in (settings.s3_access_key, settings.s3_secret_key):
+        assert credential.get_secret_value() not in text
+
+
+async def test_a_spec_too_large_to_carry_is_read_from_a_store_snapshot(
+    cluster, monkeypatch
+) -> None:
+    """Over MAX_INLINE_SPEC (a pod's annotations are limited), the RayJob reads an immutable,
+    content-addressed snapshot in the store, written before the RayJob is created."""
+    import lima_operator.reconcile
+    from lima_operator.artifacts import spec_digest
+
+    from lima.spec.load import parse_yaml, spec_text
+    from lima.store.sources import read_uri
+
+    kmock, settings, _ = cluster
+    monkeypatch.setattr(lima_operator.reconcile, "MAX_INLINE_SPEC", 100)
+    await create(kmock, example())
+    job = await wait_for(lambda: rayjob_for(kmock, "curate"), what="curate RayJob")
+    uri = job["spec"]["entrypoint"].split()[-1]
+    assert uri.startswith("s3://lima/lima/specs/ns1/demo/") and uri.endswith(".json")
+    template = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    assert "annotations" not in template["metadata"]  # nothing carried
+    status = await wait_for(
+        lambda: experiment_status(kmock).get("specUri") and experiment_status(kmock)
+    )
+    assert status["specUri"] == uri
+    snapshot = parse_yaml(spec_text(read_uri(uri, settings), uri), uri)  # as `lima stage` does
+    assert spec_digest(snapshot) == status["specDigest"] in uri
 
 
 def assert_admitted_unchanged(kmock) -> None:
@@ -174,7 +226,7 @@ def select_and_judge_results():
         proxy=False,
         verdicts=4,
         invalid=0,
-        headline=headline({"test": judged_set}, "lima", ["base"]),
+        headline=headline({"test": judged_set}, ["base"]),
     )
     return selected, judged
 
@@ -664,3 +716,25 @@ def test_the_operator_registers_no_handler_that_needs_a_diff() -> None:
     assert registry._changing.get_all_handlers() == []  # create/update/delete/resume
     assert registry._spawning.get_all_handlers() == []  # daemons and timers
     assert len(registry._watching.get_all_handlers()) == 2  # Experiments and RayJobs
+
+
+def test_the_operator_process_keeps_start_up_out_of_garbage_collection() -> None:
+    """`tune_gc` (the operator's start-up, LIMA_OPERATOR_GC_TUNING, default on): start-up's
+    objects frozen out of collections, collections rarer; run in a process of its own, since
+    it is process-wide (the in-process operator of these tests turns it off)."""
+    import subprocess
+    import sys
+
+    from lima_operator.config import OperatorConfig
+
+    assert OperatorConfig().gc_tuning is True
+    probe = (
+        "import gc, lima_operator.handlers as h\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "h.tune_gc()\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == h.GC_THRESHOLD\n"
+    )
+    command = [sys.executable, "-c", probe]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from fake_admission import AdmittingEmulator
+from lima_operator.artifacts import spec_digest
 from operator_harness import (
     RAYJOBS,
+    carried_spec,
     example,
     experiment_status,
     objects,
@@ -44,6 +46,17 @@ def _children(document: dict) -> dict:
     }
 
 
+def _job_of(kmock, settings, child, stage: str) -> dict | None:
+    """The RayJob of `child`'s `stage` (by the stage key it labels), if any yet."""
+    key = next(
+        p.key for p in dag.plan(child, open_store(settings, child.spec.storage)) if p.name == stage
+    )
+    return next(
+        (j for j in _jobs(kmock, stage) if j["metadata"]["labels"]["lima-run.io/key"] == key[:63]),
+        None,
+    )
+
+
 def _jobs(kmock, stage: str) -> list[dict]:
     return [
         j
@@ -54,20 +67,7 @@ def _jobs(kmock, stage: str) -> list[dict]:
 
 async def _finish(kmock, settings, child, stage: str) -> None:
     """Play KubeRay for the RayJob of `child`'s `stage`: run it, publish, succeed."""
-    key = next(
-        p.key for p in dag.plan(child, open_store(settings, child.spec.storage)) if p.name == stage
-    )
-    job = await wait_for(
-        lambda: next(
-            (
-                j
-                for j in _jobs(kmock, stage)
-                if j["metadata"]["labels"]["lima-run.io/key"] == key[:63]
-            ),
-            None,
-        ),
-        what=f"RayJob of {stage} ({key[:8]})",
-    )
+    job = await wait_for(lambda: _job_of(kmock, settings, child, stage), what=f"RayJob of {stage}")
     name = job["metadata"]["name"]
     await set_rayjob_status(kmock, name, jobDeploymentStatus="Running", jobStatus="RUNNING")
     publish(settings, child, stage)
@@ -110,17 +110,25 @@ async def test_sweep_variants_share_stages_honour_parallelism_and_compare(
         what="a Succeeded, b Running",
     )
     assert status["variants"][1]["stages"][0]["phase"] == "Cached"
+    # Each variant's RayJobs run that variant's own spec (its patch applied), named by digest.
+    for child in children.values():
+        job = _job_of(kmock, settings, child, "train")
+        assert spec_digest(carried_spec(job, tmp_path)) == spec_digest(child)
+        assert job["metadata"]["annotations"]["lima-run.io/spec-digest"] == spec_digest(child)
+    ran = carried_spec(_job_of(kmock, settings, children["b"], "train"), tmp_path)
+    assert ran.spec.train.lr == 5e-4 != children["a"].spec.train.lr
     for stage in dag.NAMES[1:]:
         await _finish(kmock, settings, children["b"], stage)
 
     job = await wait_for(lambda: _jobs(kmock, STAGE) and _jobs(kmock, STAGE)[0], what="compare")
-    assert job["spec"]["entrypoint"].startswith(f"lima stage {STAGE} --experiment s3://")
+    assert job["spec"]["entrypoint"].startswith(f"lima stage {STAGE} --experiment /")
+    sweep = parse_experiment({**document, "metadata": {"name": NAME}})
+    assert spec_digest(carried_spec(job, tmp_path)) == spec_digest(sweep)  # the whole sweep
     store = open_store(settings, children["a"].spec.storage)
     inputs = {}
     for variant, child in children.items():
         planned = {p.name: p.manifest for p in dag.plan(child, store)}
         inputs.update({(variant, stage): planned[stage] for stage in INPUTS})
-    sweep = parse_experiment({**document, "metadata": {"name": NAME}})
     key, config = compare_key(sweep, inputs)
     assert job["metadata"]["labels"]["lima-run.io/key"] == key[:63]
     folder = tmp_path / "compare"

@@ -23,7 +23,9 @@ from k8s_helpers import errors, rayjob_validator
 from lima.k8s.kuberay import InstalledKubeRay, fits, rayjob_schema, unknown_fields
 from lima.k8s.pools import Pool, Toleration, check_pools, load_pools
 from lima.k8s.rayjob import (
+    MAX_INLINE_SPEC,
     MAX_RAYJOB_NAME,
+    SPEC_PATH,
     RayJobOptions,
     S3Ref,
     build_rayjob,
@@ -273,6 +275,102 @@ def test_pool_and_head_overrides() -> None:
     assert head["nodeSelector"] == {"pool": "system"} and head["priorityClassName"] == "ops"
     assert head["containers"][0]["image"] == "ghcr.io/lima-run/runtime:0.1.0"
     assert head["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def cluster_experiment(**resources: dict[str, Any]):
+    document = spec_load.yaml.safe_load((REPO / "examples/experiment-cluster.yaml").read_text())
+    document["spec"].setdefault("resources", {}).update(resources)
+    return spec_load.parse_experiment(document)
+
+
+def carry(exp, stage: str, pool: Pool = CPU, **kw: Any) -> tuple[dict[str, Any], str]:
+    """A RayJob carrying `exp` (the document the operator carries: lima_operator.artifacts)."""
+    text = json.dumps(
+        exp.model_dump(mode="json", exclude={"metadata": {"namespace"}}), separators=(",", ":")
+    )
+    job = build_rayjob(
+        exp,
+        stage,
+        key="0123456789abcdef0123456789abcdef",
+        spec_document=text,
+        spec_digest="0123456789abcdef",
+        namespace="ml",
+        image="ghcr.io/lima-run/runtime:0.1.0",
+        pool=pool,
+        s3=S3,
+        **kw,
+    )
+    return job, text
+
+
+# Pod Security Standards, "restricted": the only volume types a pod may use.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+@pytest.mark.parametrize("pool", [CPU, CPU_FIXED, GPU])
+@pytest.mark.parametrize("queue", [None, "team-a"])
+def test_the_spec_travels_in_the_rayjob(pool: Pool, queue: str | None, tmp_path: Path) -> None:
+    """The stage's spec is an annotation of the head pod, projected read-only by the kubelet
+    (downward API) where the entrypoint reads it: nothing is written before the RayJob exists,
+    and the job runs exactly what its manifest shows. Valid on the oldest and newest supported
+    KubeRay, restricted pods, autoscaler and Kueue rules unchanged."""
+    from operator_harness import carried_spec
+
+    resources = {"pool": pool.name, "workers": 1, "queue": queue}
+    if pool is GPU:
+        resources.update(gpus=8, cpus=32, memory="512Gi")
+    exp = cluster_experiment(train=resources)
+    job, text = carry(exp, "train", pool)
+    _check(job)
+    if queue:
+        assert kueue_webhook(job) == []
+    assert job["spec"]["entrypoint"] == f"lima stage train --experiment {SPEC_PATH}"
+    assert job["metadata"]["annotations"]["lima-run.io/spec-digest"] == "0123456789abcdef"
+    ran = carried_spec(job, tmp_path)  # as the kubelet projects it and `lima stage` loads it
+    assert ran.model_dump(mode="json") == exp.model_dump(mode="json")
+    cluster = job["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]
+    assert head["metadata"]["annotations"] == {"lima-run.io/experiment": text}
+    assert len(text.encode()) < MAX_INLINE_SPEC / 4  # the example is far below the limit
+    # Only the head (where the driver runs) gets the file; every pod stays "restricted".
+    pods = [head, job["spec"]["submitterPodTemplate"]]
+    pods += [g["template"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        for volume in pod["spec"].get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUMES, volume
+        carried = "downwardAPI" in json.dumps(pod["spec"].get("volumes", []))
+        assert carried == (pod is head)
+    assert text not in json.dumps([p for p in pods if p is not head])
+
+
+def test_the_spec_is_carried_or_referenced_never_both_and_bounded() -> None:
+    exp = cluster_experiment()
+    with pytest.raises(ValueError, match="either"):
+        build(exp, "train", spec_document="{}")
+    big = "x" * (MAX_INLINE_SPEC + 1)
+    with pytest.raises(ValueError, match="spec_uri"):
+        build_rayjob(
+            exp,
+            "train",
+            key="k",
+            spec_document=big,
+            namespace="ml",
+            image="i",
+            pool=CPU,
+            s3=S3,
+        )
+    # The kubelet refuses a pod whose annotations total over 256 KiB (KubeRay adds its own).
+    assert MAX_INLINE_SPEC <= 128 * 1024
 
 
 def test_volume_mounts_must_name_a_volume() -> None:

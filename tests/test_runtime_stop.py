@@ -41,9 +41,20 @@ SCRIPT = textwrap.dedent(
         except (OSError, ValueError):
             time.sleep(0.05)
     started = time.monotonic()
-    runtime.stop_ray_for_good(time.monotonic() + 2.0, started=[])
+    frozen = runtime.freeze_ray(time.monotonic() + 2.0)
+    was_frozen = [p.status() for p in frozen if p.pid == orphan] == ["stopped"]
+    runtime.kill_frozen(frozen)
+
+    def alive():
+        try:
+            return psutil.Process(orphan).status() != "zombie"
+        except psutil.NoSuchProcess:
+            return False
+
+    while alive() and time.monotonic() < started + 2.0:
+        time.sleep(0.01)
     took = time.monotonic() - started
-    alive = psutil.pid_exists(orphan) and psutil.Process(orphan).status() != "zombie"
+    alive = alive()
     try:
         runtime.ensure_ray(Settings())
         again = "started"
@@ -51,7 +62,7 @@ SCRIPT = textwrap.dedent(
         again = str(error)
     from ray._private import auto_init_hook
 
-    print(json.dumps({"alive": alive, "took": took, "again": again,
+    print(json.dumps({"alive": alive, "took": took, "again": again, "frozen": was_frozen,
                       "auto_init": auto_init_hook.enable_auto_connect, "orphan": orphan}))
     """
 )
@@ -70,10 +81,11 @@ def run_case(mode: str, tmp_path: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_an_orphan_that_ignores_sigterm_is_killed_by_the_deadline_and_ray_stays_stopped(
+def test_an_orphan_is_frozen_then_killed_by_the_deadline_and_ray_stays_stopped(
     tmp_path: Path,
 ) -> None:
     result = run_case("adopt", tmp_path)
+    assert result["frozen"] is True  # stopped first: nothing dies before the CLI's exit code is out
     assert result["alive"] is False
     assert result["took"] < 2.5
     assert result["again"] == "the run was stopped; Ray is not started again"

@@ -339,6 +339,21 @@ HOLES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         ["spec.train.epochs: must be <= 1000 (got 1000000000000)"],
     ),
     (
+        "a trillion new tokens",
+        lambda d: d["spec"]["generate"].update(max_new_tokens=int(1e12)),
+        ["spec.generate.max_new_tokens: must be <= 131072 (got 1000000000000)"],
+    ),
+    (
+        "a trillion bootstrap resamples",
+        lambda d: d["spec"]["judge"].update(bootstrap_resamples=int(1e12)),
+        ["spec.judge.bootstrap_resamples: must be <= 100000 (got 1000000000000)"],
+    ),
+    (
+        "a billion-word n-gram (answer decontamination silently off)",
+        lambda d: d["spec"]["data"].update(decontamination={"ngram": int(1e9)}),
+        ["spec.data.decontamination.ngram: must be <= 50 (got 1000000000)"],
+    ),
+    (
         "more selection prompts than dev prompts",
         lambda d: d["spec"]["data"].update(splits={"dev": 5, "test": 10}),
         [

@@ -274,6 +274,7 @@ def test_select_refuses_on_no_evidence_unless_a_fallback_is_set(
     assert selection["selected_epoch"] == 3 and selection["fallback"] == "last_epoch"
     assert "0 of 4 verdicts valid" in selection["fallback_reason"]
     assert manifest.summary["fallback"] == "last_epoch"
+    assert manifest.summary["fallback_reason"] == selection["fallback_reason"]  # for status
 
 
 def test_choose_prefers_score_then_the_earlier_epoch() -> None:

@@ -136,18 +136,59 @@ def test_max_examples_enters_the_train_key_only_when_set() -> None:
     assert dag.curate_config(subset) == dag.curate_config(unset)
 
 
-def test_the_comparison_shows_the_trained_subset(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
+def test_the_comparison_shows_the_trained_subset(settings, tmp_path: Path) -> None:
+    """The comparison reads train's typed result (lima.results.TrainResult) from its manifest."""
     from lima.report.compare import _data_stats
+    from lima.results import TrainResult
+    from lima.store import ArtifactStore, FileBackend
+
+    store = ArtifactStore(FileBackend(settings.artifacts_dir), "lima")
+    train = dag.get("train")
+
+    def trained(key: str, used: int, pool: int):
+        """A train artifact published with the result the train stage returns."""
+        result = TrainResult(
+            epochs=1,
+            non_padding_fraction=0.9,
+            truncated=0,
+            train_rows=used,
+            pool_rows=pool,
+            models=["epoch-1"],
+        )
+        folder = tmp_path / key
+        folder.mkdir()
+        (folder / "model.txt").write_text(key)
+        return store.publish(
+            "train",
+            key,
+            folder,
+            code_version=train.version,
+            config={"key": key},
+            inputs=[],
+            started_at="2026-11-30T00:00:00Z",
+            summary=train.check_result(result),
+        )
 
     totals = {"train": 57, "tokens": 40332}
     (tmp_path / "stats.json").write_text(json.dumps({"totals": totals, "mix": {}}))
-    pool = _data_stats(tmp_path, SimpleNamespace(summary={"train_rows": 57, "pool_rows": 57}))
+    pool = _data_stats(tmp_path, trained("all", 57, 57))
     assert pool["train"] == 57 and pool["pool"] is None
-    part = _data_stats(tmp_path, SimpleNamespace(summary={"train_rows": 8, "pool_rows": 57}))
+    part = _data_stats(tmp_path, trained("part", 8, 57))
     assert part["train"] == 8 and part["pool"] == 57 and part["tokens"] == 40332
-    assert _data_stats(tmp_path, None)["train"] == 57  # a train result of an older layout
+    assert _data_stats(tmp_path, None)["train"] == 57  # no train artifact at hand
+    # A summary that is no TrainResult (an older layout, or hand-made) is not trusted, even when
+    # it carries numbers under the same names: curate's counts stand.
+    older = store.publish(
+        "train",
+        "old",
+        tmp_path / "all",
+        code_version="0",
+        config={},
+        inputs=[],
+        started_at="2026-01-01T00:00:00Z",
+        summary={"train_rows": 8, "pool_rows": 57},
+    )
+    assert _data_stats(tmp_path, older)["train"] == 57
 
 
 @pytest.mark.slow  # real curate + two 1-epoch Ray Train runs of the tiny preset: ~50 s here
@@ -252,3 +293,6 @@ def test_three_variant_sweep_shares_artifacts_and_compares(
     assert locate(store, "evaltest").endswith("compare.html")  # `lima report SWEEP`
     again = run_sweep(sweep, settings, stages=stages)
     assert again.comparison.key == result.comparison.key  # unchanged sweep: a cache hit
+    from lima.results import CompareResult
+
+    assert CompareResult.model_validate(again.comparison.summary).variants == list(rows)

@@ -41,6 +41,7 @@ def preflight(
         _models,
         _judge,
         _train_recipe,
+        _split_capacity,
     ]
     found = [finding for check in checks for finding in check(experiment, settings, offline)]
     for finding in _local_resources(experiment, settings):
@@ -66,6 +67,77 @@ def _sources(experiment: Experiment, settings: Settings, offline: bool) -> Itera
         problem = _matches(source.uri, settings, offline)
         if problem:
             yield Finding(f"spec.data.sources[{index}].uri", f"{problem} ({source.name})")
+
+
+def _split_capacity(experiment: Experiment, settings: Settings, offline: bool) -> Iterator[Finding]:
+    """dev + test larger than what the sources can give beyond their quotas: held-out prompts
+    only come from the surplus (lima.curate.splits), so the splits would come out short. The
+    count is an upper bound of the usable rows (lines, `<row`s of questions, task files),
+    read in a few ms per MiB; a source that is not a local file (s3://) is not counted, and
+    then nothing is claimed."""
+    data = experiment.spec.data
+    wanted = data.splits.dev + data.splits.test
+    if wanted == 0:
+        return
+    surplus, counts = 0, []
+    for source in data.sources:
+        bound = _usable_rows_bound(source, data, settings)
+        if bound is None:
+            return
+        surplus += max(0, bound - source.quota)
+        counts.append(f"{source.name} {bound} (quota {source.quota})")
+    if wanted > surplus:
+        yield Finding(
+            "spec.data.splits",
+            f"dev {data.splits.dev} + test {data.splits.test} = {wanted} held-out prompts, but "
+            f"the sources have at most {surplus} rows beyond their training quotas "
+            f"(at most: {', '.join(counts)}); held-out prompts never take training rows, "
+            "so lower dev/test or the quotas, or add data",
+        )
+
+
+def _usable_rows_bound(source, data, settings: Settings) -> int | None:
+    """At least as many as the rows the source can yield; None when not cheaply countable."""
+    from lima.curate.readers.stackexchange import group_of, site_of
+    from lima.spec.data import SourceKind
+    from lima.store import expand_uri
+
+    if source.uri.startswith("s3://"):
+        return None
+    try:
+        files = expand_uri(source.uri, settings)
+    except LimaError:
+        return None  # reported by _sources
+    total = 0
+    for uri in files:
+        path = Path(uri.removeprefix("file://"))
+        if source.kind is SourceKind.natural_instructions:
+            total += 1  # one instance per task file (LIMA 2.1)
+        elif source.kind is SourceKind.stackexchange:
+            site = site_of(uri, source.site)
+            if source.group == "all" or group_of(site, data.filters.stackexchange) == source.group:
+                total += _count(path, b"<row")  # every post: a bound whatever the quoting
+        elif source.kind is SourceKind.writingprompts and path.suffix == ".wp_target":
+            continue  # read with its .wp_source
+        else:  # JSONL, CSV (wikiHow, WritingPrompts), .wp_source: at most one row per line
+            total += _count(path, b"\n", trailing=True)
+    return total
+
+
+def _count(path: Path, needle: bytes, *, trailing: bool = False) -> int:
+    """Occurrences of `needle` in the file, read 1 MiB at a time; `trailing`: plus one for a
+    last line without its newline."""
+    count, carry, last = 0, b"", b""
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                window = carry + chunk
+                count += window.count(needle)
+                carry = window[len(window) - len(needle) + 1 :] if len(needle) > 1 else b""
+                last = chunk[-1:]
+    except OSError:
+        return 0
+    return count + (1 if trailing and last and last != b"\n" else 0)
 
 
 def _prompt_files(experiment: Experiment, settings: Settings, offline: bool) -> Iterator[Finding]:

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from lima.console.capture import output_to_log
 from lima.runner import Events, StageRun
-from lima.runtime import adopt_orphans, descendants, shutdown_ray, stop_ray_for_good
+from lima.runtime import adopt_orphans, freeze_ray, shutdown_ray
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.store import now_iso
@@ -33,11 +33,12 @@ SHUTDOWN_S = 4.0
 
 
 class InterruptedRunError(Exception):
-    """Ctrl-C during a run; carries the run id it was recorded under."""
+    """Ctrl-C during a run; carries the run id it was recorded under, and the processes the run
+    started, frozen: whoever catches this kills them (`lima.runtime.kill_frozen`) and exits."""
 
-    def __init__(self, run_id: str, log_path: Path) -> None:
+    def __init__(self, run_id: str, log_path: Path, frozen: list[Any] | None = None) -> None:
         super().__init__(run_id)
-        self.run_id, self.log_path = run_id, log_path
+        self.run_id, self.log_path, self.frozen = run_id, log_path, frozen or []
 
 
 @dataclass
@@ -103,12 +104,11 @@ def run_with_display(
                 while worker.is_alive():
                     worker.join(0.2)
             except KeyboardInterrupt:
-                deadline = time.monotonic() + SHUTDOWN_S  # the budget counts from Ctrl-C
-                started = descendants()  # now: the raylet, also hit by Ctrl-C, orphans them
-                recorder.stopped.set()  # before the record: the runner thread must not add its own
+                recorder.stopped.set()  # first: the runner thread must not add a record of its own
+                # Frozen at once (training stops using the CPU), killed by the CLI as it exits.
+                frozen = freeze_ray(time.monotonic() + SHUTDOWN_S)
                 run_id = _record_interrupted(experiment, settings, recorder)
-                stop_ray_for_good(deadline, started)  # the CLI exits next
-                raise InterruptedRunError(run_id, log_path) from None
+                raise InterruptedRunError(run_id, log_path, frozen) from None
         # here, so that Ray's shutdown messages also land in the log
         shutdown_ray(time.monotonic() + SHUTDOWN_S)
     if "error" in outcome:

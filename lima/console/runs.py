@@ -44,6 +44,11 @@ def stage_view(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_view(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as `lima status --output json` shows it; `outcome` is what the run found
+    (`lima.console.summary.findings`: selected epoch, any selection fallback, whether the judge
+    is the proxy, the headline, curation's shortfalls and contamination removals)."""
+    from lima.console.summary import findings
+
     stages = [stage_view(s) for s in record.get("stages", [])]
     return {
         "run_id": record.get("run_id", ""),
@@ -55,6 +60,13 @@ def run_view(record: dict[str, Any]) -> dict[str, Any]:
         "duration_s": round(sum(s["duration_s"] or 0 for s in stages), 3),
         "cache_hits": sum(s["cache_hit"] for s in stages),
         "stages": stages,
+        "outcome": findings(
+            {
+                s.get("stage", ""): s.get("summary")
+                for s in record.get("stages", [])
+                if s.get("status") in ("done", "cached")
+            }
+        ),
     }
 
 

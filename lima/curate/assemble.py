@@ -40,7 +40,10 @@ def assemble(
     rejected: TextIO,
     out_dir: Path,
     eval_sets: list[LoadedSet] | None = None,
+    duplicates: list[Rejection] | None = None,
 ) -> dict:
+    """`duplicates`: dedup's rejections (not yet written); those whose kept copy is now in dev
+    or test name that split and output id, and count as contamination of the split."""
     quotas = effective_quotas(spec)
     by_source: dict[str, list[Doc]] = {s.name: [] for s in spec.sources}
     for item in docs:
@@ -51,6 +54,7 @@ def assemble(
     ids = UniqueIds()
     for item in dev + test:
         item.id = ids.assign(item)
+    held_out_dups = _write_duplicates(rejected, duplicates or [], dev, test)
     clean, decontaminator = decontaminate_pool(
         spec, dev, test, eval_sets or [], pool, stats, rejected
     )
@@ -62,6 +66,7 @@ def assemble(
     report = build_stats(spec, stats, quotas, train, dev, test, selection)
     report["shortfalls"][:0] = held_out_shortfalls(spec, available, quotas, len(dev), len(test))
     report["contamination"] = decontaminator.report(train) if decontaminator else {"enabled": False}
+    _count_duplicates(report["contamination"], held_out_dups)
     (out_dir / "stats.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     _announce(report)
     if not train:
@@ -105,6 +110,40 @@ def decontaminate_pool(
             else:
                 _write_rejects(rejected, [item])
     return clean, decontaminator
+
+
+def _write_duplicates(
+    rejected: TextIO, duplicates: list[Rejection], dev: list[Doc], test: list[Doc]
+) -> Counter[str]:
+    """Write dedup's rejections, in their order; one whose kept copy was drawn into dev or test
+    is a training item removed for overlapping that split: its `collided_with` gains the split
+    (`split`, `set`) and the kept copy's `output_id`. Returns how many per split."""
+    held = {
+        (item.source, item.file, item.row): (split, item.id)
+        for split, items in (("dev", dev), ("test", test))
+        for item in items
+    }
+    counts: Counter[str] = Counter()
+    for item in duplicates:
+        hit = (item.extra or {}).get("collided_with")
+        found = hit and held.get((hit.get("source"), hit.get("file"), hit.get("row")))
+        if found:
+            split, output_id = found
+            hit.update(split=split, set=split, output_id=output_id)
+            counts[split] += 1
+    _write_rejects(rejected, duplicates)
+    return counts
+
+
+def _count_duplicates(contamination: dict[str, Any], counts: Counter[str]) -> None:
+    """Duplicates of held-out items in stats.json: per split in `removed` (with the share
+    `removed_as_duplicates`), in total as `duplicates_of_held_out`."""
+    if not contamination.get("enabled"):
+        return
+    contamination["duplicates_of_held_out"] = sum(counts.values())
+    for name, found in contamination["sets"].items():
+        found["removed_as_duplicates"] = counts.get(name, 0)
+        found["removed"] += counts.get(name, 0)
 
 
 def _announce(report: dict[str, Any]) -> None:

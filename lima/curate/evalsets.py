@@ -55,13 +55,22 @@ def effective_data(spec: Any) -> DataSpec:
     )
 
 
-def fingerprints(data: DataSpec) -> dict[str, str]:
-    """sha256 of each local evaluation file, so editing one changes the curate key (an s3:// set
-    is identified by its URI here; its content is read when the stage runs)."""
-    out: dict[str, str] = {}
+def fingerprints(data: DataSpec, settings: Any = None) -> dict[str, Any]:
+    """What each evaluation file holds now, so a changed set changes the curate key: sha256 of a
+    local file, the store's fingerprint (size and ETag, `fingerprint_uri`) of an s3:// one."""
+    from lima.store.sources import fingerprint_uri
+
+    out: dict[str, Any] = {}
     for eval_set in data.decontamination.extra_sets:
+        if eval_set.uri.startswith("s3://"):
+            if settings is None:
+                from lima.settings import load_settings
+
+                settings = load_settings()
+            out[eval_set.name] = fingerprint_uri(eval_set.uri, settings)
+            continue
         path = Path(eval_set.uri.removeprefix("file://"))
-        if not eval_set.uri.startswith("s3://") and path.is_file():
+        if path.is_file():
             out[eval_set.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 

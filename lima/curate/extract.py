@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lima.curate.minhash import signatures
+from lima.curate.minhash import BUCKETS, sketches
 from lima.curate.readers import stackexchange
 from lima.curate.readers.authored import AuthoredReader
 from lima.curate.readers.base import Reader
@@ -121,7 +121,8 @@ def _with_uri(items: Iterable[ShardItem], row: dict[str, Any]) -> Iterator[Shard
 
 def _sign(items: list[ShardItem], spec: DataSpec) -> None:
     """Near-dedup signatures over the response text (the document, as datatrove hashes it),
-    computed for the whole shard in one call."""
+    computed for the whole shard in one call, with the shingle counts dedup bounds Jaccard
+    similarities with (so the driver builds shingle sets only for the few close candidates)."""
     dedup = spec.dedup
     if not dedup.near:
         return
@@ -130,7 +131,7 @@ def _sign(items: list[ShardItem], spec: DataSpec) -> None:
         i.markdown if isinstance(i, StackAnswer) else "\n".join(i.conversations[1::2])
         for i in signed
     ]
-    for item, values in zip(
-        signed, signatures(texts, dedup.shingle_size, dedup.num_perm), strict=True
+    for item, (values, counts, distinct) in zip(
+        signed, sketches(texts, dedup.shingle_size, dedup.num_perm, BUCKETS), strict=True
     ):
-        item.minhash = values
+        item.minhash, item.sketch = values, (counts, distinct)

@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+_STR = json.encoder.encode_basestring  # what _ENCODER uses for every string (C when available)
 _T = TypeVar("_T", bound=type)
 
 
@@ -68,6 +69,9 @@ class Doc:
     tokens: int = 0
     nearest: list[Any] | None = None
     """Decontamination's closest held-out matches (one per set and metric), for the report."""
+    sketch: Any = None
+    """Near-dedup's bound data (shingles per hash bucket, distinct shingle hashes), computed
+    with `minhash` and dropped once dedup has used it (`lima.curate.dedup`)."""
 
     @property
     def prompt(self) -> str:
@@ -103,6 +107,17 @@ class Rejection:
 
     def line(self) -> str:
         """Its rejected.jsonl line (with the newline)."""
+        if not self.extra:
+            # The common case (no extra fields, every field a string) formatted directly with the
+            # encoder's own string escaper: the same text as encoding `to_json()`, 3x faster.
+            try:
+                return (
+                    f'{{"source": {_STR(self.source)}, "file": {_STR(self.file)}, '
+                    f'"row": {_STR(self.row)}, "rule": {_STR(self.rule)}, '
+                    f'"detail": {_STR(self.detail)}, "excerpt": {_STR(self.excerpt)}}}\n'
+                )
+            except TypeError:  # a field that is not a string: the general encoder decides
+                pass
         return _ENCODER.encode(self.to_json()) + "\n"
 
 
@@ -131,6 +146,7 @@ class StackAnswer:
     markdown: str
     file: str
     minhash: Any = None
+    sketch: Any = None
 
 
 def doc(

@@ -36,7 +36,15 @@ def curate(
         )
         if progress:
             progress(note="selecting")
-        report = assemble(spec, filtered.docs, filtered.stats, rejected, out_dir, eval_sets)
+        report = assemble(
+            spec,
+            filtered.docs,
+            filtered.stats,
+            rejected,
+            out_dir,
+            eval_sets,
+            duplicates=filtered.duplicates,
+        )
     with (out_dir / "rejected.jsonl").open("rb") as handle:
         report["totals"]["rejected_rows"] = sum(1 for _ in handle)
     return report

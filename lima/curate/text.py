@@ -47,13 +47,16 @@ def html_to_markdown(html: str) -> str:
         text = convert(html, _OPTIONS).content
     except (ConversionError, UnicodeError) as error:
         raise HtmlError(f"{type(error).__name__}: {error}") from error
-    return _BLANK_RUNS.sub("\n\n", text).strip()
+    if "\n\n\n" in text:  # the regex alone scans every position (no literal to skip to)
+        text = _BLANK_RUNS.sub("\n\n", text)
+    return text.strip()
 
 
 def prose(text: str) -> str:
     """The text outside code (fenced, indented and inline), for rules about the writing itself."""
     text = _FENCE.sub(" ", text)
-    text = _INDENTED_CODE.sub(" ", text)
+    if text.startswith(("    ", "\t")) or "\n    " in text or "\n\t" in text:
+        text = _INDENTED_CODE.sub(" ", text)  # only where a line can match (no literal prefix)
     return _INLINE_CODE.sub(" ", text)
 
 

@@ -2,6 +2,13 @@
 
 Pure function, no API calls: the operator creates what it returns, the tests validate it
 against KubeRay's own CRD. Credentials appear only as `secretKeyRef`s, never as values.
+
+The stage's Experiment spec travels with the RayJob: the JSON document is an annotation of the
+head pod's template, which the kubelet writes to `SPEC_PATH` (a downward-API volume) for
+`lima stage` to read. Nothing has to be written anywhere before the RayJob is created, and the
+job runs exactly the spec its own manifest shows (its digest is the RayJob's
+`lima-run.io/spec-digest` annotation). A spec larger than `MAX_INLINE_SPEC` is read from a
+snapshot in the artifact store instead (`spec_uri`). The spec holds no credentials.
 """
 
 from __future__ import annotations
@@ -21,6 +28,16 @@ LABEL_STAGE = "lima-run.io/stage"
 LABEL_KEY = "lima-run.io/key"
 KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 RUN_AS_USER = 1000  # the runtime image's non-root user
+SPEC_ANNOTATION = "lima-run.io/experiment"
+"""Head-pod annotation holding the Experiment document (JSON) the stage runs."""
+SPEC_DIGEST_ANNOTATION = "lima-run.io/spec-digest"
+"""RayJob annotation: the digest of that spec (the Experiment's `status.specDigest`)."""
+SPEC_DIR = "/etc/lima-run"
+SPEC_PATH = f"{SPEC_DIR}/experiment.json"
+"""Where the head container reads the annotation (downward-API volume, read-only)."""
+MAX_INLINE_SPEC = 64 * 1024
+"""Largest spec (bytes of JSON) carried in the RayJob: a pod's annotations may total 256 KiB,
+and KubeRay adds its own. A larger spec is read from the artifact store (`spec_uri`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,19 @@ _VOLUMES = [
     {"name": "shm", "emptyDir": {"medium": "Memory"}},
 ]
 _MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}]
+# The spec the stage runs: the head pod's own annotation, as a file (read-only).
+_SPEC_VOLUME = {
+    "name": "lima-experiment",
+    "downwardAPI": {
+        "items": [
+            {
+                "path": SPEC_PATH.rsplit("/", 1)[1],
+                "fieldRef": {"fieldPath": f"metadata.annotations['{SPEC_ANNOTATION}']"},
+            }
+        ]
+    },
+}
+_SPEC_MOUNT = {"name": "lima-experiment", "mountPath": SPEC_DIR, "readOnly": True}
 
 
 def _pod(
@@ -235,16 +265,26 @@ def build_rayjob(
     stage: str,
     *,
     key: str,
-    spec_uri: str,
     namespace: str,
     image: str,
     pool: Pool,
     s3: S3Ref,
+    spec_uri: str | None = None,
+    spec_document: str | None = None,
+    spec_digest: str | None = None,
     attempt: int | str = 0,
     owner: dict[str, Any] | None = None,
     options: RayJobOptions | None = None,
 ) -> dict[str, Any]:
-    """The RayJob that runs `stage` of `experiment` (its spec snapshot at `spec_uri`)."""
+    """The RayJob that runs `stage` of `experiment`.
+
+    Its spec: `spec_document` (the JSON the stage reads, carried in the RayJob; see the module
+    docstring), or else the snapshot at `spec_uri`. `spec_digest` is recorded as an annotation.
+    """
+    if (spec_uri is None) == (spec_document is None):
+        raise ValueError("give the spec either inline (spec_document) or as spec_uri")
+    if spec_document is not None and len(spec_document.encode()) > MAX_INLINE_SPEC:
+        raise ValueError(f"spec_document is over {MAX_INLINE_SPEC} bytes: use spec_uri")
     options = options or RayJobOptions()
     res = stage_resources(experiment, stage)
     exp_name = experiment.metadata.name
@@ -256,17 +296,21 @@ def build_rayjob(
     # stage runs with a fixed worker count, `resources.<stage>.workers`.
     elastic = pool.elastic and not queue
     spec: dict[str, Any] = {
-        "entrypoint": f"lima stage {stage} --experiment {spec_uri}",
+        "entrypoint": f"lima stage {stage} --experiment {spec_uri or SPEC_PATH}",
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": options.ttl_seconds_after_finished,
         "backoffLimit": res.retries,
         "activeDeadlineSeconds": res.timeout_s or options.default_timeout_s,
         "submitterPodTemplate": _submitter(image, options),
-        "rayClusterSpec": _cluster(stage, res, pool, image, s3, options, meta_labels, elastic),
+        "rayClusterSpec": _cluster(
+            stage, res, pool, image, s3, options, meta_labels, elastic, spec_document
+        ),
     }
     if options.pre_running_deadline_seconds:
         spec["preRunningDeadlineSeconds"] = options.pre_running_deadline_seconds
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": meta_labels}
+    if spec_digest:
+        metadata["annotations"] = {SPEC_DIGEST_ANNOTATION: spec_digest}
     if queue:
         # Kueue admits the job by un-suspending it; KubeRay only allows suspend with shutdown.
         metadata["labels"] = {**meta_labels, KUEUE_QUEUE: queue}
@@ -285,6 +329,7 @@ def _cluster(
     options: RayJobOptions,
     meta_labels: dict[str, str],
     elastic: bool,
+    spec_document: str | None = None,
 ) -> dict[str, Any]:
     env = _env(s3, options)
     head = _container(
@@ -309,6 +354,12 @@ def _cluster(
     if pool.gpuType:
         pool_labels["lima-run.io/gpu-type"] = pool.gpuType
     head_pod = {k: v for k, v in options.head_placement.items() if k in _HEAD_FIELDS and v}
+    if spec_document is not None:  # the driver (on the head) reads it from SPEC_PATH
+        head["volumeMounts"] = [*_MOUNTS, _SPEC_MOUNT]
+        head_pod["volumes"] = [*_VOLUMES, _SPEC_VOLUME]
+    head_template = _pod(head, meta_labels, head_pod, options, api_token=elastic)
+    if spec_document is not None:
+        head_template["metadata"]["annotations"] = {SPEC_ANNOTATION: spec_document}
     worker_template = _pod(worker, pool_labels, _worker_pod(pool, options), options)
     if pool.podAnnotations:
         worker_template["metadata"]["annotations"] = dict(pool.podAnnotations)
@@ -322,7 +373,7 @@ def _cluster(
         # The driver runs on the head; tasks go to the pool's workers only.
         "headGroupSpec": {
             "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-            "template": _pod(head, meta_labels, head_pod, options, api_token=elastic),
+            "template": head_template,
         },
         "workerGroupSpecs": [
             {

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lima import dag
 from lima.dag import judge_config
 from lima.errors import StageError
+from lima.results import CompareResult, TrainResult
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.store import ArtifactStore, InputRef, Manifest, artifact_key, now_iso
@@ -55,7 +57,9 @@ def compare(
             config=config,
             inputs=[InputRef(f"{v}/{n}", m.key, m.digest, m.uri) for (v, n), m in inputs.items()],
             started_at=started_at,
-            summary={"variants": [row["variant"] for row in data["rows"]]},
+            summary=CompareResult(variants=[row["variant"] for row in data["rows"]]).model_dump(
+                mode="json"
+            ),
             duration_s=round(time.perf_counter() - started, 3),
         )
     finally:
@@ -174,9 +178,10 @@ def _data_stats(curate: Path, train: Manifest | None = None) -> dict[str, Any]:
         "mix": {name: row.get("selected") for name, row in stats.get("mix", {}).items()},
         "pool": None,
     }
-    summary = (train.summary if train is not None else None) or {}
-    used, pool = summary.get("train_rows"), summary.get("pool_rows")
-    if isinstance(used, int) and isinstance(pool, int) and used < pool:
+    result = dag.get("train").read_result(train)  # a TrainResult, or None (an older layout)
+    assert result is None or isinstance(result, TrainResult)
+    used, pool = (result.train_rows, result.pool_rows) if result is not None else (None, None)
+    if used is not None and pool is not None and used < pool:
         data["train"], data["pool"] = used, pool
     return data
 

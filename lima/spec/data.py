@@ -220,8 +220,10 @@ class Decontamination(SpecModel):
     enabled: bool = True
     """Off only for experiments that knowingly train on evaluation data."""
 
-    ngram: int = Field(default=8, ge=2)
-    """Word n-gram size of both tests (PaLM, Chowdhery et al. 2022, section 8: 8-grams)."""
+    ngram: int = Field(default=8, ge=2, le=50)
+    """Word n-gram size of both tests (PaLM, Chowdhery et al. 2022, section 8: 8-grams; GPT-3
+    used 13). At most 50: answers shorter than `ngram` words are not compared, so a huge value
+    would silently turn answer decontamination off."""
 
     containment: float = Field(default=0.7, gt=0, le=1)
     """A training turn contaminates when it contains at least this share of a held-out prompt's

@@ -40,8 +40,8 @@ class GenerateSpec(SpecModel):
     tokens generated so far, as the paper states, not the prompt (HF's own processor would
     penalise both); the `vllm` engine's penalty also covers the prompt."""
 
-    max_new_tokens: int = Field(default=2048, ge=1)
-    """Longest answer in tokens (paper: 2048)."""
+    max_new_tokens: int = Field(default=2048, ge=1, le=131_072)
+    """Longest answer in tokens (paper: 2048; at most 131,072, beyond any model's context)."""
 
     batch_size: int = Field(default=8, ge=1)
     """Prompts per generation batch on each replica (sorted by length, left-padded)."""
@@ -166,8 +166,9 @@ class JudgeSpec(SpecModel):
     """Reference judge only: score gap below which pairwise says "neither" (lima-run's choice;
     the proxy has no paper value)."""
 
-    bootstrap_resamples: int = Field(default=1000, ge=100)
-    """Bootstrap resamples over prompts for the 95% confidence intervals."""
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+    """Bootstrap resamples over prompts for the 95% confidence intervals (at most 100,000: the
+    intervals' Monte Carlo error is already far below the sampling error)."""
 
     selection_prompts: int = Field(default=50, ge=1)
     """Dev prompts judged per eligible epoch to pick the checkpoint (paper: 50)."""

@@ -241,6 +241,11 @@ def parse_experiment(document: Any, source: str = "<document>") -> Experiment:
         return Experiment.model_validate(document)
     except ValidationError as error:
         raise SpecError(source, describe_errors(error)) from None
+    except RecursionError:
+        raise SpecError(source, [TOO_DEEP]) from None
+
+
+TOO_DEEP = "(document): nested too deeply (hundreds of levels of lists or mappings); not a spec"
 
 
 def parse_yaml(text: str, source: str = "<document>") -> Experiment:
@@ -251,6 +256,8 @@ def parse_yaml(text: str, source: str = "<document>") -> Experiment:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError(source, [f"(yaml): {where}{problem}"]) from None
+    except RecursionError:  # PyYAML parses nesting recursively: `[[[[...` 500 deep overflows
+        raise SpecError(source, [TOO_DEEP]) from None
     return parse_experiment(document, source)
 
 

@@ -31,7 +31,7 @@ class Variant(SpecModel):
     patch: dict[str, Any] = Field(
         default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
-    """JSON merge patch of `spec` (e.g. `{data: {selection: {max_examples: 2000}}}`); `{}` runs
+    """JSON merge patch of `spec` (e.g. `{train: {max_examples: 2000}}`); `{}` runs
     the spec as written. Lists are replaced whole (RFC 7386), e.g. `data.sources`."""
 
 

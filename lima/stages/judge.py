@@ -146,14 +146,14 @@ def run(ctx: StageContext) -> JudgeResult:
         proxy=judge.proxy,
         verdicts=len(rows),
         invalid=invalid,
-        headline=headline(sets, system, baselines),
+        headline=headline(sets, baselines),
         cache_hits=judge.hits,
         cache_misses=judge.misses,
         bad_cache_entries=len(judge.bad_entries),
     )
 
 
-def headline(sets: dict[str, Any], system: str, baselines: list[str]) -> Headline | None:
+def headline(sets: dict[str, Any], baselines: list[str]) -> Headline | None:
     """The fine-tuned model against the first baseline on the first prompt set (pairwise)."""
     for name, judged in sets.items():
         pairwise = judged.get("pairwise") or {}

@@ -88,6 +88,7 @@ def run(ctx: StageContext) -> SelectResult:
         proxy=judge.proxy,
         epochs=[r["epoch"] for r in rows],
         fallback=decision.fallback,
+        fallback_reason=decision.reason if decision.fallback else None,
     )
 
 

@@ -424,8 +424,7 @@ class ArtifactStore:
     def _parse_record(self, raw: bytes, object_key: str) -> dict[str, Any] | None:
         try:
             record = json.loads(raw)
-            if not isinstance(record, dict) or not isinstance(record.get("stages", []), list):
-                raise ValueError("not a run record")
+            _check_record_shape(record)
             return record
         except (ValueError, UnicodeDecodeError) as error:
             reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
@@ -433,3 +432,36 @@ class ArtifactStore:
                 "skipping unreadable run record %s (%s)", self.backend.uri(object_key), reason
             )
             return None
+
+
+_RECORD_TEXT = ("run_id", "experiment", "started_at", "ended_at")
+_STAGE_TEXT = ("stage", "key", "status", "uri", "digest", "message")
+
+
+def _check_record_shape(record: Any) -> None:
+    """ValueError (with the field) unless `record` has the shape the runner writes: every
+    reader (`status`, `lineage`, `report`, `verify`, `diff`, `plan`) may then trust its types."""
+    if not isinstance(record, dict):
+        raise ValueError("not a run record (not an object)")
+    for name in _RECORD_TEXT:
+        if name in record and not isinstance(record[name], str):
+            raise ValueError(f"not a run record ({name} is not text)")
+    if record.get("single_stage") is not None and not isinstance(record["single_stage"], str):
+        raise ValueError("not a run record (single_stage is not text)")
+    stages = record.get("stages", [])
+    if not isinstance(stages, list):
+        raise ValueError("not a run record (stages is not a list)")
+    for index, entry in enumerate(stages):
+        where = f"stages[{index}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"not a run record ({where} is not an object)")
+        for name in _STAGE_TEXT:
+            if name in entry and not isinstance(entry[name], str):
+                raise ValueError(f"not a run record ({where}.{name} is not text)")
+        duration = entry.get("duration_s", 0.0)
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float)
+        ):
+            raise ValueError(f"not a run record ({where}.duration_s is not a number)")
+        if entry.get("summary") is not None and not isinstance(entry["summary"], dict):
+            raise ValueError(f"not a run record ({where}.summary is not an object)")

@@ -19,13 +19,24 @@ from lima.store.artifacts import ArtifactStore, Manifest
 class PlanLine:
     stage: str
     action: str
-    """"cached" | "run" | "run after inputs\""""
+    """"cached" | "run" | "run after inputs" | "shared" (a sweep: an earlier variant runs it)"""
     key: str | None
     reason: str
+    variant: str | None = None
+    """The sweep variant whose stage this is (None: a plain Experiment, or the comparison)."""
+
+    @property
+    def label(self) -> str:
+        """`stage`, or `variant/stage` in a sweep."""
+        return f"{self.variant}/{self.stage}" if self.variant else self.stage
+
+    def text(self, width: int = 9) -> str:
+        """The line, its label padded to `width` (the longest label of a listing)."""
+        key = f" {self.key[:12]}" if self.key else ""
+        return f"{self.label:<{width}} {self.action:<17}{key}  {self.reason}"
 
     def __str__(self) -> str:
-        key = f" {self.key[:12]}" if self.key else ""
-        return f"{self.stage:<9} {self.action:<17}{key}  {self.reason}"
+        return self.text()
 
 
 def plan_lines(

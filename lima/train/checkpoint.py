@@ -123,7 +123,7 @@ def clear_divergence(fs, run_path: str) -> None:
         fs.delete_file(f"{run_path}/{layout.DIVERGED}")
 
 
-def save_shards(engine: Any, folder: Path, epoch: int, rank: int) -> None:
+def save_shards(engine: Any, folder: Path, epoch: int) -> None:
     """Every rank: its DeepSpeed shard (collective call); `seal` it once all its files are in."""
     engine.save_checkpoint(str(Path(folder) / layout.DS_DIR), tag=layout.tag(epoch))
 

@@ -223,7 +223,7 @@ class Run:
         self.settle()
         folder = self.uploader.folder(epoch)
         with self.uploader.stream_saves(self.engine, epoch):
-            ckpt.save_shards(self.engine, folder, epoch, self.rank)
+            ckpt.save_shards(self.engine, folder, epoch)
         self.uploader.add_folder(epoch)
         if epoch in spec.eligible_epochs:
             ckpt.export_hf(self.engine, self.tokenizer, self.config.model, folder, spec.zero_stage)

@@ -81,6 +81,11 @@ class OperatorConfig(BaseSettings):
     judge_secret: str | None = None
     """Secret whose `apiKey` becomes LIMA_JUDGE_API_KEY in the RayJobs (optional)."""
 
+    gc_tuning: bool = True
+    """Freeze start-up's objects out of garbage collection and collect less often
+    (handlers.GC_THRESHOLD): no collector pause in the middle of a burst of new Experiments.
+    Process-wide, so off where the operator shares a process (the in-process tests)."""
+
     def rayjob_options(
         self, settings: Settings, *, pre_running_deadline: bool = False
     ) -> RayJobOptions:

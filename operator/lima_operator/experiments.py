@@ -10,12 +10,21 @@ A reconcile that fails (API error, store not answering, KubeRay missing) still w
 the failure's phase, reason and message, plus a Warning event, and is tried again by itself
 after a delay when the platform, not the spec, is at fault (lima_operator.failures).
 Only an active replica (the Lease holder, with leader election) reconciles anything.
+
+First RayJobs first: a new Experiment's first reconcile creates its first RayJob before its
+status is written. While other new Experiments are still on their way to their first RayJob, a
+status write (and its Events) waits for them, at most `FIRST_RAYJOBS_FIRST_S`: in a burst of
+new Experiments (a pipeline applying 100 manifests) the API writes and watch events that a
+status patch causes no longer delay the RayJobs of the Experiments behind it. A start older
+than that (one stuck on a hung artifact store) no longer holds anything back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +38,8 @@ from lima_operator.status import FAILED, now
 
 log = logging.getLogger("lima_operator")
 Key = tuple[str, str]  # (namespace, name)
+FIRST_RAYJOBS_FIRST_S = 1.0
+"""Longest a status write waits for other new Experiments' first RayJobs (module docstring)."""
 
 
 @dataclass
@@ -43,6 +54,29 @@ class Known:
     retries: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)  # after a failure
     active: bool = True
     """This replica reconciles (False: a standby under leader election; it only watches)."""
+    starting: dict[Key, float] = field(default_factory=dict)
+    """New Experiments in their first reconcile (monotonic start time): their RayJobs go first."""
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while no Experiment of `starting` is younger than FIRST_RAYJOBS_FIRST_S."""
+
+    def start(self, key: Key) -> None:
+        self.starting.setdefault(key, time.monotonic())
+        self.started.clear()
+
+    def start_done(self, key: Key) -> None:
+        if self.starting.pop(key, None) is not None and not self._starts_live():
+            self.started.set()
+
+    def _starts_live(self, limit: float = FIRST_RAYJOBS_FIRST_S) -> bool:
+        now = time.monotonic()
+        return any(now - since < limit for since in self.starting.values())
+
+    async def after_starts(self, limit: float = FIRST_RAYJOBS_FIRST_S) -> None:
+        """Wait until no other new Experiment is starting (one that started over `limit`
+        seconds ago no longer counts), at most `limit` seconds."""
+        if self._starts_live(limit):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.started.wait(), limit)
 
     def remember(self, body: dict[str, Any]) -> Key:
         meta = body["metadata"]
@@ -59,6 +93,7 @@ class Known:
             self.statuses.pop(known["metadata"].get("uid") or "", None)
         self.locks.pop(key, None)
         self.triggers.pop(key, None)
+        self.start_done(key)
         retry = self.retries.pop(key, None)
         if retry is not None:
             retry.cancel()
@@ -75,16 +110,23 @@ async def drive(key: Key, known: Known, deps: Deps) -> None:
             return
         uid = body["metadata"].get("uid") or ""
         current = known.statuses.get(uid, body.get("status") or {})
-        result = await _reconcile_or_failure(key, {**body, "status": current}, known, deps)
+        if not current:  # new: its first RayJob goes before other status writes
+            known.start(key)
+        try:
+            result = await _reconcile_or_failure(key, {**body, "status": current}, known, deps)
+        finally:
+            known.start_done(key)
         if result is None:
             metrics.set_phase(key[0], key[1], current.get("phase"))
             return
         changed = {k: v for k, v in result.status.items() if current.get(k) != v}
+        if changed or result.events:
+            await known.after_starts()
         if changed:  # an unchanged status is not re-sent: no write, no watch event
             written = await deps.kube.patch_status(
                 API_GROUP, API_VERSION, "experiments", key[0], key[1], changed
             )
-            if written is None:  # gone (404)
+            if not written:  # gone (404)
                 return
             known.statuses[uid] = {**current, **changed}
         metrics.set_phase(key[0], key[1], result.status.get("phase"))

@@ -18,6 +18,7 @@ Login is the cluster's own: the pod's service account, else the kubeconfig (test
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -107,7 +108,26 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     if STATE.config.leader_election:
         STATE.elector = asyncio.create_task(_elect())
+    if STATE.config.gc_tuning:
+        tune_gc()
     log.info("lima-run operator: %d stages, %s", len(STATE.stages), STATE.settings.describe())
+
+
+GC_THRESHOLD = (10_000, 10, 10)
+"""Python's default (700, 10, 10) runs the collector every 700 container allocations: a burst
+of new Experiments (JSON bodies, kopf's wrappers, spec models; nearly all freed by reference
+counting) ran ~190 collections, a full one among them."""
+
+
+def tune_gc() -> None:
+    """Leave what start-up built (modules, kopf, pydantic's validators: ~100k objects) out of
+    every later garbage collection, and collect less often. A full collection scans every
+    tracked object: in a burst of 100 new Experiments one landed mid-burst and stalled the
+    event loop 90-160 ms. What start-up built lives as long as the process anyway (its garbage
+    is collected first); cyclic garbage waits at most ~10k allocations more."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 @kopf.on.cleanup()

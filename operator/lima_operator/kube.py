@@ -86,9 +86,10 @@ class KubeClient:
         await self.session.close()
 
     async def _call(
-        self, method: str, path: str, *, missing_ok: bool = True, **kw: Any
+        self, method: str, path: str, *, missing_ok: bool = True, answer: bool = True, **kw: Any
     ) -> dict[str, Any] | None:
-        """The JSON answer; None for a 404 when `missing_ok` (a GET of what may not exist)."""
+        """The JSON answer; None for a 404 when `missing_ok` (a GET of what may not exist).
+        `answer=False`: the caller needs only success; the body is read, not decoded ({})."""
         what = f"{method} {path}"
         try:
             async with self.session.request(method, self.server + path, **kw) as response:
@@ -97,6 +98,9 @@ class KubeClient:
                 if response.status >= 400:
                     kind = ConflictError if response.status == 409 else KubeError
                     raise kind(response.status, what, _api_message(await response.text()))
+                if not answer:
+                    await response.read()  # the connection goes back to the pool
+                    return {}
                 return await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise KubeError(
@@ -108,13 +112,16 @@ class KubeClient:
 
     async def create_rayjob(self, rayjob: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create, or return the one that already has this deterministic name (no duplicate);
-        the flag says whether this call created it."""
+        the flag says whether this call created it (then the RayJob returned is `rayjob`)."""
         namespace = rayjob["metadata"]["namespace"]
         try:
-            created = await self._call(
-                "POST", RAYJOBS.format(ns=namespace), json=rayjob, missing_ok=False
+            # The answer is not decoded (the RayJob carries its spec: tens of KiB of JSON in a
+            # burst): a new RayJob has no status yet, which is all the caller reads of it, and
+            # the RayJob watch delivers the stored object.
+            await self._call(
+                "POST", RAYJOBS.format(ns=namespace), json=rayjob, missing_ok=False, answer=False
             )
-            new = True
+            created, new = rayjob, True
         except ConflictError:
             created = await self.get_rayjob(namespace, rayjob["metadata"]["name"])
             new = False
@@ -141,17 +148,20 @@ class KubeClient:
 
     async def patch_status(
         self, group: str, version: str, plural: str, namespace: str, name: str, status: dict
-    ) -> dict[str, Any] | None:
-        """Merge-patch the status subresource (lists in it are replaced whole)."""
-        return await self._call(
+    ) -> bool:
+        """Merge-patch the status subresource (lists in it are replaced whole); False: the
+        object is gone (404)."""
+        written = await self._call(
             "PATCH",
             f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/status",
             data=json.dumps({"status": status}),
             headers={"Content-Type": "application/merge-patch+json"},
+            answer=False,
         )
+        return written is not None
 
     async def post_event(self, namespace: str, event: dict[str, Any]) -> None:
-        await self._call("POST", f"/api/v1/namespaces/{namespace}/events", json=event)
+        await self._call("POST", f"/api/v1/namespaces/{namespace}/events", json=event, answer=False)
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")

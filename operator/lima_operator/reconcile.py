@@ -19,14 +19,27 @@ from lima.errors import LimaError, SpecError
 from lima.k8s.cluster_rules import local_path_problems
 from lima.k8s.kuberay import InstalledKubeRay
 from lima.k8s.pools import POOLS_KEY, Pool, check_pools, load_pools, stage_resources
-from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_KEY, build_rayjob, stage_rayjob_name
+from lima.k8s.rayjob import (
+    LABEL_EXPERIMENT,
+    LABEL_KEY,
+    MAX_INLINE_SPEC,
+    build_rayjob,
+    stage_rayjob_name,
+)
 from lima.settings import Settings
 from lima.spec import Experiment
 from lima.spec.load import parse_experiment
 from lima.spec.status import ExperimentStatus
 from lima.store import open_store, storage_settings
 from lima_operator import metrics
-from lima_operator.artifacts import CachedStore, headline, publish_spec, spec_digest
+from lima_operator.artifacts import (
+    CachedStore,
+    SpecRef,
+    headline,
+    publish_spec,
+    spec_digest,
+    spec_json,
+)
 from lima_operator.config import OperatorConfig
 from lima_operator.failures import KubeRayUnsupportedError
 from lima_operator.kube import KubeClient
@@ -129,7 +142,9 @@ def cached_store(deps: Deps, experiment: Experiment) -> CachedStore:
 
 def forget_caches() -> None:
     """Drop every memo (operator start-up: settings or stores may differ)."""
-    for memo in (_parsed, _pools_cache, _pools_parsed, _stores):
+    from lima_operator.artifacts import _DUMPED
+
+    for memo in (_parsed, _pools_cache, _pools_parsed, _stores, _DUMPED):
         memo.clear()
 
 
@@ -229,11 +244,23 @@ async def reconcile(body: dict[str, Any], deps: Deps) -> Result | None:
     )
     if status.get("specDigest") not in (None, digest) or status.get("retry", "0") != retry:
         await _drop_stale(meta, experiment, views, retry, deps)
-    spec_uri = await in_store(
-        deps, experiment, "the spec snapshot", publish_spec, experiment, meta["namespace"], store
-    )
+    spec = await spec_for_rayjobs(deps, experiment, meta["namespace"], store, digest)
     deps.pools = pools
-    return await _advance(body, experiment, views, spec_uri, digest, retry, store, deps)
+    return await _advance(body, experiment, views, spec, digest, retry, store, deps)
+
+
+async def spec_for_rayjobs(
+    deps: Deps, experiment: Experiment, namespace: str, store: CachedStore, digest: str
+) -> SpecRef:
+    """What the RayJobs of `experiment` read: the spec itself, carried in each RayJob (no store
+    write before the first RayJob), or a store snapshot when it is too large to carry."""
+    text = spec_json(experiment)
+    if len(text.encode()) <= MAX_INLINE_SPEC:
+        return SpecRef(digest, document=text)
+    uri = await in_store(
+        deps, experiment, "the spec snapshot", publish_spec, experiment, namespace, store
+    )
+    return SpecRef(digest, uri=uri)
 
 
 async def _drop_stale(
@@ -260,7 +287,7 @@ async def _advance(
     body: dict[str, Any],
     experiment: Experiment,
     views: list[PlannedStage],
-    spec_uri: str,
+    spec: SpecRef,
     digest: str,
     retry: str,
     store: CachedStore,
@@ -279,7 +306,7 @@ async def _advance(
             index += 1
             continue
         row, outcome_phase, why, text, new_events = await _follow(
-            body, experiment, view, spec_uri, retry, store, previous, deps
+            body, experiment, view, spec, retry, store, previous, deps
         )
         events += new_events
         if outcome_phase in DONE_PHASES:
@@ -313,7 +340,7 @@ async def _advance(
         "stagesTotal": len(views),
         "observedGeneration": generation,
         "specDigest": digest,
-        "specUri": spec_uri,
+        "specUri": spec.uri,  # None (cleared) when the RayJobs carry the spec
         "retry": retry,
         "stages": rows,
         "conditions": conditions(
@@ -348,7 +375,7 @@ async def _follow(
     body: dict[str, Any],
     experiment: Experiment,
     view: PlannedStage,
-    spec_uri: str,
+    spec: SpecRef,
     retry: str,
     store: CachedStore,
     previous: dict[str, Any],
@@ -373,7 +400,7 @@ async def _follow(
     if job is None and same:
         job = await deps.kube.get_rayjob(namespace, name)
     if job is None:
-        job, new = await _create(body, experiment, view, spec_uri, retry, deps)
+        job, new = await _create(body, experiment, view, spec, retry, deps)
         deps.rayjobs.setdefault((namespace, name), job)  # the watch may already know a newer one
         if new:
             events.append(("Normal", "StageStarted", f"stage {view.name}: RayJob {name} created"))
@@ -410,7 +437,7 @@ async def _create(
     body: dict[str, Any],
     experiment: Experiment,
     view: PlannedStage,
-    spec_uri: str,
+    spec: SpecRef,
     retry: str,
     deps: Deps,
 ) -> tuple[dict[str, Any], bool]:
@@ -419,7 +446,9 @@ async def _create(
         experiment,
         view.name,
         key=view.key,
-        spec_uri=spec_uri,
+        spec_uri=spec.uri,
+        spec_document=spec.document,
+        spec_digest=spec.digest,
         namespace=body["metadata"]["namespace"],
         image=deps.config.image,
         pool=pool,

@@ -10,6 +10,7 @@ variants advance at a time, in the order written. When every variant is done, on
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lima.dag import PlannedStage, Stage, plan
@@ -18,7 +19,7 @@ from lima.k8s.rayjob import LABEL_EXPERIMENT, LABEL_STAGE, stage_rayjob_name
 from lima.report.compare import INPUTS, STAGE, VERSION, compare_key
 from lima.spec import Experiment
 from lima.sweep import variant_experiment
-from lima_operator.artifacts import CachedStore, publish_spec
+from lima_operator.artifacts import CachedStore, spec_digest
 from lima_operator.status import DONE_PHASES, FAILED, PENDING, RUNNING, SUCCEEDED, conditions
 
 COMPARE = Stage(STAGE, VERSION, (), lambda experiment: {}, "lima.sweep:compare_finished")
@@ -34,7 +35,14 @@ async def reconcile_sweep(
     deps: Any,
 ) -> Any:
     """The sweep's new status: per-variant rows, the compare row, overall phase and progress."""
-    from lima_operator.reconcile import Result, _advance, _follow, _invalid, in_store
+    from lima_operator.reconcile import (
+        Result,
+        _advance,
+        _follow,
+        _invalid,
+        in_store,
+        spec_for_rayjobs,
+    )
 
     namespace = body["metadata"]["namespace"]
     sweep = experiment.spec.sweep
@@ -52,14 +60,17 @@ async def reconcile_sweep(
         result = _invalid(body, problems, "PoolLimits")
         result.status["specDigest"] = digest
         return result
-    plans = {
-        variant.name: await in_store(
-            deps, child, "the cache check", plan, child, store, deps.stages
+    # The variants' cache checks are independent: they run at once (a shared stage's manifest
+    # is asked for once, CachedStore.manifest).
+    found = await asyncio.gather(
+        *(
+            in_store(deps, child, "the cache check", plan, child, store, deps.stages)
+            for _, child in children
         )
-        for variant, child in children
-    }
+    )
+    plans = {variant.name: views for (variant, _), views in zip(children, found, strict=True)}
     if previous.get("specDigest") not in (None, digest) or previous.get("retry", "0") != retry:
-        await _drop_stale(body, experiment, children, plans, retry, deps)
+        await _drop_stale(body, children, plans, retry, deps)
     old_variants = {v["name"]: v for v in previous.get("variants", [])}
     rows: list[dict[str, Any]] = []
     events: list[tuple[str, str, str]] = []
@@ -69,11 +80,9 @@ async def reconcile_sweep(
         done = all(v.manifest is not None for v in views)
         old = old_variants.get(variant.name, {})
         if done or active < sweep.parallelism:
-            spec_uri = await in_store(
-                deps, child, "the spec snapshot", publish_spec, child, namespace, store
-            )
+            spec = await spec_for_rayjobs(deps, child, namespace, store, spec_digest(child))
             sub_body = {**body, "status": {**old, "stages": old.get("stages", [])}}
-            result = await _advance(sub_body, child, views, spec_uri, digest, retry, store, deps)
+            result = await _advance(sub_body, child, views, spec, digest, retry, store, deps)
             row = _variant_row(variant.name, result.status)
             events += [
                 (kind, reason, f"{variant.name}: {text}") for kind, reason, text in result.events
@@ -89,7 +98,7 @@ async def reconcile_sweep(
         message = "; ".join(f"{r['name']}: {r.get('message', 'failed')}" for r in failed)
     elif all(r["phase"] in DONE_PHASES for r in rows):
         compare_row, phase, reason, message, new = await _compare(
-            body, experiment, retry, store, previous, deps, _follow, in_store
+            body, experiment, retry, store, previous, deps, _follow, in_store, spec_for_rayjobs
         )
         events += new
     else:
@@ -120,7 +129,6 @@ async def reconcile_sweep(
 
 async def _drop_stale(
     body: dict[str, Any],
-    experiment: Experiment,
     children: list[tuple[Any, Experiment]],
     plans: dict[str, list[PlannedStage]],
     retry: str,
@@ -177,12 +185,15 @@ async def _compare(
     deps: Any,
     follow: Any,
     in_store: Any,
+    spec_for_rayjobs: Any,
 ) -> tuple[dict[str, Any], str, str, str, list[tuple[str, str, str]]]:
     """Every variant is done: the comparison artifact, or the RayJob that makes it."""
     inputs = {}
     for variant in experiment.spec.sweep.variants:
         child = variant_experiment(experiment, variant, name=experiment.metadata.name)
-        views = {v.name: v for v in plan(child, store, deps.stages)}
+        # a store call: off the event loop (the manifests are usually memoised by now)
+        planned = await in_store(deps, child, "the cache check", plan, child, store, deps.stages)
+        views = {v.name: v for v in planned}
         for stage in INPUTS:
             inputs[(variant.name, stage)] = views[stage].manifest
     key, _ = compare_key(experiment, inputs)
@@ -190,19 +201,12 @@ async def _compare(
     if manifest is not None:
         row = {"name": STAGE, "phase": SUCCEEDED, "key": key, "artifactUri": manifest.uri}
         return row, SUCCEEDED, "Succeeded", "every variant done and compared", []
-    spec_uri = await in_store(
-        deps,
-        experiment,
-        "the spec snapshot",
-        publish_spec,
-        experiment,
-        body["metadata"]["namespace"],
-        store,
-    )
+    namespace = body["metadata"]["namespace"]
+    spec = await spec_for_rayjobs(deps, experiment, namespace, store, spec_digest(experiment))
     old = next((s for s in previous.get("stages", []) if s.get("name") == STAGE), {})
     view = PlannedStage(COMPARE, key, None)
     row, phase, why, text, events = await follow(
-        body, experiment, view, spec_uri, retry, store, old, deps
+        body, experiment, view, spec, retry, store, old, deps
     )
     if phase in DONE_PHASES:
         return row, SUCCEEDED, "Succeeded", "every variant done and compared", events

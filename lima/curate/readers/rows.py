@@ -93,6 +93,17 @@ class _Assembler:
     pending_size: int = 0
 
     def feed(self, offset: int, line: bytes, owned: bool) -> Iterator[RawRow]:
+        lead = len(line) - len(line.lstrip())
+        cut = line.find(b"<row", lead + 1 if line.startswith(b"<row", lead) else 0)
+        if cut > 0:
+            # A `<row` later on this line (`<` cannot occur unescaped inside an attribute):
+            # what precedes it ends there (a truncated row, or a whole one), and the next row
+            # starts at it rather than at the next line.
+            yield from self.feed(offset, line[:cut], owned)
+            if self.pending:
+                yield self._drop("unterminated_row")
+            yield from self.feed(offset + cut, line[cut:], owned)
+            return
         stripped = line.strip()
         starts_row = stripped.startswith(b"<row")
         if self.pending and starts_row:

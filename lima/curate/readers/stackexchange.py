@@ -1,10 +1,13 @@
 """Stack Exchange `Posts.xml`: two passes over byte-range shards.
 
-Pass 1 (`scan`) parses every row once and keeps integers: each question's best answer, where
+Pass 1 (`scan`) reads every row once and keeps integers: each question's best answer, where
 the questions and the answers that can pass the score rule are, and rejects what is already
-decided (most answers: below the score floor). Pass 2 (`read_selected`) re-reads only the rows
-it needs, by byte offset: it converts and checks the top answers and emits their questions;
-`join` pairs them on the driver. Memory is bounded by the number of questions, never by text.
+decided (most answers: below the score floor); well-formed rows are read by `fastscan` without
+parsing their text, the others by lxml. Pass 2 (`read_selected`) re-reads only the rows it
+needs, by byte offset: it converts and checks the top answers (and, when asked, emits their
+questions); the pipeline then reads only the questions whose answer passed every rule
+(`read_questions`) and `join` pairs them on the driver. Memory is bounded by the number of
+questions, never by text.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from lima.curate.readers.base import Counter
-from lima.curate.readers.rows import iter_rows, rows_at
+from lima.curate.readers.fastscan import scan_rows
+from lima.curate.readers.rows import RawRow, rows_at
 from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion, doc, reject
 from lima.curate.rules import answer_failure, title_self_contained
 from lima.curate.stats import Stats
@@ -79,29 +83,70 @@ class Selection:
 def scan(
     path: str, start: int, end: int, *, source: str, min_score: int, max_chars: int, stats: Stats
 ) -> Scan:
-    """Pass 1: parse every row once; keep each question's best answer, where the questions and
-    the answers that can pass the score rule are, and reject what is already decided."""
+    """Pass 1: read every row once; keep each question's best answer, where the questions and
+    the answers that can pass the score rule are, and reject what is already decided.
+
+    Rows are read by `fastscan.scan_rows`: the numbers of a well-formed row straight from its
+    bytes, any other row through lxml (`rows.py`), with the same results either way."""
     out, counter = Scan(), Counter(source, path, stats)
-    for raw in iter_rows(path, start, end, max_chars):
-        attrs = raw.attrs
-        if attrs is None:
-            rule, _, detail = (raw.error or "malformed").partition(": ")
-            counter.counted()
-            out.rejected.append(counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt))
-            continue
-        post_id = _post_id(attrs)
-        if post_id is None:  # malformed: never the top answer, never joined
-            detail = f"Id {attrs.get('Id')!r}" if "Id" in attrs else "no Id attribute"
-            counter.counted()
-            out.rejected.append(counter.drop(f"byte {raw.offset}", "missing_id", detail))
-            continue
-        kind = attrs.get("PostTypeId")
-        if kind == "1":
-            out.question_ids.append(post_id)
-            out.question_offsets.append(raw.offset)
-        elif kind == "2":
-            _scan_answer(out, counter, attrs, post_id, raw.offset, min_score)
+    best, candidates, rejected = out.best, out.candidates, out.rejected
+    add_question, add_offset = out.question_ids.append, out.question_offsets.append
+    floor, no_key = min_score, (-(10**9), 0)
+    answers = below = 0  # fast rows' counts, added to the stats once (after the first of each)
+    for block in scan_rows(path, start, end, max_chars):
+        for item in block:
+            if item.__class__ is not tuple:
+                _scan_raw(out, counter, item, min_score)
+                continue
+            offset, post_id, kind, parent_id, score_text = item
+            if kind == b"1":
+                add_question(int(post_id))
+                add_offset(offset)
+            elif kind == b"2":
+                aid, score = int(post_id), int(score_text) if score_text is not None else 0
+                parent = int(parent_id) if parent_id is not None else -1
+                answers += 1
+                key = (score, -aid)
+                if parent >= 0 and key > best.get(parent, no_key):
+                    best[parent] = key
+                if score >= floor:
+                    candidates.append((aid, parent, score, offset))
+                    continue
+                if below:
+                    below += 1
+                else:  # counted now so the stats name the rules in order of first occurrence
+                    stats.count_drop(source, "score_below_min")
+                    below = 1
+                rejected.append(
+                    Rejection(source, path, str(aid), "score_below_min", f"score {score}")
+                )
+    if answers:
+        counter.counted(answers)
+    if below > 1:
+        stats.count_drop(source, "score_below_min", below - 1)
     return out
+
+
+def _scan_raw(out: Scan, counter: Counter, raw: RawRow, min_score: int) -> None:
+    """A row the lxml path read (or could not read)."""
+    attrs = raw.attrs
+    if attrs is None:
+        rule, _, detail = (raw.error or "malformed").partition(": ")
+        counter.counted()
+        out.rejected.append(counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt))
+        return
+    post_id = _post_id(attrs)
+    if post_id is None:  # malformed: never the top answer, never joined
+        detail = f"Id {attrs.get('Id')!r}" if "Id" in attrs else "no Id attribute"
+        counter.counted()
+        out.rejected.append(counter.drop(f"byte {raw.offset}", "missing_id", detail))
+        return
+    kind = attrs.get("PostTypeId")
+    if kind == "1":
+        out.question_ids.append(post_id)
+        out.question_offsets.append(raw.offset)
+    elif kind == "2":
+        _scan_answer(out, counter, attrs, post_id, raw.offset, min_score)
 
 
 def _scan_answer(
@@ -136,8 +181,10 @@ def top_answers(best: Best, min_score: int) -> dict[int, int]:
     return {qid: -neg_id for qid, (score, neg_id) in best.items() if score >= min_score}
 
 
-def select(part: Scan, top: dict[int, int]) -> Selection:
-    """The rows of one range that pass 2 needs, given the file's top answers."""
+def select(part: Scan, top: dict[int, int], questions: bool = True) -> Selection:
+    """The rows of one range that pass 2 needs, given the file's top answers; without
+    `questions` pass 2 reads only the answers (the pipeline reads the few questions whose answer
+    passed every rule afterwards: `question_offsets`, `read_questions`)."""
     answer_ids = set(top.values())
     return Selection(
         candidates=part.candidates,
@@ -146,8 +193,20 @@ def select(part: Scan, top: dict[int, int]) -> Selection:
             offset
             for qid, offset in zip(part.question_ids, part.question_offsets, strict=True)
             if qid in top
-        ],
+        ]
+        if questions
+        else [],
     )
+
+
+def question_offsets(part: Scan, top: Mapping[int, int]) -> dict[int, int]:
+    """Question id -> byte offset of the questions of one range whose top answer can pass (the
+    last row of an id in file order, as pass 2 keeps the last question it reads)."""
+    return {
+        qid: offset
+        for qid, offset in zip(part.question_ids, part.question_offsets, strict=True)
+        if qid in top
+    }
 
 
 def read_selected(
@@ -177,6 +236,30 @@ def read_selected(
         elif raw.offset in wanted:
             aid, qid, score, _ = wanted[raw.offset]
             yield _answer(raw.attrs, aid, qid, score, counter, rules)
+        else:
+            qid = _post_id(raw.attrs) or -1
+            yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
+
+
+def read_questions(
+    path: str,
+    offsets: list[int],
+    *,
+    source: str,
+    file: str,
+    site: str,
+    rules: StackExchangeFilters,
+    seed: int,
+    max_chars: int,
+    stats: Stats,
+) -> Iterator[StackQuestion | Rejection]:
+    """The question rows at these offsets, as pass 2 reads them (`read_selected`), for the
+    questions read after pass 2; `file` names the file in rejections."""
+    counter = Counter(source, file, stats)
+    for raw in rows_at(path, sorted(offsets), max_chars):
+        if raw.attrs is None:  # the file changed between the passes
+            rule, _, detail = (raw.error or "malformed").partition(": ")
+            yield counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt)
         else:
             qid = _post_id(raw.attrs) or -1
             yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
