@@ -508,6 +508,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
     """CPU seconds of each part of the Stack Exchange path, all in this process (no Ray): pass 1
     and pass 2 as the workers run them, the driver's merge and its joins and dedup; the best of
     `repeat` runs of each part (the machine's load inflates CPU seconds too)."""
+    import gc
     import io
     import pickle
     from collections import defaultdict
@@ -546,6 +547,10 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
         parts: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as scratch:
             shards, _ = plan(spec, expand_sources(spec, None), Path(scratch), None)
+        # What earlier parts left is frozen out of the garbage collector, as a worker's small
+        # heap holds nothing but its shard: otherwise every collection would walk all of it.
+        gc.collect()
+        gc.freeze()
         started = time.process_time()
         scans = [pickle.loads(extract.scan_task(s, config)["payload"]) for s in shards]
         parts["pass 1: every row, best answer per question"] = time.process_time() - started
@@ -563,9 +568,13 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
             shard["selection"] = pickle.dumps(selection, protocol=5)
             question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
         parts["driver: merge pass 1, select"] = time.process_time() - started
+        gc.collect()
+        gc.freeze()
         started = time.process_time()
         results = [pickle.loads(extract.extract_task(s, config)["payload"]) for s in shards]
         parts["pass 2: top answers: convert, rules, sign"] = time.process_time() - started
+        gc.collect()
+        gc.freeze()
         started = time.process_time()
         joined = pipeline._Joined(spec, question_at, {s["uri"]: s["path"] for s in shards})
         for shard, (items, text, _, stats) in zip(shards, results, strict=True):
@@ -574,6 +583,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
             joined.add(shard, items)
         joined.finish(out, rejected)
         parts["driver: questions, join, dedup"] = time.process_time() - started
+        gc.unfreeze()
         parts.update(inner)
         best = {k: min(v, best.get(k, v)) for k, v in parts.items()}
     print(f"CPU seconds per part, best of {repeat} (load {os.getloadavg()[0]:.1f}):")
