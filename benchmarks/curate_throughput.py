@@ -314,9 +314,7 @@ def child_lima_jsonl(folder: str, workers: int) -> dict:
         "shingle": spec.dedup.shingle_size,
         "num_perm": spec.dedup.num_perm,
     }
-    dedup = Deduplicator(
-        exact=True, near=True, threshold=spec.dedup.jaccard_threshold, num_perm=spec.dedup.num_perm
-    )
+    dedup = Deduplicator.from_spec(spec.dedup)
     kept, stats = [], Stats()
     with paused_gc():  # as the curate stage's driver does (lima.curate.pipeline)
         # Results come back in shard order while later shards are read: each shard's docs are

@@ -128,6 +128,17 @@ class Deduplicator:
         self._shingles: _Cache[set[str]] = _Cache(SHINGLE_CACHE // 16)
         self.lsh = BandIndex(*lsh_bands(threshold, num_perm)) if near else None
 
+    @classmethod
+    def from_spec(cls, dedup: Any) -> Deduplicator:
+        """The one reading of `spec.data.dedup` (the curate stage and the benchmark share it)."""
+        return cls(
+            exact=dedup.exact,
+            near=dedup.near,
+            threshold=dedup.jaccard_threshold,
+            num_perm=dedup.num_perm,
+            shingle_size=dedup.shingle_size,
+        )
+
     def __call__(self, docs: Iterable[Doc], stats: Stats) -> Iterator[Doc | Rejection]:
         for item in docs:
             found = self.check(item)

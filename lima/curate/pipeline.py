@@ -173,14 +173,7 @@ class _Joined:
         self.in_order = True
 
     def _deduplicator(self) -> Deduplicator:
-        dedup = self.spec.dedup
-        return Deduplicator(
-            exact=dedup.exact,
-            near=dedup.near,
-            threshold=dedup.jaccard_threshold,
-            num_perm=dedup.num_perm,
-            shingle_size=dedup.shingle_size,
-        )
+        return Deduplicator.from_spec(self.spec.dedup)
 
     def _key(self, item: Doc) -> tuple[int, str, tuple[int, str]]:
         return (self.order[item.source], item.file, _row_key(item.row))
