@@ -215,7 +215,7 @@ def child_lima_xml(xml: str, workers: int) -> dict:
     def progress(**_: object) -> None:
         last_shard[0] = time.perf_counter()  # after the last call: the driver's join + dedup
 
-    with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "w") as rejected:
+    with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "wb") as rejected:
         started = time.perf_counter()
         out = filter_and_dedup(
             spec, None, Path(scratch), rejected, workers=workers, cpus=1, progress=progress
@@ -553,7 +553,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
         scans = [pickle.loads(extract.scan_task(s, config)["payload"]) for s in shards]
         parts["pass 1: every row, best answer per question"] = time.process_time() - started
         started = time.process_time()
-        out, rejected = pipeline.Filtered(), io.StringIO()
+        out, rejected = pipeline.Filtered(), io.BytesIO()
         top: dict[str, dict] = defaultdict(dict)
         for shard, (part, text, _, stats) in zip(shards, scans, strict=True):
             out.stats.merge(Stats.from_dict(stats))
@@ -562,25 +562,28 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
         tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
         question_at: dict[str, dict[int, int]] = defaultdict(dict)
         for shard, (part, *_) in zip(shards, scans, strict=True):
-            selection = se.select(part, tops[shard["uri"]], questions=False)
-            shard["selection"] = pickle.dumps(selection, protocol=5)
             question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
+        for shard, (part, *_) in zip(shards, scans, strict=True):
+            selection = se.select(part, tops[shard["uri"]], question_at[shard["uri"]])
+            shard["selection"] = pickle.dumps(selection, protocol=5)
         parts["driver: merge pass 1, select"] = time.process_time() - started
         gc.collect()
         gc.freeze()
         started = time.process_time()
         results = [pickle.loads(extract.extract_task(s, config)["payload"]) for s in shards]
-        parts["pass 2: top answers: convert, rules, sign"] = time.process_time() - started
+        parts["pass 2: top answers, their questions: convert, rules, join, sign"] = (
+            time.process_time() - started
+        )
         gc.collect()
         gc.freeze()
         started = time.process_time()
-        joined = pipeline._Joined(spec, question_at, {s["uri"]: s["path"] for s in shards})
-        for shard, (items, text, _, stats) in zip(shards, results, strict=True):
+        streamed = pipeline._Streamed(spec)
+        for items, text, _, stats in results:
             out.stats.merge(Stats.from_dict(stats))
             rejected.write(text)
-            joined.add(shard, items)
-        joined.finish(out, rejected)
-        parts["driver: questions, join, dedup"] = time.process_time() - started
+            streamed.add(items)
+        streamed.finish(out)
+        parts["driver: dedup"] = time.process_time() - started
         gc.unfreeze()
         parts.update(inner)
         best = {k: min(v, best.get(k, v)) for k, v in parts.items()}

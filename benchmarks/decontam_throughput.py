@@ -98,7 +98,7 @@ def measure(xml: Path, workers: int, relaxed: bool, prompts: int, scratch: Path)
     rules = {"stackexchange": RELAXED if relaxed else {}}
     spec = DataSpec.model_validate({"sources": [source], "filters": rules})
     started = time.perf_counter()
-    filtered = filter_and_dedup(spec, None, scratch, io.StringIO(), workers=workers, cpus=1)
+    filtered = filter_and_dedup(spec, None, scratch, io.BytesIO(), workers=workers, cpus=1)
     docs = filtered.docs
     # Quota = what is left after the paper's 50 + 300 held-out prompts, so both splits fill.
     held = spec.splits.dev + spec.splits.test
@@ -124,7 +124,7 @@ def measure(xml: Path, workers: int, relaxed: bool, prompts: int, scratch: Path)
             item.id = ids.assign(item)
         loaded = load(spec, None, scratch)
         _, decon = decontaminate_pool(
-            spec, dev_n, test_n, loaded, pool_n, filtered.stats, io.StringIO()
+            spec, dev_n, test_n, loaded, pool_n, filtered.stats, io.BytesIO()
         )
         rows.append(
             {

@@ -1,7 +1,6 @@
-"""The pipeline's driver side (`lima.curate.pipeline._Joined`): Stack Exchange answers joined to
-the questions it reads after pass 2, and dedup run shard by shard while pass 2 is still running.
-Its output must be the one of joining and deduplicating after the last shard, in the final
-order, whether or not the shards arrive in that order."""
+"""The pipeline's driver side (`lima.curate.pipeline._Streamed`): dedup run shard by shard
+while pass 2 is still running. Its output must be the one of deduplicating after the last shard,
+in the final order, whether or not the shards arrive in that order."""
 
 from __future__ import annotations
 
@@ -29,21 +28,21 @@ def _spec(*paths: Path) -> DataSpec:
 
 def _run(spec: DataSpec, tmp_path: Path, shard_bytes: int, monkeypatch, stream: bool) -> dict:
     seen: dict = {}
-    add, finish = pipeline._Joined.add, pipeline._Joined.finish
+    add, finish = pipeline._Streamed.add, pipeline._Streamed.finish
 
-    def no_streaming(self, shard, items):
+    def no_streaming(self, docs):
         self.in_order = False  # as if the shards had come out of order
-        add(self, shard, items)
+        add(self, docs)
 
-    def recording(self, out, rejected):
+    def recording(self, out):
         seen.update(in_order=self.in_order, streamed=len(self.streamed))
-        return finish(self, out, rejected)
+        return finish(self, out)
 
     with monkeypatch.context() as patch:
         if not stream:
-            patch.setattr(pipeline._Joined, "add", no_streaming)
-        patch.setattr(pipeline._Joined, "finish", recording)
-        rejected = io.StringIO()
+            patch.setattr(pipeline._Streamed, "add", no_streaming)
+        patch.setattr(pipeline._Streamed, "finish", recording)
+        rejected = io.BytesIO()
         out = filter_and_dedup(
             spec, None, tmp_path, rejected, workers=1, cpus=1, shard_bytes=shard_bytes
         )

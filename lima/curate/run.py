@@ -30,7 +30,7 @@ def curate(
     scratch = scratch or Path(tempfile.gettempdir()) / "lima-curate"
     eval_sets = load_eval_sets(spec, settings, scratch)  # decontamination targets, also early
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "rejected.jsonl").open("w", encoding="utf-8") as rejected:
+    with (out_dir / "rejected.jsonl").open("wb") as rejected:
         filtered = filter_and_dedup(
             spec, settings, scratch, rejected, workers=workers, cpus=cpus, progress=progress
         )

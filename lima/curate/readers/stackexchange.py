@@ -4,11 +4,10 @@ Pass 1 (`scan`) reads every row once and keeps integers: each question's best an
 the questions and the answers that can pass the score rule are, and rejects what is already
 decided (most answers: below the score floor); well-formed rows are read by `fastscan` without
 parsing their text, the others by lxml. Pass 2 (`read_selected`) re-reads only the rows it
-needs, by byte offset: it converts and checks the top answers (and, when asked, emits their
-questions); the pipeline then reads only the questions whose answer passed every rule
-(`read_questions`) and `join` pairs them on the driver. Memory is bounded by the number of
-questions, never by text.
-"""
+needs, by byte offset: it converts and checks the top answers, then reads the questions of the
+answers that passed every rule (one row each, wherever it is in the file) and `join`s each
+pair into a doc, all in the shard's worker. Memory is bounded by the number of questions,
+never by text."""
 
 from __future__ import annotations
 
@@ -73,11 +72,13 @@ class Scan:
 
 @dataclass
 class Selection:
-    """What pass 2 reads from one byte range: the rows at these offsets, nothing else."""
+    """What pass 2 reads for one byte range: the top answers among its candidates, and where the
+    question of each of them is (anywhere in the file); nothing else."""
 
     candidates: list[tuple[int, int, int, int]]
     top_answers: set[int]
-    question_offsets: list[int]
+    questions: dict[int, int]
+    """Question id -> byte offset, for the questions of this range's top answers."""
 
 
 def scan(
@@ -181,27 +182,21 @@ def top_answers(best: Best, min_score: int) -> dict[int, int]:
     return {qid: -neg_id for qid, (score, neg_id) in best.items() if score >= min_score}
 
 
-def select(part: Scan, top: dict[int, int], questions: bool = True) -> Selection:
-    """The rows of one range that pass 2 needs, given the file's top answers; without
-    `questions` pass 2 reads only the answers (the pipeline reads the few questions whose answer
-    passed every rule afterwards: `question_offsets`, `read_questions`)."""
+def select(part: Scan, top: Mapping[int, int], question_at: Mapping[int, int]) -> Selection:
+    """The rows of one range that pass 2 needs, given the file's top answers and the offsets of
+    their questions (`question_offsets` of every range of the file)."""
     answer_ids = set(top.values())
+    tops = [c for c in part.candidates if c[0] in answer_ids]
     return Selection(
         candidates=part.candidates,
-        top_answers={c[0] for c in part.candidates if c[0] in answer_ids},
-        question_offsets=[
-            offset
-            for qid, offset in zip(part.question_ids, part.question_offsets, strict=True)
-            if qid in top
-        ]
-        if questions
-        else [],
+        top_answers={c[0] for c in tops},
+        questions={c[1]: question_at[c[1]] for c in tops if c[1] in question_at},
     )
 
 
 def question_offsets(part: Scan, top: Mapping[int, int]) -> dict[int, int]:
     """Question id -> byte offset of the questions of one range whose top answer can pass (the
-    last row of an id in file order, as pass 2 keeps the last question it reads)."""
+    last row of an id in file order wins when the ranges' maps are merged in file order)."""
     return {
         qid: offset
         for qid, offset in zip(part.question_ids, part.question_offsets, strict=True)
@@ -219,47 +214,59 @@ def read_selected(
     seed: int,
     max_chars: int,
     stats: Stats,
-) -> Iterator[StackAnswer | StackQuestion | Rejection]:
-    """Pass 2: the top answers converted and checked against LIMA's rules, the others rejected
-    as `not_top_answer`, and the questions the top answers need; only the selected rows are read
-    again. Yields `StackAnswer` / `StackQuestion` halves and rejections, in file order."""
+) -> Iterator[Doc | Rejection]:
+    """Pass 2 over one range: its top answers converted and checked against LIMA's rules (the
+    other candidates rejected as `not_top_answer`), then the question of each answer that passed,
+    read by offset, and the pairs joined into docs. Rejections come in file order, then the
+    questions' and the joins' ones; docs in the answers' file order."""
     counter = Counter(source, path, stats)
     wanted = {c[3]: c for c in selection.candidates if c[0] in selection.top_answers}
     for aid, _qid, score, _offset in selection.candidates:
         if aid not in selection.top_answers:
             yield counter.drop(aid, "not_top_answer", f"score {score}")
-    offsets = sorted([*wanted, *selection.question_offsets])
-    for raw in rows_at(path, offsets, max_chars):
+    answers: list[StackAnswer] = []
+    for raw in rows_at(path, sorted(wanted), max_chars):
         if raw.attrs is None:  # the file changed between the passes
-            rule, _, detail = (raw.error or "malformed").partition(": ")
-            yield counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt)
-        elif raw.offset in wanted:
-            aid, qid, score, _ = wanted[raw.offset]
-            yield _answer(raw.attrs, aid, qid, score, counter, rules)
+            yield _unreadable(counter, raw)
+            continue
+        aid, qid, score, _ = wanted[raw.offset]
+        item = _answer(raw.attrs, aid, qid, score, counter, rules)
+        if isinstance(item, Rejection):
+            yield item
         else:
-            qid = _post_id(raw.attrs) or -1
-            yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
+            answers.append(item)
+    offsets = {selection.questions[a.qid] for a in answers if a.qid in selection.questions}
+    questions: dict[int, StackQuestion] = {}
+    for item in read_questions(
+        path, sorted(offsets), site=site, rules=rules, seed=seed, max_chars=max_chars,
+        counter=counter,
+    ):  # fmt: skip
+        if isinstance(item, Rejection):
+            yield item
+        else:
+            questions[item.qid] = item
+    yield from join(answers, questions, source, site, stats, rules)
+
+
+def _unreadable(counter: Counter, raw: RawRow) -> Rejection:
+    rule, _, detail = (raw.error or "malformed").partition(": ")
+    return counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt)
 
 
 def read_questions(
     path: str,
     offsets: list[int],
     *,
-    source: str,
-    file: str,
     site: str,
     rules: StackExchangeFilters,
     seed: int,
     max_chars: int,
-    stats: Stats,
+    counter: Counter,
 ) -> Iterator[StackQuestion | Rejection]:
-    """The question rows at these offsets, as pass 2 reads them (`read_selected`), for the
-    questions read after pass 2; `file` names the file in rejections."""
-    counter = Counter(source, file, stats)
-    for raw in rows_at(path, sorted(offsets), max_chars):
+    """The question rows at these (sorted) offsets; a row that no longer parses is rejected."""
+    for raw in rows_at(path, offsets, max_chars):
         if raw.attrs is None:  # the file changed between the passes
-            rule, _, detail = (raw.error or "malformed").partition(": ")
-            yield counter.drop(f"byte {raw.offset}", rule, detail, raw.excerpt)
+            yield _unreadable(counter, raw)
         else:
             qid = _post_id(raw.attrs) or -1
             yield _question(raw.attrs, qid, site, seed, rules.body_prompt_fraction)
