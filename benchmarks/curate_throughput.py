@@ -319,7 +319,7 @@ def child_lima_jsonl(folder: str, workers: int) -> dict:
     with paused_gc():  # as the curate stage's driver does (lima.curate.pipeline)
         # Results come back in shard order while later shards are read: each shard's docs are
         # deduplicated as they arrive, in the same order as after all of them.
-        for items, _rejected in run_shards(lima_jsonl_task, shards, params, workers, 1):
+        for (items, _rejected), _lines in run_shards(lima_jsonl_task, shards, params, workers, 1):
             for item in items:
                 item.hash = text_hash("\n".join(item.conversations))
             kept += [item for item in dedup(items, stats) if isinstance(item, Doc)]
@@ -550,27 +550,33 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
         gc.collect()
         gc.freeze()
         started = time.process_time()
-        scans = [pickle.loads(extract.scan_task(s, config)["payload"]) for s in shards]
+        scans = []
+        for shard in shards:
+            result = extract.scan_task(shard, config)
+            scans.append((pickle.loads(result["payload"]), result["lines"]))
         parts["pass 1: every row, best answer per question"] = time.process_time() - started
         started = time.process_time()
         out, rejected = pipeline.Filtered(), io.BytesIO()
         top: dict[str, dict] = defaultdict(dict)
-        for shard, (part, text, _, stats) in zip(shards, scans, strict=True):
+        for shard, ((part, _, stats), lines) in zip(shards, scans, strict=True):
             out.stats.merge(Stats.from_dict(stats))
-            rejected.write(text)
+            rejected.write(lines)
             se.merge_best(top[shard["uri"]], part.best)
         tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
         question_at: dict[str, dict[int, int]] = defaultdict(dict)
-        for shard, (part, *_) in zip(shards, scans, strict=True):
+        for shard, ((part, *_), _) in zip(shards, scans, strict=True):
             question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
-        for shard, (part, *_) in zip(shards, scans, strict=True):
+        for shard, ((part, *_), _) in zip(shards, scans, strict=True):
             selection = se.select(part, tops[shard["uri"]], question_at[shard["uri"]])
             shard["selection"] = pickle.dumps(selection, protocol=5)
         parts["driver: merge pass 1, select"] = time.process_time() - started
         gc.collect()
         gc.freeze()
         started = time.process_time()
-        results = [pickle.loads(extract.extract_task(s, config)["payload"]) for s in shards]
+        results = []
+        for shard in shards:
+            result = extract.extract_task(shard, config)
+            results.append((pickle.loads(result["payload"]), result["lines"]))
         parts["pass 2: top answers, their questions: convert, rules, join, sign"] = (
             time.process_time() - started
         )
@@ -578,9 +584,9 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
         gc.freeze()
         started = time.process_time()
         streamed = pipeline._Streamed(spec)
-        for items, text, _, stats in results:
+        for (items, _, stats), lines in results:
             out.stats.merge(Stats.from_dict(stats))
-            rejected.write(text)
+            rejected.write(lines)
             streamed.add(items)
         streamed.finish(out)
         parts["driver: dedup"] = time.process_time() - started

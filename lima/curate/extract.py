@@ -37,7 +37,7 @@ def _local(row: dict[str, Any]) -> dict[str, Any]:
 
 def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Pass 1 over a Stack Exchange byte range (`stackexchange.scan`), its rejections already
-    serialised as rejected.jsonl lines."""
+    serialised as rejected.jsonl lines (`lines`; the payload holds their count)."""
     spec = DataSpec.model_validate(config)
     row = _local(row)
     stats = Stats()
@@ -50,10 +50,10 @@ def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         max_chars=spec.filters.max_field_chars,
         stats=stats,
     )
-    rejected, count = rejection_lines(_with_uri(part.rejected, row))
+    lines, count = rejection_lines(_with_uri(part.rejected, row))
     part.rejected = []
-    payload = (part, rejected, count, stats.to_dict())
-    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
+    payload = (part, count, stats.to_dict())
+    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5), "lines": lines}
 
 
 def extract_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -62,13 +62,13 @@ def extract_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     spec = DataSpec.model_validate(config)
     stats = Stats()
     items = list(read_items(row, spec, stats))
-    rejected, count = rejection_lines(items)
+    lines, count = rejection_lines(items)
     kept = [item for item in items if isinstance(item, Doc)]
     for item in kept:
         item.hash = text_hash("\n".join(item.conversations))
     _sign(kept, spec)
-    payload = (kept, rejected, count, stats.to_dict())
-    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5)}
+    payload = (kept, count, stats.to_dict())
+    return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5), "lines": lines}
 
 
 ShardItem = Doc | Rejection

@@ -51,9 +51,9 @@ def scan_stackexchange(
     best: dict[str, dict] = defaultdict(dict)
     parts = []
     results = run_shards(extract.scan_task, se, {"config": config}, workers, cpus)
-    for shard, (part, rejected_text, rejected_count, stats) in zip(se, results, strict=True):
+    for shard, ((part, rejected_count, stats), lines) in zip(se, results, strict=True):
         out.stats.merge(Stats.from_dict(stats))
-        rejected.write(rejected_text)
+        rejected.write(lines)  # serialised by the worker, in shard order
         out.rejected += rejected_count
         merge_best(best[shard["uri"]], part.best)
         part.best = {}  # merged: only the offsets are still needed
@@ -118,10 +118,11 @@ def _filter_and_dedup(
     config = spec.model_dump(mode="json")
     deduplicated = _Streamed(spec)
     results = run_shards(extract.extract_task, shards, {"config": config}, workers, cpus)
-    for done, (shard, payload) in enumerate(zip(shards, results, strict=True), start=1):
-        items, rejected_text, rejected_count, stats = payload
+    for done, (shard, ((items, rejected_count, stats), lines)) in enumerate(
+        zip(shards, results, strict=True), start=1
+    ):
         out.stats.merge(Stats.from_dict(stats))
-        rejected.write(rejected_text)  # serialised by the worker, in shard order
+        rejected.write(lines)
         out.rejected += rejected_count
         deduplicated.add(items)  # while later shards are read
         report(completed=done, total=len(shards), note=f"read {shard['source']}")
