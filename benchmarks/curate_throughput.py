@@ -9,7 +9,8 @@ Work, on both sides, with the same number of worker processes:
   xml    read Posts.xml, best answer per question, HTML->Markdown (the same converter), LIMA's
          Stack Exchange rules (the same function), MinHash signatures (5-word shingles, 128
          permutations, 32-bit), near-duplicate removal. lima: `filter_and_dedup` (the curate
-         stage's read + rules + dedup as Ray tasks; it also joins the questions). datatrove:
+         stage's read + rules + joins as Ray tasks, dedup on the driver; it also joins the questions
+         and writes every rejection, which datatrove does not). datatrove:
          `_datatrove_posts.py` (a Posts.xml reader written for it + its own filter, writer and
          four MinHash stages).
   jsonl  read the pre-extracted answers, the same rules on the text, MinHash, dedup. lima: one
@@ -27,6 +28,7 @@ xml input with 1 worker (speed-up 1 -> N workers) and, with --scale-4x, on 4x th
 memory). Usage:
   .venv/bin/python benchmarks/curate_throughput.py                # 200,000 posts
   .venv/bin/python benchmarks/curate_throughput.py --posts 20000  # quick
+  .venv/bin/python benchmarks/curate_throughput.py --repeat 3 --scale-4x   # what `make bench` runs
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ def child_lima_xml(xml: str, workers: int) -> dict:
     last_shard = [0.0]
 
     def progress(**_: object) -> None:
-        last_shard[0] = time.perf_counter()  # after the last call: the driver's join + dedup
+        last_shard[0] = time.perf_counter()  # after the last call: the driver's dedup tail
 
     with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "wb") as rejected:
         started = time.perf_counter()
@@ -422,7 +424,7 @@ def run(args: argparse.Namespace) -> dict:
             else ""
         )
         if "driver_tail_s" in r:
-            extra += f", join+dedup on driver {r['driver_tail_s']:.2f}s"
+            extra += f", dedup after the last shard {r['driver_tail_s']:.2f}s"
         print(
             f"  {label:44} {r['seconds']:7.1f}s {r['rate']:9,.0f} docs/s  kept {r['kept']:5}  "
             f"CPU {r['tree_cpu_s'] - r.get('ray_start_cpu_s', 0):6.1f}s  "
