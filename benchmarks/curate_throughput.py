@@ -142,17 +142,30 @@ def cached_inputs(n_posts: int, folder: Path, with_jsonl: bool = True) -> tuple[
 # ---------------------------------------------------------------- children (fresh processes)
 def _tree_cpu() -> float:
     """User + system CPU seconds of this process and its descendants so far."""
+    return sum(_cpu_by_role().values())
+
+
+def _cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of this process (the driver), of Ray's task workers (`ray::`) and of
+    every other descendant (raylet, GCS, agents)."""
     import psutil
 
     me = psutil.Process()
-    total = 0.0
+    out = {"driver": 0.0, "workers": 0.0, "ray": 0.0}
     for process in [me, *me.children(recursive=True)]:
         try:
             times = process.cpu_times()
-            total += times.user + times.system
+            role = (
+                "driver"
+                if process.pid == me.pid
+                else "workers"
+                if process.name().startswith("ray::")
+                else "ray"
+            )
+            out[role] += times.user + times.system
         except psutil.Error:
             pass
-    return total
+    return out
 
 
 def _kill_children() -> None:
@@ -218,12 +231,15 @@ def child_lima_xml(xml: str, workers: int) -> dict:
         last_shard[0] = time.perf_counter()  # after the last call: the driver's dedup tail
 
     with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "wb") as rejected:
+        before = _cpu_by_role()
         started = time.perf_counter()
         out = filter_and_dedup(
             spec, None, Path(scratch), rejected, workers=workers, cpus=1, progress=progress
         )
         ended = time.perf_counter()
+        after = _cpu_by_role()
     return {
+        "cpu_split": {role: after[role] - before.get(role, 0.0) for role in after},
         "seconds": ended - started,
         "ray_start_s": ray_start,
         "ray_start_cpu_s": ray_cpu,
@@ -425,6 +441,12 @@ def run(args: argparse.Namespace) -> dict:
         )
         if "driver_tail_s" in r:
             extra += f", dedup after the last shard {r['driver_tail_s']:.2f}s"
+        if "cpu_split" in r:
+            split = r["cpu_split"]
+            extra += (
+                f", CPU s while timed: driver {split['driver']:.2f} / Ray workers "
+                f"{split['workers']:.2f} / raylet, GCS, agents {split['ray']:.2f}"
+            )
         print(
             f"  {label:44} {r['seconds']:7.1f}s {r['rate']:9,.0f} docs/s  kept {r['kept']:5}  "
             f"CPU {r['tree_cpu_s'] - r.get('ray_start_cpu_s', 0):6.1f}s  "
@@ -509,7 +531,6 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
     and pass 2 as the workers run them, the driver's merge and its joins and dedup; the best of
     `repeat` runs of each part (the machine's load inflates CPU seconds too)."""
     import gc
-    import io
     import pickle
     from collections import defaultdict
 
@@ -542,59 +563,60 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
     timed(extract, "_sign", "  MinHash signatures (pass 2)")
     timed(extract, "rejection_lines", "rejection lines (both passes, in the workers)")
     best: dict[str, float] = {}
-    for _ in range(repeat):
-        inner.clear()
-        parts: dict[str, float] = {}
-        with tempfile.TemporaryDirectory() as scratch:
-            shards, _ = plan(spec, expand_sources(spec, None), Path(scratch), None)
-        # What earlier parts left is frozen out of the garbage collector, as a worker's small
-        # heap holds nothing but its shard: otherwise every collection would walk all of it.
-        gc.collect()
-        gc.freeze()
-        started = time.process_time()
-        scans = []
-        for shard in shards:
-            result = extract.scan_task(shard, config)
-            scans.append((pickle.loads(result["payload"]), result["lines"]))
-        parts["pass 1: every row, best answer per question"] = time.process_time() - started
-        started = time.process_time()
-        out, rejected = pipeline.Filtered(), io.BytesIO()
-        top: dict[str, dict] = defaultdict(dict)
-        for shard, ((part, _, stats), lines) in zip(shards, scans, strict=True):
-            out.stats.merge(Stats.from_dict(stats))
-            rejected.write(lines)
-            se.merge_best(top[shard["uri"]], part.best)
-        tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
-        question_at: dict[str, dict[int, int]] = defaultdict(dict)
-        for shard, ((part, *_), _) in zip(shards, scans, strict=True):
-            question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
-        for shard, ((part, *_), _) in zip(shards, scans, strict=True):
-            selection = se.select(part, tops[shard["uri"]], question_at[shard["uri"]])
-            shard["selection"] = pickle.dumps(selection, protocol=5)
-        parts["driver: merge pass 1, select"] = time.process_time() - started
-        gc.collect()
-        gc.freeze()
-        started = time.process_time()
-        results = []
-        for shard in shards:
-            result = extract.extract_task(shard, config)
-            results.append((pickle.loads(result["payload"]), result["lines"]))
-        parts["pass 2: top answers, their questions: convert, rules, join, sign"] = (
-            time.process_time() - started
-        )
-        gc.collect()
-        gc.freeze()
-        started = time.process_time()
-        streamed = pipeline._Streamed(spec)
-        for (items, _, stats), lines in results:
-            out.stats.merge(Stats.from_dict(stats))
-            rejected.write(lines)
-            streamed.add(items)
-        streamed.finish(out)
-        parts["driver: dedup"] = time.process_time() - started
-        gc.unfreeze()
-        parts.update(inner)
-        best = {k: min(v, best.get(k, v)) for k, v in parts.items()}
+    with open(os.devnull, "wb") as sink:
+        for _ in range(repeat):
+            inner.clear()
+            parts: dict[str, float] = {}
+            with tempfile.TemporaryDirectory() as scratch:
+                shards, _ = plan(spec, expand_sources(spec, None), Path(scratch), None)
+            # What earlier parts left is frozen out of the garbage collector, as a worker's small
+            # heap holds nothing but its shard: otherwise every collection would walk all of it.
+            gc.collect()
+            gc.freeze()
+            started = time.process_time()
+            scans = []
+            for shard in shards:
+                result = extract.scan_task(shard, config)
+                scans.append((pickle.loads(result["payload"]), result["lines"]))
+            parts["pass 1: every row, best answer per question"] = time.process_time() - started
+            started = time.process_time()
+            out, rejected = pipeline.Filtered(), sink  # written as the stage writes its file
+            top: dict[str, dict] = defaultdict(dict)
+            for shard, ((part, _, stats), lines) in zip(shards, scans, strict=True):
+                out.stats.merge(Stats.from_dict(stats))
+                rejected.write(lines)
+                se.merge_best(top[shard["uri"]], part.best)
+            tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
+            question_at: dict[str, dict[int, int]] = defaultdict(dict)
+            for shard, ((part, *_), _) in zip(shards, scans, strict=True):
+                question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
+            for shard, ((part, *_), _) in zip(shards, scans, strict=True):
+                selection = se.select(part, tops[shard["uri"]], question_at[shard["uri"]])
+                shard["selection"] = pickle.dumps(selection, protocol=5)
+            parts["driver: merge pass 1, select"] = time.process_time() - started
+            gc.collect()
+            gc.freeze()
+            started = time.process_time()
+            results = []
+            for shard in shards:
+                result = extract.extract_task(shard, config)
+                results.append((pickle.loads(result["payload"]), result["lines"]))
+            parts["pass 2: top answers, their questions: convert, rules, join, sign"] = (
+                time.process_time() - started
+            )
+            gc.collect()
+            gc.freeze()
+            started = time.process_time()
+            streamed = pipeline._Streamed(spec)
+            for (items, _, stats), lines in results:
+                out.stats.merge(Stats.from_dict(stats))
+                rejected.write(lines)
+                streamed.add(items)
+            streamed.finish(out)
+            parts["driver: dedup"] = time.process_time() - started
+            gc.unfreeze()
+            parts.update(inner)
+            best = {k: min(v, best.get(k, v)) for k, v in parts.items()}
     print(f"CPU seconds per part, best of {repeat} (load {os.getloadavg()[0]:.1f}):")
     for label, seconds in best.items():
         print(f"  {label:48} {seconds:6.2f}")
