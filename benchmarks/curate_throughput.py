@@ -536,6 +536,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
 
     from lima.curate import extract, pipeline
     from lima.curate.readers import stackexchange as se
+    from lima.curate.readers.best_answers import BestAnswers
     from lima.curate.shards import expand_sources, plan
     from lima.curate.stats import Stats
     from lima.spec.data import DataSpec
@@ -581,18 +582,13 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
             parts["pass 1: every row, best answer per question"] = time.process_time() - started
             started = time.process_time()
             out, rejected = pipeline.Filtered(), sink  # written as the stage writes its file
-            top: dict[str, dict] = defaultdict(dict)
-            for shard, ((part, _, stats), lines) in zip(shards, scans, strict=True):
+            best_answers: dict[str, BestAnswers] = defaultdict(BestAnswers)
+            for shard, ((_, packed, _, stats), lines) in zip(shards, scans, strict=True):
                 out.stats.merge(Stats.from_dict(stats))
                 rejected.write(lines)
-                se.merge_best(top[shard["uri"]], part.best)
-            tops = {uri: se.top_answers(best_, floor) for uri, best_ in top.items()}
-            question_at: dict[str, dict[int, int]] = defaultdict(dict)
-            for shard, ((part, *_), _) in zip(shards, scans, strict=True):
-                question_at[shard["uri"]].update(se.question_offsets(part, tops[shard["uri"]]))
-            for shard, ((part, *_), _) in zip(shards, scans, strict=True):
-                selection = se.select(part, tops[shard["uri"]], question_at[shard["uri"]])
-                shard["selection"] = pickle.dumps(selection, protocol=5)
+                best_answers[shard["uri"]].add(packed)
+            pass_1 = [part for (part, *_), _ in scans]
+            pipeline.plan_pass_2(shards, pass_1, best_answers, floor)
             parts["driver: merge pass 1, select"] = time.process_time() - started
             gc.collect()
             gc.freeze()

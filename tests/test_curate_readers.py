@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 
 from lima.curate.readers.authored import AuthoredReader
+from lima.curate.readers.best_answers import merge_best, top_answers
 from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.rows import iter_rows, plan_ranges
 from lima.curate.readers.stackexchange import (
-    merge_best,
     question_offsets,
     read_selected,
     scan,
     select,
     site_of,
-    top_answers,
 )
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader

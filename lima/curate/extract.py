@@ -15,6 +15,7 @@ from lima.curate.minhash import BUCKETS, sketches
 from lima.curate.readers import stackexchange
 from lima.curate.readers.authored import AuthoredReader
 from lima.curate.readers.base import Reader
+from lima.curate.readers.best_answers import pack_best
 from lima.curate.readers.natural_instructions import NaturalInstructionsReader
 from lima.curate.readers.wikihow import WikiHowReader
 from lima.curate.readers.writingprompts import WritingPromptsReader
@@ -36,8 +37,9 @@ def _local(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Pass 1 over a Stack Exchange byte range (`stackexchange.scan`), its rejections already
-    serialised as rejected.jsonl lines (`lines`; the payload holds their count)."""
+    """Pass 1 over a Stack Exchange byte range (`stackexchange.scan`): the range's offsets, its
+    best answer per question packed for the driver's merge, its rejections already serialised
+    as rejected.jsonl lines (`lines`; the payload holds their count)."""
     spec = DataSpec.model_validate(config)
     row = _local(row)
     stats = Stats()
@@ -51,8 +53,8 @@ def scan_task(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         stats=stats,
     )
     lines, count = rejection_lines(_with_uri(part.rejected, row))
-    part.rejected = []
-    payload = (part, count, stats.to_dict())
+    best, part.best, part.rejected = pack_best(part.best), {}, []
+    payload = (part, best, count, stats.to_dict())
     return {"id": row["id"], "payload": pickle.dumps(payload, protocol=5), "lines": lines}
 
 

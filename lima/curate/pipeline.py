@@ -14,7 +14,8 @@ from lima.curate import extract
 from lima.curate.decontam import paused_gc
 from lima.curate.dedup import Deduplicator
 from lima.curate.parallel import run_shards
-from lima.curate.readers.stackexchange import merge_best, question_offsets, select, top_answers
+from lima.curate.readers.best_answers import BestAnswers
+from lima.curate.readers.stackexchange import Scan, question_offsets, select
 from lima.curate.records import Doc, Rejection
 from lima.curate.shards import expand_sources, plan
 from lima.curate.stats import Stats
@@ -48,27 +49,33 @@ def scan_stackexchange(
     rows that pass 2 reads: its top answers and the offsets of their questions."""
     se = [s for s in shards if s["kind"] == SourceKind.stackexchange.value]
     config = spec.model_dump(mode="json")
-    best: dict[str, dict] = defaultdict(dict)
+    best: dict[str, BestAnswers] = defaultdict(BestAnswers)
     parts = []
     results = run_shards(extract.scan_task, se, {"config": config}, workers, cpus)
-    for shard, ((part, rejected_count, stats), lines) in zip(se, results, strict=True):
+    for shard, ((part, packed, rejected_count, stats), lines) in zip(se, results, strict=True):
         out.stats.merge(Stats.from_dict(stats))
         rejected.write(lines)  # serialised by the worker, in shard order
         out.rejected += rejected_count
-        merge_best(best[shard["uri"]], part.best)
-        part.best = {}  # merged: only the offsets are still needed
+        best[shard["uri"]].add(packed)
         parts.append(part)
-    floor = spec.filters.stackexchange.min_score
-    tops = {uri: top_answers(per_file, floor) for uri, per_file in best.items()}
+    plan_pass_2(se, parts, best, spec.filters.stackexchange.min_score)
+    for shard in shards:
+        shard.setdefault("selection", b"")  # every shard row has the same keys
+
+
+def plan_pass_2(
+    shards: list[dict[str, Any]], parts: list[Scan], best: dict[str, BestAnswers], floor: int
+) -> None:
+    """Give each Stack Exchange shard its pass-2 `selection`: its top answers and where their
+    questions are (anywhere in the file), from every range's pass 1."""
+    tops = {uri: per_file.top_answers(floor) for uri, per_file in best.items()}
     question_at: dict[str, dict[int, int]] = defaultdict(dict)
-    for shard, part in zip(se, parts, strict=True):  # file order: the last row of an id wins
+    for shard, part in zip(shards, parts, strict=True):  # file order: the last row of an id wins
         question_at[shard["uri"]].update(question_offsets(part, tops.get(shard["uri"], {})))
-    for shard, part in zip(se, parts, strict=True):
+    for shard, part in zip(shards, parts, strict=True):
         uri = shard["uri"]
         selection = select(part, tops.get(uri, {}), question_at[uri])
         shard["selection"] = pickle.dumps(selection, protocol=5)
-    for shard in shards:
-        shard.setdefault("selection", b"")  # every shard row has the same keys
 
 
 def filter_and_dedup(

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from lima.curate.readers.base import Counter
+from lima.curate.readers.best_answers import Best
 from lima.curate.readers.fastscan import scan_rows
 from lima.curate.readers.rows import RawRow, rows_at
 from lima.curate.records import Doc, Rejection, StackAnswer, StackQuestion, doc, reject
@@ -27,8 +28,6 @@ from lima.curate.rules import answer_failure, title_self_contained
 from lima.curate.stats import Stats
 from lima.curate.text import HtmlError, html_to_markdown, strip_links
 from lima.spec.data import StackExchangeFilters
-
-Best = dict[int, tuple[int, int]]  # question id -> (score, -answer id): max() picks the top answer
 
 
 def site_of(path: str, override: str | None = None) -> str:
@@ -168,18 +167,6 @@ def _post_id(attrs: Mapping[str, str]) -> int | None:
     """The row's `Id`, or None when it is missing or not a non-negative integer."""
     value = attrs.get("Id")
     return int(value) if value is not None and value.isdigit() else None
-
-
-def merge_best(into: Best, other: Best) -> Best:
-    for parent, key in other.items():
-        if key > into.get(parent, (-(10**9), 0)):
-            into[parent] = key
-    return into
-
-
-def top_answers(best: Best, min_score: int) -> dict[int, int]:
-    """Question id -> its top answer's id, for the questions whose top answer can pass."""
-    return {qid: -neg_id for qid, (score, neg_id) in best.items() if score >= min_score}
 
 
 def select(part: Scan, top: Mapping[int, int], question_at: Mapping[int, int]) -> Selection:
