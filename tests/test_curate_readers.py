@@ -77,7 +77,7 @@ def se_docs(path: str, rules: StackExchangeFilters, stats: Stats, shard_bytes: i
     for part in parts:
         items += read_selected(
             path,
-            select(part, top, question_at),
+            select(part, set(top.values()), question_at),
             source="s",
             site="math",
             rules=rules,

@@ -72,9 +72,10 @@ def plan_pass_2(
     question_at: dict[str, dict[int, int]] = defaultdict(dict)
     for shard, part in zip(shards, parts, strict=True):  # file order: the last row of an id wins
         question_at[shard["uri"]].update(question_offsets(part, tops.get(shard["uri"], {})))
+    answer_ids = {uri: set(top.values()) for uri, top in tops.items()}
     for shard, part in zip(shards, parts, strict=True):
         uri = shard["uri"]
-        selection = select(part, tops.get(uri, {}), question_at[uri])
+        selection = select(part, answer_ids.get(uri, set()), question_at[uri])
         shard["selection"] = pickle.dumps(selection, protocol=5)
 
 

@@ -169,10 +169,9 @@ def _post_id(attrs: Mapping[str, str]) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def select(part: Scan, top: Mapping[int, int], question_at: Mapping[int, int]) -> Selection:
-    """The rows of one range that pass 2 needs, given the file's top answers and the offsets of
-    their questions (`question_offsets` of every range of the file)."""
-    answer_ids = set(top.values())
+def select(part: Scan, answer_ids: set[int], question_at: Mapping[int, int]) -> Selection:
+    """The rows of one range that pass 2 needs, given the ids of the file's top answers and the
+    offsets of their questions (`question_offsets` of every range of the file)."""
     tops = [c for c in part.candidates if c[0] in answer_ids]
     return Selection(
         candidates=part.candidates,
