@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -531,7 +532,6 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
     and pass 2 as the workers run them, the driver's merge and its joins and dedup; the best of
     `repeat` runs of each part (the machine's load inflates CPU seconds too)."""
     import gc
-    import pickle
     from collections import defaultdict
 
     from lima.curate import extract, pipeline
@@ -575,10 +575,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
             gc.collect()
             gc.freeze()
             started = time.process_time()
-            scans = []
-            for shard in shards:
-                result = extract.scan_task(shard, config)
-                scans.append((pickle.loads(result["payload"]), result["lines"]))
+            scans = _in_process(extract.scan_task, shards, config)
             parts["pass 1: every row, best answer per question"] = time.process_time() - started
             started = time.process_time()
             out, rejected = pipeline.Filtered(), sink  # written as the stage writes its file
@@ -593,10 +590,7 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
             gc.collect()
             gc.freeze()
             started = time.process_time()
-            results = []
-            for shard in shards:
-                result = extract.extract_task(shard, config)
-                results.append((pickle.loads(result["payload"]), result["lines"]))
+            results = _in_process(extract.extract_task, shards, config)
             parts["pass 2: top answers, their questions: convert, rules, join, sign"] = (
                 time.process_time() - started
             )
@@ -617,6 +611,17 @@ def profile(xml: Path, repeat: int) -> dict[str, float]:
     for label, seconds in best.items():
         print(f"  {label:48} {seconds:6.2f}")
     return best
+
+
+def _in_process(task: Callable, shards: list[dict], config: dict) -> list[tuple]:
+    """Every shard through `task` in this process, as `run_shards` yields them from Ray."""
+    import pickle
+
+    out = []
+    for shard in shards:
+        result = task(shard, config)
+        out.append((pickle.loads(result["payload"]), result["lines"]))
+    return out
 
 
 def main() -> None:
