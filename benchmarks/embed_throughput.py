@@ -59,7 +59,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--docs", type=int, default=2000)
-    parser.add_argument("--batch-sizes", default="16,64,256")
+    parser.add_argument("--batch-sizes", default="8,16,32,128,256")
     args = parser.parse_args()
     import torch
 

@@ -235,7 +235,7 @@ def report_config(experiment: Experiment) -> dict[str, Any]:
 GRAPH: tuple[Stage, ...] = (
     Stage(
         "curate",
-        "2",
+        "3",  # 3: joins in pass 2 (rejected.jsonl line order), CPU embedding batch 16
         (),
         curate_config,
         "lima.stages.curate:run",
