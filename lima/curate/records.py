@@ -6,13 +6,13 @@
 - `Rejection`: a dropped or malformed row, naming the rule and where the row came from; its
   `line()` is its rejected.jsonl line.
 - `StackQuestion` / `StackAnswer`: the halves of a Stack Exchange example, read in pass 2 and
-  joined into a `Doc` on the driver (`lima.curate.readers.stackexchange.join`).
+  joined into a `Doc` in the same task (`lima.curate.readers.stackexchange.join`).
 
-Steps tell them apart with `isinstance`. They cross Ray process boundaries pickled as the tuple
-of their fields (`_tuple_pickle`). Measured on 5,000 docs (2-core VM, ms to pickle / unpickle):
-the plain dicts these types replaced 3 / 4, a slotted dataclass's default state (a dict per
-object) 23 / 16 and 1.5x the bytes, as a tuple 7.5 / 4 and 8% fewer bytes than the dicts;
-pickling happens in the parallel shard tasks, unpickling on the driver.
+Steps tell them apart with `isinstance`. Docs and rejections cross Ray process boundaries
+pickled as the tuple of their fields (`_tuple_pickle`). Measured on 5,000 docs (2-core VM, ms to
+pickle / unpickle): the plain dicts these types replaced 3 / 4, a slotted dataclass's default
+state (a dict per object) 23 / 16 and 1.5x the bytes, as a tuple 7.5 / 4 and 8% fewer bytes than
+the dicts; pickling happens in the parallel shard tasks, unpickling on the driver.
 """
 
 from __future__ import annotations
@@ -121,10 +121,9 @@ class Rejection:
         return _ENCODER.encode(self.to_json()) + "\n"
 
 
-@_tuple_pickle
 @dataclass(slots=True, eq=False)
 class StackQuestion:
-    """A Stack Exchange question that a kept answer needs (pass 2)."""
+    """A Stack Exchange question that a kept answer needs (pass 2, inside its task)."""
 
     qid: int
     title: str
@@ -135,18 +134,16 @@ class StackQuestion:
     self_contained: bool
 
 
-@_tuple_pickle
 @dataclass(slots=True, eq=False)
 class StackAnswer:
-    """A Stack Exchange top answer that passed LIMA's answer rules (pass 2)."""
+    """A Stack Exchange top answer that passed LIMA's answer rules (pass 2, inside its task:
+    joined to its question there, it leaves as a `Doc`)."""
 
     aid: int
     qid: int
     score: int
     markdown: str
     file: str
-    minhash: Any = None
-    sketch: Any = None
 
 
 def doc(
